@@ -1,0 +1,40 @@
+"""The ``brorl`` command line. Each subcommand lives in its own module and is imported only
+when it runs, so ``brorl --help`` stays fast and needs no heavy dependency."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, help). The module defines `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("brorl.bench.bookkeeping", "time the per-step rollout bookkeeping against plain NumPy"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brorl", description=__doc__)
+    from brorl import __version__
+
+    parser.add_argument("--version", action="version", version=f"brorl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments are declared by the command's module; load it lazily only for that parser.
+        if argv and argv[0] == name:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""brorl's exceptions. Every error brorl raises on bad input is a ``BrorlError``; where the
+meaning is "wrong value" it is also a ``ValueError`` (and "wrong type" a ``TypeError``), so
+code that already catches the standard exceptions keeps working."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrorlError",
+    "InvalidArgumentError",
+    "NonFiniteError",
+    "BrorlTypeError",
+    "MissingRewardsError",
+    "BudgetExceededError",
+    "ConfigError",
+    "InternalError",
+]
+
+
+class BrorlError(Exception):
+    """Base class of every error brorl raises on purpose."""
+
+
+class InvalidArgumentError(BrorlError, ValueError):
+    """An argument has a value outside its domain; the message names the argument and value."""
+
+
+class NonFiniteError(InvalidArgumentError):
+    """NaN or infinity where a finite number is required (e.g. a reward)."""
+
+
+class BrorlTypeError(BrorlError, TypeError):
+    """An argument has the wrong type."""
+
+
+class MissingRewardsError(BrorlError, ValueError):
+    """An operation needs rewards but the rollout batch has none yet."""
+
+
+class BudgetExceededError(BrorlError):
+    """A bounded computation (e.g. parsing a huge expression) ran out of its work budget."""
+
+
+class ConfigError(BrorlError, ValueError):
+    """A configuration value is invalid; the message names the field and says what to change."""
+
+
+class InternalError(BrorlError, RuntimeError):
+    """A bug in brorl (a Rust panic caught at the boundary). Please report it."""

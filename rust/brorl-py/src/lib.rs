@@ -1,0 +1,29 @@
+//! `brorl._core`: the Python face of brorl-core. Converts arguments, releases the GIL for heavy
+//! work (see `errors::detached`) and maps errors; no algorithm lives here.
+
+mod advantages;
+mod arrays;
+mod errors;
+mod rollout;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use super::*;
+
+    #[pymodule_export]
+    use advantages::{compute_advantages, compute_gae, pass_at_k};
+    #[pymodule_export]
+    use rollout::RolloutBatch;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add(
+            "ESTIMATORS",
+            brorl_core::advantages::Estimator::NAMES.to_vec(),
+        )?;
+        Ok(())
+    }
+}
