@@ -1,0 +1,1 @@
+"""BroRL training: config, engines, learner and the loop (imports torch lazily)."""
