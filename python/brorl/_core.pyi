@@ -1,6 +1,7 @@
 # Type stub for the Rust extension `brorl._core`; tests/test_stub.py checks it against the
 # compiled module with mypy.stubtest so the two cannot drift.
 from collections.abc import Sequence
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ def pass_at_k(
     group_sizes: npt.ArrayLike, n_correct: npt.ArrayLike, k: int
 ) -> npt.NDArray[np.float64]: ...
 
+@final
 class RolloutBatch:
     def __new__(
         cls,

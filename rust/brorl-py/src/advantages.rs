@@ -6,6 +6,8 @@ use pyo3::prelude::*;
 use crate::arrays::{as_array1, not_contiguous};
 use crate::errors::{core, detached};
 
+type ArrayPair<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>);
+
 /// Sequence-level advantages; see `brorl.compute_advantages` for the formulas.
 #[pyfunction]
 #[pyo3(signature = (rewards, group_sizes, estimator = "reinforce_pp_baseline", eps = 1e-6))]
@@ -36,7 +38,7 @@ pub fn compute_gae<'py>(
     offsets: &Bound<'py, PyAny>,
     gamma: f64,
     lam: f64,
-) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<ArrayPair<'py>> {
     let r = as_array1::<f32>(py, "token_rewards", token_rewards, "float32")?;
     let v = as_array1::<f32>(py, "values", values, "float32")?;
     let o = as_array1::<i64>(py, "offsets", offsets, "int64")?;
