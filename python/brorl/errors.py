@@ -13,6 +13,7 @@ __all__ = [
     "BudgetExceededError",
     "ConfigError",
     "InternalError",
+    "DataFormatError",
 ]
 
 
@@ -46,3 +47,14 @@ class ConfigError(BrorlError, ValueError):
 
 class InternalError(BrorlError, RuntimeError):
     """A bug in brorl (a Rust panic caught at the boundary). Please report it."""
+
+
+class DataFormatError(BrorlError, ValueError):
+    """A data file has a bad row; the message names the file, line, field and value."""
+
+    def __init__(self, path, line, field, value, problem):
+        self.path, self.line, self.field, self.value = path, line, field, value
+        where = str(path) + (f", line {line}" if line is not None else "")
+        what = f"field {field!r}" if field is not None else "row"
+        shown = "" if value is None else f" (value {value!r})"
+        super().__init__(f"{where}: {what} {problem}{shown}")
