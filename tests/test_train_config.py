@@ -1,0 +1,92 @@
+"""The typed config tree: presets, overrides, validation messages naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from brorl.errors import ConfigError
+from brorl.train import config as C
+
+
+def test_default_resolves_and_every_field_has_help():
+    cfg = C.load_config()
+    assert cfg.algorithm.n >= 256
+    assert cfg.model.path == "builtin:tiny"
+    names = C.field_help()
+    assert len(names) > 60
+    for name, help_text, _ in names:
+        assert len(help_text) > 10, f"{name} lacks a help string"
+
+
+def test_presets_match_paper_table_1():
+    bro = C.load_config(overrides=["preset=brorl"])
+    pro = C.load_config(overrides=["preset=prorl"])
+    assert (bro.algorithm.n, bro.algorithm.prompts_per_step) == (512, 128)
+    assert (pro.algorithm.n, pro.algorithm.prompts_per_step) == (16, 512)
+    # sqrt rule: 8x the rollouts per step -> sqrt(8)x the learning rate
+    assert C.effective_lr(bro) / C.effective_lr(pro) == pytest.approx(math.sqrt(8))
+
+
+def test_overrides_and_yaml_roundtrip(tmp_path):
+    import yaml
+
+    cfg = C.load_config(overrides=["algorithm.n=512", "optim.lr=2e-5", "generation.stop=['x']"])
+    assert cfg.algorithm.n == 512 and cfg.optim.lr == 2e-5 and cfg.generation.stop == ["x"]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(C.to_dict(cfg)))
+    again = C.load_config(p)
+    assert C.to_dict(again) == C.to_dict(cfg)
+    # a YAML file may start from a preset
+    q = tmp_path / "p.yaml"
+    q.write_text("preset: prorl\nrun: {steps: 3}\n" + yaml.safe_dump({"data": C.to_dict(cfg)["data"]}))
+    r = C.load_config(q)
+    assert r.algorithm.n == 16 and r.run.steps == 3
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("algorithm.mini_batches=3", "algorithm.mini_batches = 3: must divide algorithm.prompts_per_step"),
+        ("algorithm.estimator=ppo_gae", "algorithm.estimator = 'ppo_gae'"),
+        ("algorithm.kl_estimator=k7", "algorithm.kl_estimator"),
+        ("algorithm.loss_agg=sum", "algorithm.loss_agg"),
+        ("algorithm.n=1", "algorithm.n = 1"),
+        ("generation.temperature=0", "generation.temperature"),
+        ("deepspeed.zero_stage=1", "deepspeed.zero_stage"),
+        ("algorithm.tis_low=2", "algorithm.tis_low/tis_high"),
+        ("algorithm.n=many", "algorithm.n: expected an integer, got 'many'"),
+        ("algorithm.nn=4", "algorithm.nn: unknown field"),
+        ("model.path=/nonexistent/model", "model.path"),
+        ("preset=huge", "unknown preset 'huge'"),
+        ("data.sources=[{kind: jsonl, path: /no/such.jsonl}]", "data.sources[0].path"),
+        ("data.sources=[{kind: parquet}]", "data.sources[0].kind"),
+        ("data.on_bad_row=ignore", "data.on_bad_row"),
+    ],
+)
+def test_bad_values_name_the_field(override, needle):
+    with pytest.raises(ConfigError) as e:
+        C.load_config(overrides=[override])
+    assert needle in str(e.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        C.load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "bad.yaml"
+    p.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        C.load_config(p)
+    with pytest.raises(ConfigError, match="key=value"):
+        C.load_config(overrides=["algorithm.n"])
+
+
+def test_config_is_dataclass_tree():
+    cfg = C.TrainConfig()
+    assert dataclasses.is_dataclass(cfg.algorithm)
+    assert cfg.algorithm.clip_low == 0.2 and cfg.algorithm.clip_high == 0.28
+    assert cfg.algorithm.kl_estimator == "k2" and cfg.algorithm.kl_coef == 1e-4
+    assert (cfg.algorithm.tis_low, cfg.algorithm.tis_high) == (0.5, 5.0)
+    assert cfg.algorithm.loss_agg == "token-mean"

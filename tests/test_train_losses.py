@@ -1,0 +1,116 @@
+"""The update's pure functions against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from brorl.errors import ConfigError  # noqa: E402
+from brorl.train import losses as L  # noqa: E402
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def test_ppo_clip_loss_hand_values():
+    # ratios exp(d): 1.5 (A=+1, clipped at 1.28), 0.5 (A=+1, not clipped: min picks 0.5),
+    # 0.5 (A=-1, clipped at 0.8 -> -0.8 < -0.5), 1.1 (A=-1, inside window)
+    d = [math.log(1.5), math.log(0.5), math.log(0.5), math.log(1.1)]
+    logp = t([d])
+    old = torch.zeros(1, 4)
+    adv = t([[1.0, 1.0, -1.0, -1.0]])
+    loss, clipped = L.ppo_clip_loss(logp, old, adv, 0.2, 0.28)
+    assert loss.tolist()[0] == pytest.approx([-1.28, -0.5, 0.8, 1.1], abs=1e-6)
+    assert clipped.tolist() == [[1.0, 0.0, 1.0, 0.0]]
+
+
+def test_clip_higher_is_asymmetric():
+    logp = t([[math.log(1.25), math.log(0.75)]])
+    loss, _ = L.ppo_clip_loss(logp, torch.zeros(1, 2), t([[1.0, -1.0]]), 0.2, 0.28)
+    # 1.25 < 1.28 keeps its gradient; 0.75 < 0.8 is clipped for A<0
+    assert loss.tolist()[0] == pytest.approx([-1.25, 0.8], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "est,expected",
+    [("k1", [0.5, -2.0, 10.0]), ("k2", [0.125, 2.0, 50.0]),
+     ("k3", [math.exp(-0.5) - 1 + 0.5, math.exp(2.0) - 1 - 2.0, math.exp(-10.0) - 1 + 10.0])],
+)
+def test_kl_estimators_hand_values(est, expected):
+    logp = t([[0.0, -3.0, 20.0]])
+    ref = t([[-0.5, -1.0, 0.0]])  # log-ratios 0.5, -2, 20 -> clamped to 10
+    got = L.kl_penalty(logp, ref, est, clamp=10.0)
+    assert got.tolist()[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_kl_unknown_estimator_is_config_error():
+    with pytest.raises(ConfigError, match="kl_estimator"):
+        L.kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), "k9")
+
+
+def test_tis_weights_window():
+    old = t([[0.0, 0.0, 0.0]])
+    eng = t([[math.log(4.0), math.log(0.5), math.log(0.1)]])  # ratios 0.25, 2, 10
+    w = L.tis_weights(old, eng, 0.5, 5.0)
+    assert w.tolist()[0] == pytest.approx([0.5, 2.0, 5.0], rel=1e-6)
+    assert not w.requires_grad
+
+
+def test_aggregate_modes_hand_values():
+    v = t([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
+    m = t([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    assert L.aggregate(v, m, "token-mean").item() == pytest.approx(10 / 4)
+    assert L.aggregate(v, m, "seq-mean-token-mean").item() == pytest.approx((2 + 4) / 2)
+    assert L.aggregate(v, m, "seq-mean-token-sum").item() == pytest.approx((6 + 4) / 2)
+    # micro-batch split: the halves with the global denominators sum to the whole
+    a = L.aggregate(v[:1], m[:1], "token-mean", total_tokens=4)
+    b = L.aggregate(v[1:], m[1:], "token-mean", total_tokens=4)
+    assert (a + b).item() == pytest.approx(2.5)
+    a = L.aggregate(v[:1], m[:1], "seq-mean-token-mean", total_seqs=2)
+    b = L.aggregate(v[1:], m[1:], "seq-mean-token-mean", total_seqs=2)
+    assert (a + b).item() == pytest.approx(3.0)
+    with pytest.raises(ConfigError, match="loss_agg"):
+        L.aggregate(v, m, "sum-of-everything")
+
+
+def test_entropy_and_token_logprobs():
+    logits = torch.zeros(1, 1, 4)  # uniform over 4
+    assert L.entropy_from_logits(logits).item() == pytest.approx(math.log(4))
+    logits = t([[[math.log(1.0), math.log(3.0)]]])  # probs 0.25, 0.75
+    lp = L.token_logprobs(logits, torch.tensor([[1]]))
+    assert lp.item() == pytest.approx(math.log(0.75), rel=1e-6)
+
+
+def test_sqrt_lr_rule():
+    # ProRL batch 16*512 -> BroRL 512*128 is 8x the rollouts: lr grows by sqrt(8)
+    assert L.sqrt_lr(1e-6, 512 * 128, 16 * 512) == pytest.approx(1e-6 * math.sqrt(8))
+    with pytest.raises(ConfigError):
+        L.sqrt_lr(1e-6, 0, 1)
+
+
+def test_policy_loss_combines_terms():
+    logp = t([[0.0, 0.0]]).requires_grad_()
+    old = t([[0.0, 0.0]])
+    ref = t([[-1.0, 0.0]])
+    eng = t([[math.log(0.5), 0.0]])  # tis weight exp(0 - log .5) = 2 on token 0, 1 on token 1
+    adv = t([[1.0, -1.0]])
+    mask = t([[1.0, 1.0]])
+    ent = t([[0.3, 0.1]])
+    loss, m = L.policy_loss(
+        logp, old, ref, eng, adv, mask, clip_low=0.2, clip_high=0.28, loss_agg="token-mean",
+        kl_coef=0.1, kl_estimator="k2", kl_clamp=10.0, tis_low=0.5, tis_high=5.0,
+        entropy=ent, entropy_coef=0.5,
+    )
+    pg = (-1.0 * 2 + 1.0 * 1) / 2  # -0.5
+    kl = (0.5 * 1.0 + 0.0) / 2  # 0.25
+    assert m["pg_loss"].item() == pytest.approx(pg)
+    assert m["kl"].item() == pytest.approx(kl)
+    assert m["entropy"].item() == pytest.approx(0.2)
+    assert loss.item() == pytest.approx(pg + 0.1 * kl - 0.5 * 0.2)
+    loss.backward()
+    # d/dlogp of -r*A*w at r=1 is -A*w/2 ; plus kl_coef * d(x^2/2)/dx / 2 = 0.1*x/2
+    assert logp.grad.tolist()[0] == pytest.approx([-2 / 2 + 0.1 * 1.0 / 2, 1 / 2], abs=1e-6)
