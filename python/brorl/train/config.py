@@ -464,12 +464,14 @@ _BRORL: dict = {
                   "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
     "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
     "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 1024},
+    "deepspeed": {"micro_batch_tokens": 16384},
 }
 _PRORL: dict = {
     "algorithm": {"n": 16, "prompts_per_step": 512, "clip_high": 0.28, "kl_coef": 1e-4,
                   "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
     "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
     "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 512},
+    "deepspeed": {"micro_batch_tokens": 16384},
 }
 PRESETS: dict[str, dict] = {"default": _DEFAULT, "brorl": _BRORL, "prorl": _PRORL}
 
