@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "InternalError",
     "DataFormatError",
+    "WorkerLostError",
+    "TrainerRankLostError",
 ]
 
 
@@ -58,3 +60,14 @@ class DataFormatError(BrorlError, ValueError):
         what = f"field {field!r}" if field is not None else "row"
         shown = "" if value is None else f" (value {value!r})"
         super().__init__(f"{where}: {what} {problem}{shown}")
+
+
+class WorkerLostError(BrorlError, RuntimeError):
+    """A remote worker of a distributed run (engine actor, reward task, trainer rank) died more
+    often than the run's restart budget allows; the message names the worker and the budget."""
+
+
+class TrainerRankLostError(WorkerLostError):
+    """A DeepSpeed trainer rank of a distributed run died. The run stops (a data-parallel group
+    cannot lose a member mid-step); the message names the last intact checkpoint and the command
+    that resumes from it."""
