@@ -10,6 +10,7 @@ import sys
 # name -> (module, help). The module defines `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("brorl.bench.bookkeeping", "time the per-step rollout bookkeeping against plain NumPy"),
+    "eval": ("brorl.eval.cli", "pass@k of a model on math, HumanEval and Reasoning Gym task sets"),
 }
 
 
