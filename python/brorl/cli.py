@@ -10,6 +10,8 @@ import sys
 # name -> (module, help). The module defines `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("brorl.bench.bookkeeping", "time the per-step rollout bookkeeping against plain NumPy"),
+    "simulate": ("brorl.simulate", "reproduce the paper's toy mass-balance experiment (Fig. 3): CSV + PNG"),
+    "plot": ("brorl.plot", "plot training curves of one or more run directories side by side"),
     "eval": ("brorl.eval.cli", "pass@k of a model on math, HumanEval and Reasoning Gym task sets"),
 }
 
