@@ -314,6 +314,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ConfigError as e:
+        print(f"brorl simulate: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = ToyConfig(
         ns=tuple(args.ns),
         steps=args.steps,
