@@ -1,0 +1,187 @@
+"""The two kinds of Ray actor of a distributed run. Each hosts an object of the single-machine
+trainer (a DeepSpeed learner, a vLLM generator) built inside the actor by a picklable factory,
+and forwards calls to it; the actors add only what placement needs (torch.distributed set-up,
+weight transport). This module imports neither Ray nor torch at import time: the classes become
+actors through ``ray.remote(cls).options(...)`` where they are created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from brorl.distributed import weight_sync as ws
+
+__all__ = ["TrainerRank", "EngineActor", "free_port", "node_ip"]
+
+log = logging.getLogger("brorl.distributed")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return int(s.getsockname()[1])
+
+
+def node_ip() -> str:
+    import ray
+
+    return str(ray.util.get_node_ip_address())
+
+
+def _named(weights: Any) -> list[tuple[str, Any]]:
+    return list(weights.items()) if hasattr(weights, "items") else list(weights)
+
+
+class TrainerRank:
+    """One DeepSpeed data-parallel rank. ``setup`` joins torch.distributed with the other ranks
+    (rank 0's address, given by the driver) and only then builds the learner, so DeepSpeed finds
+    the process group already initialised and reuses it."""
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        self.rank = rank
+        self.world_size = world_size
+        self.target: Any = None
+        self._sync: tuple[Any, Any] | None = None
+
+    def address(self) -> tuple[str, int]:
+        return node_ip(), free_port()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def setup(
+        self,
+        master_addr: str,
+        master_port: int,
+        backend: str,
+        factory: Callable[[], Any],
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        import torch.distributed as dist
+
+        # The env is what DeepSpeed and torch read; Ray already narrowed CUDA_VISIBLE_DEVICES to
+        # this actor's GPU, so the local rank is always 0.
+        os.environ.update(
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+            RANK=str(self.rank),
+            WORLD_SIZE=str(self.world_size),
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+        )
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend=backend,
+                init_method=f"tcp://{master_addr}:{master_port}",
+                rank=self.rank,
+                world_size=self.world_size,
+                timeout=timedelta(seconds=timeout_s),
+            )
+        self.target = factory()
+        return {"rank": dist.get_rank(), "world_size": dist.get_world_size(), "backend": backend}
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.target, method)(*args, **kwargs)
+
+    def all_reduce_check(self, value: float) -> float:
+        """Sum of ``value`` over the ranks through the training process group (a cheap check that
+        the group is really connected)."""
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item())
+
+    # --- weight sync, called on rank 0 only -------------------------------------------------
+
+    def _weights(self, method: str) -> dict[str, Any]:
+        return dict(_named(getattr(self.target, method)()))
+
+    def weight_plan(self, method: str, bucket_bytes: int) -> list[ws.Bucket]:
+        return ws.plan_buckets(ws.specs_of(self._weights(method).items()), bucket_bytes)
+
+    def init_sync_group(self, host: str, port: int, world_size: int, backend: str, timeout_s: float) -> None:
+        self._sync = ws.new_sync_group(backend, host, port, 0, world_size, timeout_s)
+
+    def broadcast_weights(self, method: str, plan: list[ws.Bucket]) -> dict[str, float]:
+        assert self._sync is not None, "init_sync_group first"
+        t0 = time.perf_counter()
+        weights = self._weights(method)
+        peak = 0
+        for bucket in plan:
+            buf = ws.pack_bucket(bucket, weights)
+            peak = max(peak, buf.numel())
+            ws.broadcast_bucket(self._sync[1], buf)
+            del buf
+        return {"seconds": time.perf_counter() - t0, "buckets": len(plan), "max_bucket_bytes": peak}
+
+    def put_weights(self, method: str, plan: list[ws.Bucket]) -> list[Any]:
+        """Colocated transport: each bucket into the node's shared-memory object store."""
+        import ray
+
+        weights = self._weights(method)
+        refs = []
+        for bucket in plan:
+            # Ray stores numpy arrays without pickling and maps them read-only on the reader.
+            refs.append(ray.put(ws.pack_bucket(bucket, weights, device="cpu").numpy()))
+        return refs
+
+
+class EngineActor:
+    """One generation engine (vLLM in this process: VLLM_ENABLE_V1_MULTIPROCESSING=0 comes with
+    the run's runtime env)."""
+
+    def __init__(self, index: int, factory: Callable[[], Any]) -> None:
+        self.index = index
+        self.target = factory()
+        self._sync: tuple[Any, Any] | None = None
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.target, method)(*args, **kwargs)
+
+    def init_sync_group(
+        self, host: str, port: int, rank: int, world_size: int, backend: str, timeout_s: float
+    ) -> None:
+        self._sync = ws.new_sync_group(backend, host, port, rank, world_size, timeout_s)
+
+    def receive_broadcast(self, load_method: str, plan: list[ws.Bucket], device: str = "cpu") -> float:
+        import torch
+
+        assert self._sync is not None, "init_sync_group first"
+        group = self._sync[1]
+        t0 = time.perf_counter()
+
+        def receive(bucket: ws.Bucket) -> torch.Tensor:
+            return ws.broadcast_bucket(group, torch.empty(bucket.nbytes, dtype=torch.uint8, device=device))
+
+        getattr(self.target, load_method)(ws.iter_received(plan, receive))
+        return time.perf_counter() - t0
+
+    def receive_objects(self, load_method: str, plan: list[ws.Bucket], refs: list[Any]) -> float:
+        import ray
+        import torch
+
+        t0 = time.perf_counter()
+        pending = iter(refs)
+
+        def receive(bucket: ws.Bucket) -> torch.Tensor:
+            array = ray.get(next(pending))
+            # Read-only shared memory: the loader only reads before copying into parameters.
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(array)
+
+        getattr(self.target, load_method)(ws.iter_received(plan, receive))
+        return time.perf_counter() - t0

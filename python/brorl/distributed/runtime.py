@@ -1,0 +1,542 @@
+"""Driver-side stand-ins for the loop's ``Generator``, ``RewardFn`` and ``Learner`` that run the
+single-machine implementations on a Ray cluster, with restarts of dead engines and reward
+workers, and the weight sync between them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from brorl._core import RolloutBatch
+from brorl.distributed import serde
+from brorl.distributed.actors import EngineActor, TrainerRank
+from brorl.distributed.config import ClusterConfig
+from brorl.distributed.placement import Placement
+from brorl.errors import TrainerRankLostError, WorkerLostError
+
+__all__ = ["EnginePool", "RewardPool", "TrainerGroup", "WeightSync", "split_groups", "slice_rollouts"]
+
+log = logging.getLogger("brorl.distributed")
+
+# Seeds of engines after the first are spread far apart so K engines never share a stream, and
+# engine 0 keeps the run's seed: one engine gives exactly the single-machine rollouts.
+_SEED_STRIDE = 1_000_003
+
+
+def _system_errors() -> tuple[type[BaseException], ...]:
+    """Ray errors that mean "the process died", as opposed to an exception raised by our code."""
+    import ray.exceptions as rex
+
+    return (
+        rex.RayActorError,  # includes ActorDiedError and ActorUnavailableError
+        rex.WorkerCrashedError,
+        rex.NodeDiedError,
+        rex.ObjectLostError,
+        rex.OwnerDiedError,
+        rex.OutOfMemoryError,
+        rex.LocalRayletDiedError,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# rollout slicing (pure)
+
+
+def split_groups(batch: RolloutBatch, groups_per_chunk: int) -> list[tuple[int, int]]:
+    """Rollout ranges ``[start, end)`` covering whole prompt groups, ``groups_per_chunk`` each."""
+    sizes = batch.group_sizes
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    out = []
+    for g in range(0, len(sizes), groups_per_chunk):
+        out.append((int(bounds[g]), int(bounds[min(g + groups_per_chunk, len(sizes))])))
+    return out
+
+
+def slice_rollouts(batch: RolloutBatch, start: int, end: int) -> tuple[RolloutBatch, list[int]]:
+    """Rollouts ``start:end`` as a batch whose prompt indices are renumbered 0.. in order of
+    appearance, and the original prompt index of each new one."""
+    pidx = batch.prompt_index[start:end]
+    order, first = np.unique(pidx, return_index=True)
+    originals = [int(p) for p in order[np.argsort(first)]]
+    remap = {p: i for i, p in enumerate(originals)}
+    new_pidx = np.array([remap[int(p)] for p in pidx], dtype=np.int64)
+    off = batch.offsets
+    t0, t1 = int(off[start]), int(off[end])
+    lp = batch.logprobs
+    rw = batch.rewards
+    sub = RolloutBatch(
+        new_pidx,
+        batch.token_ids[t0:t1],
+        off[start : end + 1] - t0,
+        None if lp is None else lp[t0:t1],
+        None if rw is None else rw[start:end],
+        batch.truncated[start:end],
+    )
+    return sub, originals
+
+
+def merge_batches(parts: Sequence[RolloutBatch], prompt_offsets: Sequence[int]) -> RolloutBatch:
+    """Concatenate per-engine batches, shifting each one's prompt indices by its shard start."""
+    pidx = np.concatenate([p.prompt_index + o for p, o in zip(parts, prompt_offsets)])
+    tokens = np.concatenate([p.token_ids for p in parts])
+    lengths = np.concatenate([np.diff(p.offsets) for p in parts])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    has_lp = all(p.logprobs is not None for p in parts)
+    has_rw = all(p.rewards is not None for p in parts)
+    return RolloutBatch(
+        pidx.astype(np.int64),
+        tokens,
+        offsets,
+        np.concatenate([p.logprobs for p in parts]) if has_lp else None,
+        np.concatenate([p.rewards for p in parts]) if has_rw else None,
+        np.concatenate([p.truncated for p in parts]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# learner
+
+
+class TrainerGroup:
+    """M DeepSpeed data-parallel ranks behind the ``Learner`` interface.
+
+    Every rank gets the whole ``TrainBatch`` (one object-store copy shared by the node) and runs
+    the same call, as torchrun ranks do; the learner picks its own balanced micro-batches by its
+    rank. Rank 0's metrics are returned. A rank that dies stops the run: the others are killed
+    (they would wait forever in the next all-reduce) and :class:`TrainerRankLostError` names the
+    last checkpoint all ranks finished writing and how to resume.
+    """
+
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        placement: Placement,
+        factory: Callable[[], Any],
+        backend: str,
+        resume_hint: str = "",
+    ) -> None:
+        import ray
+
+        self.cfg = cfg
+        self.resume_hint = resume_hint
+        self.last_checkpoint: str | None = None
+        cls = ray.remote(TrainerRank)
+        m = cfg.num_trainer_ranks
+        self.ranks = [
+            cls.options(name=None, max_restarts=0, **placement.rank_options(i)).remote(i, m)
+            for i in range(m)
+        ]
+        addr, port = ray.get(self.ranks[0].address.remote(), timeout=cfg.timeout_s)
+        self.info = self._all(
+            [r.setup.remote(addr, port, backend, factory, cfg.timeout_s) for r in self.ranks],
+            "setup",
+        )
+
+    def _all(self, refs: list[Any], what: str) -> list[Any]:
+        import ray
+
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=self.cfg.timeout_s)
+                if not done:
+                    raise TrainerRankLostError(
+                        f"trainer ranks did not finish {what} within cluster.timeout_s="
+                        f"{self.cfg.timeout_s:g}s. {self._resume_message()}"
+                    )
+                ray.get(done[0])
+            return ray.get(refs)
+        except _system_errors() as exc:
+            dead = self._dead_rank(refs)
+            self.kill()
+            raise TrainerRankLostError(
+                f"trainer rank {dead} died during {what} ({type(exc).__name__}); the run is "
+                f"stopped. {self._resume_message()}"
+            ) from exc
+        except TrainerRankLostError:
+            self.kill()
+            raise
+
+    def _dead_rank(self, refs: list[Any]) -> str:
+        import ray
+
+        for i, ref in enumerate(refs):
+            try:
+                ray.get(ref, timeout=0)
+            except _system_errors():
+                return str(i)
+            except Exception:  # still running (GetTimeoutError) or an ordinary error
+                continue
+        return "?"
+
+    def _resume_message(self) -> str:
+        if self.last_checkpoint is None:
+            where = "No checkpoint was written yet, so a new run starts from the beginning."
+        else:
+            where = f"The last complete checkpoint is {self.last_checkpoint}."
+        return f"{where} {self.resume_hint}".strip()
+
+    def _call_all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._all([r.call.remote(method, *args, **kwargs) for r in self.ranks], method)
+
+    # Learner interface ------------------------------------------------------------------------
+
+    def train_step(self, batch: Any) -> dict[str, float]:
+        import ray
+
+        ref = ray.put(batch)  # one copy in the object store for all ranks on a node
+        return dict(self._call_all("train_step", ref)[0])
+
+    def named_weights(self) -> Iterable[tuple[str, Any]]:
+        import ray
+
+        return ray.get(self.ranks[0].call.remote("named_weights"), timeout=self.cfg.timeout_s)
+
+    def reset_reference(self) -> None:
+        self._call_all("reset_reference")
+
+    def save_checkpoint(self, path: Any) -> None:
+        self._call_all("save_checkpoint", path)
+        self.last_checkpoint = str(path)
+
+    def load_checkpoint(self, path: Any) -> None:
+        self._call_all("load_checkpoint", path)
+        self.last_checkpoint = str(path)
+
+    def close(self) -> None:
+        try:
+            self._call_all("close")
+        finally:
+            self.kill()
+
+    # cluster --------------------------------------------------------------------------------
+
+    def all_reduce_check(self) -> float:
+        return float(self._all([r.all_reduce_check.remote(i + 1.0) for i, r in enumerate(self.ranks)], "all_reduce")[0])
+
+    def pids(self) -> list[int]:
+        import ray
+
+        return ray.get([r.pid.remote() for r in self.ranks])
+
+    def kill(self) -> None:
+        import ray
+
+        for r in self.ranks:
+            try:
+                ray.kill(r, no_restart=True)
+            except Exception:  # already gone
+                pass
+
+
+# ---------------------------------------------------------------------------------------------
+# generator
+
+
+class EnginePool:
+    """K engine actors behind the ``Generator`` interface.
+
+    A step's prompts are split into K contiguous shards of whole prompts (a prompt's N rollouts
+    stay on one engine: one request with ``n=N`` shares the prompt's prefix cache). A shard whose
+    engine died is re-issued on a fresh engine that first receives the current weights; each
+    restart is counted in :meth:`pop_metrics` and logged as a warning.
+    """
+
+    def __init__(self, cfg: ClusterConfig, placement: Placement, factory: Callable[[], Any]) -> None:
+        import ray
+
+        self.cfg = cfg
+        self.placement = placement
+        self.factory = factory
+        self._cls = ray.remote(EngineActor)
+        self.engines = [self._start(j) for j in range(cfg.num_engines)]
+        # Creation is asynchronous; wait for every engine to be up before the first step.
+        ray.get([e.pid.remote() for e in self.engines], timeout=cfg.timeout_s)
+        self.restarts = 0
+        self._events: dict[str, float] = {}
+        self.sync: WeightSync | None = None
+
+    def _start(self, j: int) -> Any:
+        return self._cls.options(max_restarts=0, **self.placement.engine_options(j)).remote(j, self.factory)
+
+    def _restart(self, j: int, exc: BaseException) -> None:
+        import ray
+
+        if self.restarts >= self.cfg.max_engine_restarts:
+            raise WorkerLostError(
+                f"engine actor {j} died ({type(exc).__name__}) after {self.restarts} restarts; "
+                f"cluster.max_engine_restarts={self.cfg.max_engine_restarts} is spent"
+            ) from exc
+        self.restarts += 1
+        self._events["engine_restarts"] = self._events.get("engine_restarts", 0) + 1
+        log.warning("engine actor %d died (%s); restarting it and re-issuing its prompts", j, type(exc).__name__)
+        try:
+            ray.kill(self.engines[j], no_restart=True)
+        except Exception:
+            pass
+        self.engines[j] = self._start(j)
+        ray.get(self.engines[j].pid.remote(), timeout=self.cfg.timeout_s)
+        if self.sync is not None:
+            self.sync.engine_restarted(j)
+
+    def _run(self, method: str, per_engine: list[tuple[tuple[Any, ...], dict[str, Any]] | None]) -> list[Any]:
+        """Call ``method`` on each engine that has work; restart and re-issue on death."""
+        import ray
+
+        results: list[Any] = [None] * len(self.engines)
+        todo = {j for j, w in enumerate(per_engine) if w is not None}
+        while todo:
+            refs = {}
+            for j in sorted(todo):
+                args, kwargs = per_engine[j]  # type: ignore[misc]
+                refs[j] = self.engines[j].call.remote(method, *args, **kwargs)
+            failed: dict[int, BaseException] = {}
+            for j, ref in refs.items():
+                try:
+                    results[j] = ray.get(ref, timeout=self.cfg.timeout_s)
+                    todo.discard(j)
+                except _system_errors() as exc:
+                    failed[j] = exc
+            for j, exc in failed.items():
+                self._restart(j, exc)
+            if failed and self.sync is not None:
+                # A restarted engine starts from the model on disk: give it the current weights.
+                self.sync.sync()
+        return results
+
+    # Generator interface --------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: Any, seed: int) -> Any:
+        from brorl.train.interfaces import Rollouts
+
+        t0 = time.perf_counter()
+        k = len(self.engines)
+        bounds = np.linspace(0, len(prompts), k + 1).round().astype(int)
+        work: list[Any] = []
+        for j in range(k):
+            shard = [list(p) for p in prompts[bounds[j] : bounds[j + 1]]]
+            work.append(((shard, n, sampling, seed + _SEED_STRIDE * j), {}) if shard else None)
+        results = self._run("generate", work)
+        parts = [(r, int(bounds[j])) for j, r in enumerate(results) if r is not None]
+        batch = merge_batches([r.batch for r, _ in parts], [o for _, o in parts])
+        texts = [t for r, _ in parts for t in r.texts]
+        return Rollouts(batch=batch, texts=texts, seconds=time.perf_counter() - t0)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        """Push weights held by the driver (the weight sync path avoids this copy)."""
+        named = list(named_tensors)
+        self._run("update_weights", [((named,), {})] * len(self.engines))
+
+    def reset(self) -> None:
+        self._run("reset", [((), {})] * len(self.engines))
+
+    def close(self) -> None:
+        import ray
+
+        for e in self.engines:
+            try:
+                ray.get(e.call.remote("close"), timeout=60)
+            except Exception:  # a dead engine has nothing left to close
+                pass
+            try:
+                ray.kill(e, no_restart=True)
+            except Exception:
+                pass
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Fault events since the last call (``engine_restarts``), for the step's metrics."""
+        events, self._events = self._events, {}
+        return events
+
+    def pids(self) -> list[int]:
+        import ray
+
+        return ray.get([e.pid.remote() for e in self.engines])
+
+
+# ---------------------------------------------------------------------------------------------
+# weight sync
+
+
+class WeightSync:
+    """Trainer rank 0 -> engines after every optimizer step (see :mod:`weight_sync`)."""
+
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        trainer: TrainerGroup,
+        engines: EnginePool,
+        backend: str,
+        device: str,
+        weights_method: str = "named_weights",
+        load_method: str = "update_weights",
+    ) -> None:
+        import ray
+
+        self.cfg = cfg
+        self.trainer = trainer
+        self.engines = engines
+        self.backend = backend
+        self.device = device
+        self.weights_method = weights_method
+        self.load_method = load_method
+        bucket_bytes = max(1, int(cfg.sync_bucket_mb * 2**20))
+        self.plan = ray.get(
+            trainer.ranks[0].weight_plan.remote(weights_method, bucket_bytes), timeout=cfg.timeout_s
+        )
+        self.total_bytes = sum(b.nbytes for b in self.plan)
+        self._group_ok = False
+        self.last: dict[str, float] = {}
+        engines.sync = self
+
+    def engine_restarted(self, j: int) -> None:
+        # A broadcast group cannot replace a member: build a new one at the next sync.
+        self._group_ok = False
+
+    def _init_group(self) -> None:
+        import ray
+
+        from brorl.distributed.actors import free_port  # noqa: F401  (port chosen on rank 0's node)
+
+        rank0 = self.trainer.ranks[0]
+        host, port = ray.get(rank0.address.remote(), timeout=self.cfg.timeout_s)
+        world = 1 + len(self.engines.engines)
+        refs = [rank0.init_sync_group.remote(host, port, world, self.backend, self.cfg.timeout_s)]
+        refs += [
+            e.init_sync_group.remote(host, port, j + 1, world, self.backend, self.cfg.timeout_s)
+            for j, e in enumerate(self.engines.engines)
+        ]
+        ray.get(refs, timeout=self.cfg.timeout_s)
+        self._group_ok = True
+
+    def sync(self) -> dict[str, float]:
+        """Send the current weights to every engine; returns timing for the step's metrics."""
+        import ray
+
+        t0 = time.perf_counter()
+        rank0 = self.trainer.ranks[0]
+        engines = self.engines.engines
+        try:
+            if self.cfg.placement == "colocated":
+                refs = ray.get(rank0.put_weights.remote(self.weights_method, self.plan), timeout=self.cfg.timeout_s)
+                ray.get(
+                    [e.receive_objects.remote(self.load_method, self.plan, refs) for e in engines],
+                    timeout=self.cfg.timeout_s,
+                )
+                max_bucket = max((b.nbytes for b in self.plan), default=0)
+                del refs
+            else:
+                if not self._group_ok:
+                    self._init_group()
+                recv_device = "cuda" if self.device == "gpu" else "cpu"
+                send = rank0.broadcast_weights.remote(self.weights_method, self.plan)
+                recvs = [e.receive_broadcast.remote(self.load_method, self.plan, recv_device) for e in engines]
+                stats = ray.get(send, timeout=self.cfg.timeout_s)
+                ray.get(recvs, timeout=self.cfg.timeout_s)
+                max_bucket = stats["max_bucket_bytes"]
+        except _system_errors() as exc:
+            # Whichever side died, the group is gone; the caller's fault handling decides what next.
+            self._group_ok = False
+            raise WorkerLostError(f"weight sync failed: a participant died ({type(exc).__name__})") from exc
+        seconds = time.perf_counter() - t0
+        self.last = {
+            "weight_sync_s": seconds,
+            "weight_sync_mb": self.total_bytes / 2**20,
+            "weight_sync_buckets": float(len(self.plan)),
+            "weight_sync_max_bucket_mb": max_bucket / 2**20,
+        }
+        log.info(
+            "weight sync (%s): %.1f MiB in %d buckets to %d engines in %.3fs",
+            self.cfg.placement,
+            self.total_bytes / 2**20,
+            len(self.plan),
+            len(engines),
+            seconds,
+        )
+        return self.last
+
+
+# ---------------------------------------------------------------------------------------------
+# rewards
+
+_REWARD_FNS: dict[str, Any] = {}  # per worker process: reward functions already built
+
+
+def _score_chunk(key: str, factory: Callable[[], Any], rollouts: Any, prompts: list[Any]) -> np.ndarray:
+    serde.register()
+    fn = _REWARD_FNS.get(key)
+    if fn is None:
+        fn = _REWARD_FNS[key] = factory()
+    return np.asarray(fn(rollouts, prompts), dtype=np.float32)
+
+
+class RewardPool:
+    """The single-machine reward function as Ray tasks over chunks of whole prompt groups.
+
+    ``factory`` builds the reward function inside each worker once (verifiers may hold
+    processes or Rust state that should not be pickled per task). A task whose worker died is
+    re-issued (``cluster.max_reward_retries`` times per chunk), counted in :meth:`pop_metrics`;
+    an exception raised by the reward function itself is a bug and propagates.
+    """
+
+    def __init__(self, cfg: ClusterConfig, factory: Callable[[], Any]) -> None:
+        import uuid
+
+        import ray
+
+        self.cfg = cfg
+        self.factory_ref = ray.put(factory)
+        self.key = uuid.uuid4().hex
+        self._task = ray.remote(_score_chunk).options(
+            num_cpus=cfg.cpus_per_reward_task, max_retries=0, name="brorl_reward"
+        )
+        self._events: dict[str, float] = {}
+
+    def __call__(self, rollouts: Any, prompts: Sequence[Any]) -> np.ndarray:
+        import ray
+
+        from brorl.train.interfaces import Rollouts
+
+        batch = rollouts.batch
+        chunks = []
+        for start, end in split_groups(batch, self.cfg.reward_prompts_per_task):
+            sub, originals = slice_rollouts(batch, start, end)
+            sub_rollouts = Rollouts(batch=sub, texts=list(rollouts.texts[start:end]), seconds=0.0)
+            chunks.append(((start, end), sub_rollouts, [prompts[p] for p in originals]))
+        rewards = np.zeros(batch.n_rollouts, dtype=np.float32)
+        attempts = [0] * len(chunks)
+        refs = {i: self._task.remote(self.key, self.factory_ref, c[1], c[2]) for i, c in enumerate(chunks)}
+        while refs:
+            done, _ = ray.wait(list(refs.values()), num_returns=1, timeout=self.cfg.timeout_s)
+            if not done:
+                raise WorkerLostError(
+                    f"reward tasks did not finish within cluster.timeout_s={self.cfg.timeout_s:g}s"
+                )
+            i = next(k for k, v in refs.items() if v == done[0])
+            del refs[i]
+            (start, end), sub_rollouts, sub_prompts = chunks[i]
+            try:
+                rewards[start:end] = ray.get(done[0])
+            except _system_errors() as exc:
+                attempts[i] += 1
+                if attempts[i] > self.cfg.max_reward_retries:
+                    raise WorkerLostError(
+                        f"reward task for rollouts {start}:{end} lost its worker "
+                        f"{attempts[i]} times (cluster.max_reward_retries="
+                        f"{self.cfg.max_reward_retries})"
+                    ) from exc
+                self._events["reward_task_retries"] = self._events.get("reward_task_retries", 0) + 1
+                log.warning(
+                    "reward worker died (%s) scoring rollouts %d:%d; re-issuing the task",
+                    type(exc).__name__, start, end,
+                )
+                refs[i] = self._task.remote(self.key, self.factory_ref, sub_rollouts, sub_prompts)
+        return rewards
+
+    def pop_metrics(self) -> dict[str, float]:
+        events, self._events = self._events, {}
+        return events
