@@ -157,7 +157,8 @@ class TrainerGroup:
                 f"trainer rank {dead} died during {what} ({type(exc).__name__}); the run is "
                 f"stopped. {self._resume_message()}"
             ) from exc
-        except TrainerRankLostError:
+        except BaseException:
+            # Any failure on one rank leaves the others blocked in their next collective.
             self.kill()
             raise
 
