@@ -1,0 +1,378 @@
+# brorl code worker ("zygote"). brorl-core starts one per worker inside the sandbox envelope
+# (its own pid, mount and network namespaces where the kernel allows, an unprivileged uid, an
+# empty environment) and keeps it warm: each sample is a fork of this interpreter, so a sample
+# pays for a fork instead of an interpreter start-up.
+#
+# Protocol on fds 0 (requests) and 1 (responses): frames of a 4-byte little-endian length and
+# a UTF-8 JSON body. After the imports the worker sends {"ready": ...}; then one response per
+# request. The sample's pass signal travels on a dedicated pipe (fd 3 in the sample), every
+# line prefixed by a random nonce drawn here for that run; stdout/stderr are separate pipes
+# that are only ever shown as excerpts, so printing anything proves nothing.
+import os
+import sys
+import json
+import struct
+import select
+import signal
+import resource
+import time
+
+# Modules sample programs commonly import, loaded once here so each fork inherits them.
+import array, bisect, collections, copy, datetime, decimal, fractions, functools  # noqa: E401,F401
+import hashlib, heapq, io, itertools, math, operator, random, re, statistics  # noqa: E401,F401
+import string, traceback, typing, threading  # noqa: E401,F401
+
+IS_INIT = os.getpid() == 1  # pid 1 of our own pid namespace: kill(-1) reaches only samples
+LIBC = None
+
+
+def _prctl(option, value):
+    global LIBC
+    import ctypes
+
+    if LIBC is None:
+        LIBC = ctypes.CDLL(None, use_errno=True)
+    return LIBC.prctl(option, ctypes.c_ulong(value), 0, 0, 0)
+
+
+def read_exact(fd, n):
+    chunks = []
+    while n:
+        b = os.read(fd, n)
+        if not b:
+            return None
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def read_frame(fd):
+    head = read_exact(fd, 4)
+    if head is None:
+        return None
+    (n,) = struct.unpack("<I", head)
+    return read_exact(fd, n)
+
+
+def write_frame(fd, obj):
+    body = json.dumps(obj).encode()
+    data = struct.pack("<I", len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def children_of(pid):
+    # Used only outside a pid namespace: this worker is a child subreaper, so every orphaned
+    # descendant of a sample is re-parented to it and shows up here.
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def sweep():
+    """Kill and reap every process a sample left behind (none may outlive its sample)."""
+    if IS_INIT:
+        try:
+            os.kill(-1, signal.SIGKILL)  # inside our pid namespace: every process but us
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    me = os.getpid()
+    for _ in range(10000):
+        kids = children_of(me)
+        if not kids:
+            return
+        for k in kids:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(k, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for _ in kids:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+
+
+def rmtree(path):
+    # The sample may have left read-only or unreadable directories; fix modes on the way down.
+    try:
+        os.chmod(path, 0o700)
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        os.unlink(path)
+        return
+    for name in names:
+        p = os.path.join(path, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            rmtree(p)
+        else:
+            os.unlink(p)
+    os.rmdir(path)
+
+
+class Limits:
+    def __init__(self, req):
+        self.memory = int(req["memory_bytes"])
+        self.nproc = int(req["nproc"])
+        self.fsize = int(req["fsize_bytes"])
+        self.nofile = int(req["nofile"])
+        self.out_cap = int(req["out_cap"])
+        self.err_cap = int(req["err_cap"])
+
+    def apply(self, wall_s):
+        cpu = int(wall_s) + 1
+        for res, val in (
+            (resource.RLIMIT_CORE, (0, 0)),
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_FSIZE, (self.fsize, self.fsize)),
+            (resource.RLIMIT_NOFILE, (self.nofile, self.nofile)),
+            (resource.RLIMIT_NPROC, (self.nproc, self.nproc)),
+            (resource.RLIMIT_AS, (self.memory, self.memory)),
+        ):
+            resource.setrlimit(res, val)
+
+
+def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
+    """Forks one sandboxed sample and supervises it until it ends, times out or is killed.
+
+    Returns (wait status or None, timed_out, stdout bytes, stdout_truncated, stderr bytes,
+    result lines). Everything the sample started is dead and reaped on return."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    if stdin_data is None:
+        in_fd = os.open("/dev/null", os.O_RDONLY)
+    else:
+        in_fd = os.memfd_create("stdin")
+        os.write(in_fd, stdin_data.encode())
+        os.lseek(in_fd, 0, os.SEEK_SET)
+    os.mkdir(workdir, 0o700)
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        status = 120
+        try:
+            os.setpgid(0, 0)
+            os.dup2(in_fd, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.dup2(res_w, 3)
+            os.closerange(4, 1 << 16)
+            os.chdir(workdir)
+            os.umask(0o077)
+            sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+            sys.stderr = io.TextIOWrapper(
+                io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
+            )
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            limits.apply(wall_s)
+            status = harness(job, 3, nonce)
+        finally:
+            os._exit(status)
+    for fd in (in_fd, out_w, err_w, res_w):
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    bufs = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
+    caps = {out_r: limits.out_cap, err_r: limits.err_cap, res_r: 1 << 24}
+    seen = {out_r: 0, err_r: 0, res_r: 0}
+    poller = select.poll()
+    for fd in (out_r, err_r, res_r, pidfd):
+        poller.register(fd, select.POLLIN)
+    open_fds = {out_r, err_r, res_r}
+    deadline = start + wall_s
+    wstatus = None
+    timed_out = False
+    while open_fds or wstatus is None:
+        if wstatus is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                _, wstatus = os.waitpid(pid, 0)
+                poller.unregister(pidfd)
+                sweep()
+                continue
+            timeout_ms = max(1, int(left * 1000) + 1)
+        else:
+            timeout_ms = 2000  # everything was killed: the pipes reach EOF at once
+        events = poller.poll(timeout_ms)
+        if not events and wstatus is not None:
+            break
+        for fd, _ in events:
+            if fd == pidfd:
+                _, wstatus = os.waitpid(pid, 0)
+                poller.unregister(pidfd)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                sweep()
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            seen[fd] += len(chunk)
+            room = caps[fd] - len(bufs[fd])
+            if room > 0:
+                bufs[fd] += chunk[:room]
+    elapsed = time.monotonic() - start
+    for fd in (out_r, err_r, res_r, pidfd):
+        os.close(fd)
+    rmtree(workdir)
+    lines = []
+    prefix = nonce + b" "
+    for line in bytes(bufs[res_r]).split(b"\n"):
+        if line.startswith(prefix):
+            lines.append(line[len(prefix):].decode("utf-8", "replace"))
+    return {
+        "wstatus": wstatus,
+        "timed_out": timed_out,
+        "stdout": bytes(bufs[out_r]),
+        "stdout_truncated": seen[out_r] > len(bufs[out_r]),
+        "stderr": bytes(bufs[err_r]),
+        "lines": lines,
+        "elapsed": elapsed,
+    }
+
+
+def death_status(run):
+    """The status of a test the harness never reported on, from how the sample ended."""
+    if run["timed_out"]:
+        return "timeout"
+    w = run["wstatus"]
+    if w is not None and os.WIFSIGNALED(w) and os.WTERMSIG(w) in (signal.SIGXCPU, signal.SIGKILL):
+        return "timeout"  # RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one
+    return "runtime_error"
+
+
+def text(b):
+    return b.decode("utf-8", "replace")
+
+
+def parse_lines(lines, n):
+    """Harness lines -> (compile_error, per-test (status, value) or None)."""
+    compile_error = None
+    tests = [None] * n
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        if kind == "compile_error":
+            compile_error = rest
+        elif kind == "test":
+            idx, _, rest = rest.partition(" ")
+            status, _, value = rest.partition(" ")
+            i = int(idx)
+            if 0 <= i < n and tests[i] is None:
+                tests[i] = (status, value)
+    return compile_error, tests
+
+
+def serve(req, counter):
+    kind = req["kind"]
+    limits = Limits(req)
+    timeout_s = float(req["timeout_s"])
+    total_deadline = time.monotonic() + float(req["total_timeout_s"])
+    workdir = os.path.join(WORK_BASE, f"s{counter}")
+    resp = {"compile_error": None, "tests": [], "stdout": "", "stderr": "", "total_timed_out": False}
+    if kind == "stdio":
+        # One fresh process per test: each run reads its own stdin from a clean start.
+        for i, data in enumerate(req["inputs"]):
+            left = total_deadline - time.monotonic()
+            if left <= 0:
+                resp["total_timed_out"] = True
+                resp["tests"].append({"status": "timeout"})
+                continue
+            nonce = os.urandom(16).hex().encode()
+            run = run_child(run_stdio, req["program"], limits, min(timeout_s, left), workdir, data, nonce)
+            compile_error, _ = parse_lines(run["lines"], 0)
+            if i == 0:
+                resp["stdout"] = text(run["stdout"][:4096])
+                resp["stderr"] = text(run["stderr"][:4096])
+            if compile_error is not None:
+                resp["compile_error"] = compile_error
+                resp["tests"] = [{"status": "compile_error"}] * len(req["inputs"])
+                return resp
+            w = run["wstatus"]
+            code = os.WEXITSTATUS(w) if w is not None and os.WIFEXITED(w) else None
+            if run["timed_out"] and time.monotonic() >= total_deadline:
+                resp["total_timed_out"] = True
+            if code == 0 and not run["timed_out"]:
+                resp["tests"].append(
+                    {"status": "exited", "value": text(run["stdout"]), "truncated": run["stdout_truncated"]}
+                )
+            elif code == 102:
+                resp["tests"].append({"status": "memory_exceeded"})
+            else:
+                resp["tests"].append({"status": death_status(run)})
+        return resp
+    if kind == "humaneval":
+        n = 1
+        job = (req["program"], req["tests"], req["entry_point"])
+        harness = run_humaneval
+        wall = min(timeout_s, float(req["total_timeout_s"]))
+    else:
+        n = len(req["args"])
+        job = (req["program"], req["args"], req["entry_point"], timeout_s)
+        harness = run_call
+        wall = float(req["total_timeout_s"])
+    nonce = os.urandom(16).hex().encode()
+    run = run_child(harness, job, limits, wall, workdir, None, nonce)
+    compile_error, tests = parse_lines(run["lines"], n)
+    resp["stdout"] = text(run["stdout"][:4096])
+    resp["stderr"] = text(run["stderr"][:4096])
+    resp["total_timed_out"] = run["timed_out"] and kind == "call"
+    if compile_error is not None:
+        resp["compile_error"] = compile_error
+        resp["tests"] = [{"status": "compile_error"}] * n
+        return resp
+    fallback = death_status(run)
+    resp["tests"] = [
+        {"status": fallback} if t is None else {"status": t[0], "value": t[1]} for t in tests
+    ]
+    return resp
+
+
+def main():
+    global WORK_BASE
+    WORK_BASE = sys.argv[1]
+    # A sample can reach this process with signals only outside a pid namespace; default
+    # dispositions make pid 1 immune to them, and SIGINT must not raise KeyboardInterrupt here.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _prctl(4, 0)  # PR_SET_DUMPABLE 0: samples (same uid) cannot ptrace or read our memory
+    if not IS_INIT:
+        _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of a sample come back to us
+    write_frame(1, {"ready": True, "init": IS_INIT, "uid": os.getuid(), "pid": os.getpid()})
+    counter = 0
+    while True:
+        frame = read_frame(0)
+        if frame is None:
+            os._exit(0)
+        counter += 1
+        try:
+            resp = serve(json.loads(frame), counter)
+        except Exception as e:  # a bug here, not in the sample: report it, keep serving
+            resp = {"internal_error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+        write_frame(1, resp)
