@@ -325,3 +325,16 @@ def test_report_views():
     assert "| overall | 2 | 75.00 | 100.00 |" in md
     assert report.table(res).splitlines()[0].split() == ["task", "set", "problems", "pass@1", "pass@2", "mean", "score", "mean", "tokens", "truncated"]
     assert metrics.CORRECT_AT == 1.0
+
+
+def test_system_prompt_override(tmp_path):
+    f = write_jsonl(tmp_path / "m.jsonl", [{"problem": "1+1?", "answer": "2"}])
+    rg, m, he = parse_specs(["rg:gcd", f, "humaneval"], rg_size=1, limit=1, system_prompt="")
+    assert rg.problems[0].system is None
+    assert rg.problems[0].raw == rg.problems[0].user  # the bare question
+    sets = parse_specs(["rg:gcd", f, "humaneval"], rg_size=1, limit=1, system_prompt="Be brief.")
+    assert all(ts.problems[0].system == "Be brief." for ts in sets)
+    assert sets[1].problems[0].raw == "Be brief.\n1+1?\n" + MATH_INSTRUCTION
+    assert sets[2].problems[0].raw == he.problems[0].meta["prompt"]  # code to continue
+    default = parse_specs(["rg:gcd"], rg_size=1)[0].problems[0]
+    assert default.raw == f"{default.system}\n{default.user}"

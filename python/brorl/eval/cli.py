@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rg-seed", type=int, default=42, help="seed of the Reasoning Gym problems (fixed so runs compare)")
     p.add_argument("--rg-size", type=int, default=50, help="problems per Reasoning Gym task")
     p.add_argument("--limit", type=int, default=None, help="use only the first N problems of each task set (of each task for Reasoning Gym; quick runs)")
+    p.add_argument(
+        "--system-prompt", default=None,
+        help="system prompt for every task set, '' for none (default: Reasoning Gym's own <answer>-format prompt for rg sets, none for the others)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--dtype", default="auto", help="model dtype for the engine (auto, float32, bfloat16, ...)")
     p.add_argument("--enforce-eager", action="store_true", help="vLLM: skip graph compilation (faster start, slower decode)")
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens, engine=args.engine, chat_template=args.chat_template,
             rg_seed=args.rg_seed, rg_size=args.rg_size, limit=args.limit, seed=args.seed, dtype=args.dtype,
             enforce_eager=args.enforce_eager, kv_cache_gib=args.kv_cache_gib, workers=args.workers, ks=args.k,
+            system_prompt=args.system_prompt,
         )
     except BrorlError as e:
         print(f"brorl eval: error: {e}", file=sys.stderr)

