@@ -164,7 +164,7 @@ class EngineActor:
         def receive(bucket: ws.Bucket) -> torch.Tensor:
             return ws.broadcast_bucket(group, torch.empty(bucket.nbytes, dtype=torch.uint8, device=device))
 
-        getattr(self.target, load_method)(ws.iter_received(plan, receive))
+        self._load(load_method, ws.iter_received(plan, receive))
         return time.perf_counter() - t0
 
     def receive_objects(self, load_method: str, plan: list[ws.Bucket], refs: list[Any]) -> float:
@@ -183,5 +183,31 @@ class EngineActor:
                 warnings.simplefilter("ignore", UserWarning)
                 return torch.from_numpy(array)
 
-        getattr(self.target, load_method)(ws.iter_received(plan, receive))
+        self._load(load_method, ws.iter_received(plan, receive))
         return time.perf_counter() - t0
+
+    def _load(self, load_method: str, weights: Any) -> None:
+        """Hand the lazily received weights to the engine.
+
+        An in-process vLLM engine (one process, no tensor parallelism) pulls the iterator
+        itself, bucket by bucket, so the receiver never holds the whole model twice; the
+        generator's own ``update_weights`` takes a list because it must also serve engines whose
+        workers live in other processes. Anything else gets the generator's method.
+        """
+        llm = getattr(self.target, "llm", None)
+        if load_method == "update_weights" and _in_process_vllm(llm):
+            llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+            llm.reset_prefix_cache()
+        else:
+            getattr(self.target, load_method)(weights)
+
+
+def _in_process_vllm(llm: Any) -> bool:
+    if llm is None or not hasattr(llm, "collective_rpc"):
+        return False
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0":
+        return False
+    try:
+        return int(llm.llm_engine.vllm_config.parallel_config.world_size) == 1
+    except AttributeError:
+        return False

@@ -18,7 +18,16 @@ from brorl.distributed.config import ClusterConfig
 from brorl.distributed.placement import Placement
 from brorl.errors import TrainerRankLostError, WorkerLostError
 
-__all__ = ["EnginePool", "RewardPool", "TrainerGroup", "WeightSync", "split_groups", "slice_rollouts"]
+__all__ = [
+    "DistributedParts",
+    "EnginePool",
+    "RewardPool",
+    "TrainerGroup",
+    "WeightSync",
+    "merge_batches",
+    "slice_rollouts",
+    "split_groups",
+]
 
 log = logging.getLogger("brorl.distributed")
 
@@ -332,6 +341,12 @@ class EnginePool:
         named = list(named_tensors)
         self._run("update_weights", [((named,), {})] * len(self.engines))
 
+    def sync_from(self, learner: Any) -> dict[str, float]:
+        """Weights of ``learner`` (the :class:`TrainerGroup`) into every engine, rank 0 to the
+        engines directly; returns the sync's timing and size for the step's metrics."""
+        assert self.sync is not None and self.sync.trainer is learner, "WeightSync not set up"
+        return self.sync.sync()
+
     def reset(self) -> None:
         self._run("reset", [((), {})] * len(self.engines))
 
@@ -541,3 +556,77 @@ class RewardPool:
     def pop_metrics(self) -> dict[str, float]:
         events, self._events = self._events, {}
         return events
+
+
+# ---------------------------------------------------------------------------------------------
+# assembly
+
+
+class DistributedParts:
+    """The loop's three parts placed on a Ray cluster, plus what is needed to tear them down.
+
+    ``generator.sync_from(learner)`` replaces the single-machine
+    ``generator.update_weights(learner.named_weights())``: the weights go from trainer rank 0
+    straight to the engines instead of through the driver.
+    """
+
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        *,
+        generator_factory: Callable[[], Any],
+        reward_factory: Callable[[], Any],
+        learner_factory: Callable[[], Any],
+        resume_hint: str = "",
+    ) -> None:
+        from brorl.distributed import cluster
+        from brorl.distributed.placement import create_placement
+
+        self.cfg = cfg
+        self.started = cluster.connect(cfg)
+        self.placement: Placement | None = None
+        self.learner: TrainerGroup | None = None
+        self.generator: EnginePool | None = None
+        try:
+            self.device = cluster.resolve_device(cfg)
+            self.backend = "nccl" if self.device == "gpu" else "gloo"
+            self.placement = create_placement(cfg, self.device, timeout_s=min(cfg.timeout_s, 600.0))
+            # Ranks first: their set-up (DeepSpeed's first op build) and the engines' start-up
+            # then overlap only as far as the cluster's CPUs allow.
+            self.learner = TrainerGroup(cfg, self.placement, learner_factory, self.backend, resume_hint)
+            self.generator = EnginePool(cfg, self.placement, generator_factory)
+            self.reward_fn = RewardPool(cfg, reward_factory)
+            self.sync = WeightSync(cfg, self.learner, self.generator, self.backend, self.device)
+        except BaseException:
+            self.close()
+            raise
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Fault events of the step (engine restarts, re-issued reward tasks); the loop adds
+        them to the step's metrics so a recovered failure is visible in metrics.jsonl."""
+        out: dict[str, float] = {}
+        if self.generator is not None:
+            out.update(self.generator.pop_metrics())
+        out.update(self.reward_fn.pop_metrics())
+        return out
+
+    def close(self) -> None:
+        from brorl.distributed import cluster
+
+        try:
+            if self.generator is not None:
+                self.generator.close()
+            if self.learner is not None:
+                try:
+                    self.learner.close()
+                except Exception:  # the ranks may be gone already (TrainerRankLostError)
+                    self.learner.kill()
+            if self.placement is not None:
+                from ray.util.placement_group import remove_placement_group
+
+                try:
+                    remove_placement_group(self.placement.group)
+                except Exception:
+                    pass
+        finally:
+            cluster.disconnect(self.started)
