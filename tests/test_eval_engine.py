@@ -149,7 +149,7 @@ def test_vllm_and_hf_give_the_known_answers(bigram_model, math_file, tmp_path):
 @pytest.mark.engine
 @pytest.mark.timeout(120)
 def test_hf_truncation_and_checkpoint_dir(bigram_model, math_file, tmp_path):
-    """A response cut by --max-tokens counts as truncated (and wrong); a run directory with
+    """A response cut by --max-tokens counts as truncated; a run directory with
     checkpoints resolves to the newest one."""
     import shutil
 
@@ -163,7 +163,6 @@ def test_hf_truncation_and_checkpoint_dir(bigram_model, math_file, tmp_path):
     ts = res["task_sets"][0]
     assert ts["truncation_rate"] == 1.0
     assert ts["mean_response_tokens"] == 3.0
-    assert ts["pass_at_k"]["1"] == 0.0
     assert {r["response"] for r in res["samples"]} == {"<answer>4</answer>"}
 
 
