@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from brorl._core import (
     ESTIMATORS,
+    MATH_STATUSES,
     RolloutBatch,
     __version__,
     compute_advantages,
     compute_gae,
+    extract_answer,
     pass_at_k,
+    verify_math,
+    verify_math_batch,
+    verify_math_batch_status,
+    verify_math_status,
 )
 from brorl.errors import (
     BrorlError,
@@ -34,6 +40,13 @@ __all__ = [
     "compute_advantages",
     "compute_gae",
     "pass_at_k",
+    # math answer verification
+    "MATH_STATUSES",
+    "extract_answer",
+    "verify_math",
+    "verify_math_batch",
+    "verify_math_batch_status",
+    "verify_math_status",
     # errors
     "BrorlError",
     "BrorlTypeError",

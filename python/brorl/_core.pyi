@@ -88,3 +88,24 @@ class RolloutBatch:
         n_ranks: int = 1,
         prompt_lengths: npt.ArrayLike | None = None,
     ) -> list[list[npt.NDArray[np.int64]]]: ...
+
+# --- math answer verifier (rust/brorl-core/src/math) ---
+MATH_STATUSES: list[str]
+
+def extract_answer(response: str, *, last_number: bool = True) -> str | None: ...
+def verify_math(gold: str, response: str, *, last_number: bool = True) -> bool: ...
+def verify_math_status(gold: str, response: str, *, last_number: bool = True) -> str: ...
+def verify_math_batch(
+    golds: Sequence[str],
+    responses: Sequence[str],
+    *,
+    threads: int | None = None,
+    last_number: bool = True,
+) -> npt.NDArray[np.bool_]: ...
+def verify_math_batch_status(
+    golds: Sequence[str],
+    responses: Sequence[str],
+    *,
+    threads: int | None = None,
+    last_number: bool = True,
+) -> npt.NDArray[np.uint8]: ...

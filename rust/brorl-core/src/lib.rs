@@ -4,6 +4,7 @@
 pub mod advantages;
 pub mod error;
 pub mod groups;
+pub mod math;
 pub mod packing;
 pub mod ragged;
 

@@ -4,6 +4,7 @@
 mod advantages;
 mod arrays;
 mod errors;
+mod math;
 mod rollout;
 
 use pyo3::prelude::*;
@@ -15,6 +16,11 @@ mod _core {
     #[pymodule_export]
     use advantages::{compute_advantages, compute_gae, pass_at_k};
     #[pymodule_export]
+    use math::{
+        extract_answer, verify_math, verify_math_batch, verify_math_batch_status,
+        verify_math_status,
+    };
+    #[pymodule_export]
     use rollout::RolloutBatch;
 
     #[pymodule_init]
@@ -24,6 +30,7 @@ mod _core {
             "ESTIMATORS",
             brorl_core::advantages::Estimator::NAMES.to_vec(),
         )?;
+        m.add("MATH_STATUSES", brorl_core::math::Status::NAMES.to_vec())?;
         Ok(())
     }
 }

@@ -1,0 +1,835 @@
+//! Deciding whether two parsed answers are equivalent, and the top-level `verify_pair`.
+//!
+//! Scalars are compared by value: exactly when both evaluate to rationals, otherwise as
+//! complex `f64` with a relative tolerance. Expressions with variables are compared at
+//! deterministic pseudo-random rational points (an identity of rational functions is then
+//! decided by exact arithmetic at every point; others at bounded precision). Structured answers
+//! (lists, sets, tuples, intervals, matrices, relations) are compared by their structure.
+
+use std::collections::HashMap;
+
+use num_bigint::BigInt;
+use num_complex::Complex64;
+use num_rational::BigRational;
+use num_traits::Signed;
+
+use super::ast::{Constant, Fail, Literal, Node, RelOp};
+use super::budget::{Budget, Limits};
+use super::extract::{extract_marked, last_number_in};
+use super::lexer::{lex, LexMode, Tok};
+use super::parser::parse;
+use super::value::{EvalErr, Evaluator, Val};
+use super::{Options, Status};
+
+/// Relative tolerance for comparing values that are not both exact.
+const REL_TOL: f64 = 1e-9;
+/// Looser tolerance at random points, where evaluation error accumulates (`\tan^2 y + 1`).
+const POINT_TOL: f64 = 1e-8;
+/// Values below this are zero when one side is approximate (catastrophic cancellation).
+const ABS_TOL: f64 = 1e-12;
+/// A decimal must show this many significant digits to be checked against an exact value.
+const MIN_SIGNIFICANT: u32 = 3;
+/// Collections larger than this are not compared element by element.
+const MAX_ELEMENTS: usize = 64;
+/// At most this many variables in one expression.
+const MAX_SYMBOLS: usize = 8;
+/// At most this many alternatives when expanding `±`.
+const MAX_PM: usize = 16;
+
+pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
+    let lim = &opts.limits;
+    if response.len() > lim.max_response_bytes || gold.len() > lim.max_response_bytes {
+        return Status::BudgetExceeded;
+    }
+    let mut budget = Budget::new(lim.max_steps);
+    let gold = extract_marked(gold).unwrap_or_else(|| gold.trim().to_string());
+    let answer = match find_answer(response, opts, &mut budget) {
+        Some(a) => a,
+        None => return Status::NoAnswer,
+    };
+    if answer.len() > lim.max_answer_bytes || gold.len() > lim.max_answer_bytes {
+        return Status::BudgetExceeded;
+    }
+    let (gs, as_) = (plain(&gold), plain(&answer));
+    if !gs.is_empty() && gs == as_ {
+        return Status::Correct;
+    }
+    let g = match parse(&gold, LexMode::STANDARD, lim, &mut budget) {
+        Ok(g) => g,
+        Err(Fail::Budget) => return Status::BudgetExceeded,
+        Err(Fail::Unparseable) => return text_fallback(&gold, &answer),
+    };
+    let mut modes = vec![LexMode::STANDARD];
+    if has_digit_comma_digit(&answer) {
+        modes.extend([LexMode::LIST, LexMode::DECIMAL_COMMA]);
+    }
+    let (mut parsed_any, mut over_budget) = (false, false);
+    for mode in modes {
+        match parse(&answer, mode, lim, &mut budget) {
+            Ok(a) => {
+                parsed_any = true;
+                let mut cmp = Cmp {
+                    limits: lim,
+                    budget: &mut budget,
+                };
+                match cmp.equiv(&g, &a) {
+                    Ok(true) => return Status::Correct,
+                    Ok(false) => {}
+                    Err(_) => over_budget = true,
+                }
+            }
+            Err(Fail::Budget) => over_budget = true,
+            Err(Fail::Unparseable) => {}
+        }
+    }
+    if over_budget {
+        Status::BudgetExceeded
+    } else if parsed_any {
+        Status::Wrong
+    } else {
+        text_fallback(&gold, &answer)
+    }
+}
+
+/// The answer in a response: an explicit marker, else the whole response when it is a bare
+/// answer (parses, and is not prose), else the last number when the fallback is on.
+fn find_answer(response: &str, opts: &Options, budget: &mut Budget) -> Option<String> {
+    if let Some(a) = extract_marked(response) {
+        return Some(a);
+    }
+    let r = response.trim();
+    if r.is_empty() {
+        return None;
+    }
+    if r.len() <= opts.limits.max_answer_bytes && is_bare_answer(r, &opts.limits, budget) {
+        return Some(r.to_string());
+    }
+    if opts.last_number_fallback {
+        last_number_in(r).map(str::to_string)
+    } else {
+        None
+    }
+}
+
+fn is_bare_answer(s: &str, limits: &Limits, budget: &mut Budget) -> bool {
+    // A trial parse on its own small budget, so prose cannot eat the pair's budget.
+    let mut trial = Budget::new(budget.left().min(20_000));
+    let Ok(toks) = lex(s, LexMode::STANDARD, limits, &mut trial) else {
+        return false;
+    };
+    let words = toks.iter().filter(|t| matches!(t, Tok::Text(_))).count();
+    // One word is a word answer ("odd"); more words alongside other tokens are prose.
+    if words > 0 && !(words == 1 && toks.len() == 1) {
+        return false;
+    }
+    parse(s, LexMode::STANDARD, limits, &mut trial).is_ok()
+}
+
+/// Markup-insensitive spelling for the first, string-equality check.
+fn plain(s: &str) -> String {
+    let mut t = s.to_string();
+    for (from, to) in [
+        ("\\left", ""),
+        ("\\right", ""),
+        ("\\displaystyle", ""),
+        ("\\dfrac", "\\frac"),
+        ("\\tfrac", "\\frac"),
+        ("\\!", ""),
+        ("\\,", ""),
+        ("\\;", ""),
+        ("\\ ", ""),
+        ("$", ""),
+    ] {
+        t = t.replace(from, to);
+    }
+    let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    t.trim_end_matches('.').to_string()
+}
+
+/// `3,5` can be a list, a decimal comma or (with three digits) a thousands separator.
+fn has_digit_comma_digit(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b',' && w[2].is_ascii_digit())
+}
+
+/// Lowercase words and digits only: how two word answers are compared.
+pub fn text_key(s: &str) -> String {
+    let mut t = s.to_string();
+    for cmd in [
+        "\\textbf", "\\textit", "\\textrm", "\\text", "\\mathrm", "\\mathbf", "\\mbox",
+    ] {
+        t = t.replace(cmd, " ");
+    }
+    let t: String = t
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// When a side does not parse, word answers can still match as words.
+fn text_fallback(gold: &str, answer: &str) -> Status {
+    let (g, a) = (text_key(gold), text_key(answer));
+    if !g.is_empty() && g == a {
+        Status::Correct
+    } else {
+        Status::Unparseable
+    }
+}
+
+/// A deterministic generator for evaluation points (SplitMix64), so verdicts are reproducible.
+struct Points(u64);
+
+impl Points {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A rational in (0, ~10) with a small denominator: generic enough that a nonzero rational
+    /// function of low degree almost never vanishes there, small enough to stay cheap.
+    fn rational(&mut self, negative: bool) -> BigRational {
+        let n = (self.next() % 89 + 3) as i64;
+        let d = (self.next() % 17 + 7) as i64;
+        let r = BigRational::new(n.into(), d.into());
+        if negative {
+            -r
+        } else {
+            r
+        }
+    }
+}
+
+/// One side of an interval.
+enum Bound<'n> {
+    NegInf,
+    PosInf,
+    At(&'n Node, bool),
+}
+
+struct Interval<'n> {
+    lo: Bound<'n>,
+    hi: Bound<'n>,
+}
+
+fn inf_sign(n: &Node) -> Option<i8> {
+    match n {
+        Node::Const(Constant::Inf) => Some(1),
+        Node::Neg(a) => inf_sign(a).map(|s| -s),
+        _ => None,
+    }
+}
+
+fn bound(n: &Node, closed: bool) -> Bound<'_> {
+    match inf_sign(n) {
+        Some(1) => Bound::PosInf,
+        Some(_) => Bound::NegInf,
+        None => Bound::At(n, closed),
+    }
+}
+
+fn is_constant(n: &Node) -> bool {
+    n.symbols().is_empty()
+}
+
+/// The right side of an assignment-like relation (`x = 11`, `(p, q) = (3, 2)`, `x \in S`).
+fn assignment_rhs(n: &Node) -> Option<&Node> {
+    let Node::Rel(items, ops) = n else {
+        return None;
+    };
+    if ops.len() != 1 {
+        return None;
+    }
+    let lhs_is_name = match &items[0] {
+        Node::Sym(_) => true,
+        Node::Tuple(v) => v.iter().all(|x| matches!(x, Node::Sym(_))),
+        _ => false,
+    };
+    match ops[0] {
+        RelOp::In => Some(&items[1]),
+        RelOp::Eq if lhs_is_name => Some(&items[1]),
+        _ => None,
+    }
+}
+
+fn is_intervalish(n: &Node) -> bool {
+    matches!(n, Node::Interval { .. } | Node::Union(_))
+}
+
+/// A one-variable inequality (or chain) with constant bounds as an interval.
+fn inequality_interval(n: &Node) -> Option<Interval<'_>> {
+    let Node::Rel(items, ops) = n else {
+        return None;
+    };
+    let ascending = ops.iter().all(|o| matches!(o, RelOp::Lt | RelOp::Le));
+    let descending = ops.iter().all(|o| matches!(o, RelOp::Gt | RelOp::Ge));
+    if !(ascending || descending) || items.len() > 3 {
+        return None;
+    }
+    let mut items: Vec<&Node> = items.iter().collect();
+    let mut closed: Vec<bool> = ops
+        .iter()
+        .map(|o| matches!(o, RelOp::Le | RelOp::Ge))
+        .collect();
+    if descending {
+        items.reverse();
+        closed.reverse();
+    }
+    let var = items.iter().position(|x| matches!(x, Node::Sym(_)))?;
+    if items
+        .iter()
+        .enumerate()
+        .any(|(k, x)| k != var && !is_constant(x))
+    {
+        return None;
+    }
+    let lo = if var == 0 {
+        Bound::NegInf
+    } else {
+        bound(items[var - 1], closed[var - 1])
+    };
+    let hi = if var + 1 == items.len() {
+        Bound::PosInf
+    } else {
+        bound(items[var + 1], closed[var])
+    };
+    Some(Interval { lo, hi })
+}
+
+/// Intervals of an interval-like answer; a round pair counts as an open interval here.
+fn intervals(n: &Node) -> Option<Vec<Interval<'_>>> {
+    match n {
+        Node::Interval {
+            lo,
+            hi,
+            lo_closed,
+            hi_closed,
+        } => Some(vec![Interval {
+            lo: bound(lo, *lo_closed),
+            hi: bound(hi, *hi_closed),
+        }]),
+        Node::Tuple(v) if v.len() == 2 => Some(vec![Interval {
+            lo: bound(&v[0], false),
+            hi: bound(&v[1], false),
+        }]),
+        Node::Union(parts) => {
+            let mut out = Vec::new();
+            for p in parts {
+                out.extend(intervals(p)?);
+            }
+            Some(out)
+        }
+        Node::Rel(..) => inequality_interval(n).map(|i| vec![i]),
+        _ => None,
+    }
+}
+
+/// `±` expanded into its alternatives (lists and sets flatten them into elements).
+fn expand_pm(n: &Node) -> Vec<Node> {
+    fn cap(mut v: Vec<Node>) -> Vec<Node> {
+        v.truncate(MAX_PM);
+        v
+    }
+    fn product(parts: Vec<Vec<Node>>, build: &dyn Fn(Vec<Node>) -> Node) -> Vec<Node> {
+        let mut acc: Vec<Vec<Node>> = vec![Vec::new()];
+        for alts in parts {
+            let mut next = Vec::new();
+            for prefix in &acc {
+                for a in &alts {
+                    if next.len() >= MAX_PM {
+                        break;
+                    }
+                    let mut p = prefix.clone();
+                    p.push(a.clone());
+                    next.push(p);
+                }
+            }
+            acc = next;
+        }
+        acc.into_iter().map(build).collect()
+    }
+    match n {
+        Node::PlusMinus(a, b) => {
+            let mut out = Vec::new();
+            for x in expand_pm(a) {
+                for y in expand_pm(b) {
+                    out.push(Node::Add(vec![x.clone(), y.clone()]));
+                    out.push(Node::Add(vec![x.clone(), Node::Neg(Box::new(y))]));
+                }
+            }
+            cap(out)
+        }
+        Node::List(v) | Node::Set(v) => {
+            let flat: Vec<Node> = v.iter().flat_map(expand_pm).take(MAX_ELEMENTS).collect();
+            vec![if matches!(n, Node::Set(_)) {
+                Node::Set(flat)
+            } else {
+                Node::List(flat)
+            }]
+        }
+        Node::Add(v) => product(v.iter().map(expand_pm).collect(), &|p| Node::Add(p)),
+        Node::Mul(v) => product(v.iter().map(expand_pm).collect(), &|p| Node::Mul(p)),
+        Node::Rel(v, ops) => {
+            let ops = ops.clone();
+            product(v.iter().map(expand_pm).collect(), &move |p| {
+                Node::Rel(p, ops.clone())
+            })
+        }
+        Node::Neg(a) => expand_pm(a)
+            .into_iter()
+            .map(|x| Node::Neg(Box::new(x)))
+            .collect(),
+        Node::Div(a, b) => product(vec![expand_pm(a), expand_pm(b)], &|mut p| {
+            let d = p.pop().expect("two");
+            Node::Div(Box::new(p.pop().expect("two")), Box::new(d))
+        }),
+        Node::Root(k, a) => expand_pm(a)
+            .into_iter()
+            .map(|x| Node::Root(k.clone(), Box::new(x)))
+            .collect(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A decimal literal as written (sign and percent included): value, decimals, significant digits.
+fn decimal_literal(n: &Node) -> Option<(BigRational, u32, u32)> {
+    match n {
+        Node::Num(Literal {
+            value,
+            decimals,
+            significant,
+        }) if *decimals > 0 => Some((value.clone(), *decimals, *significant)),
+        Node::Neg(a) => decimal_literal(a).map(|(v, d, s)| (-v, d, s)),
+        Node::Percent(a) => decimal_literal(a)
+            .map(|(v, d, s)| (v / BigRational::from_integer(100.into()), d + 2, s)),
+        _ => None,
+    }
+}
+
+fn strip_percent(n: &Node) -> Option<&Node> {
+    match n {
+        Node::Percent(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn values_equal(a: &Val, b: &Val, tol: f64) -> bool {
+    match (a, b) {
+        (Val::Exact(x), Val::Exact(y)) => x == y,
+        _ => close(a.approx(), b.approx(), tol),
+    }
+}
+
+fn close(x: Complex64, y: Complex64, tol: f64) -> bool {
+    let diff = (x - y).norm();
+    diff <= ABS_TOL || diff <= tol * x.norm().max(y.norm())
+}
+
+/// The precision rule: a decimal with at least `MIN_SIGNIFICANT` significant digits matches
+/// an exact value that cannot be written with that many decimals when it is that value
+/// rounded or truncated (|x − v| < 10^-d).
+fn decimal_matches(x: &BigRational, decimals: u32, significant: u32, v: &Val) -> bool {
+    if significant < MIN_SIGNIFICANT || decimals > 30 {
+        return false;
+    }
+    let scale = BigRational::from_integer(num_traits::pow(BigInt::from(10u8), decimals as usize));
+    match v {
+        Val::Exact(r) => {
+            if (r * &scale).is_integer() {
+                return false;
+            }
+            ((x - r).abs() * &scale) < BigRational::from_integer(1.into())
+        }
+        Val::Approx(c) => {
+            let xf = super::value::to_f64(x);
+            let ulp = 10f64.powi(-(decimals as i32));
+            c.im.abs() <= ABS_TOL && (xf - c.re).abs() < ulp * (1.0 + 1e-9)
+        }
+    }
+}
+
+struct Cmp<'a> {
+    limits: &'a Limits,
+    budget: &'a mut Budget,
+}
+
+impl Cmp<'_> {
+    fn equiv(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        self.budget.tick(1)?;
+        if g.has_plus_minus() {
+            let alts = expand_pm(g);
+            let alt = if alts.len() == 1 {
+                alts.into_iter().next().expect("one")
+            } else {
+                Node::List(alts)
+            };
+            return if alt.has_plus_minus() {
+                Ok(false)
+            } else {
+                self.equiv(&alt, a)
+            };
+        }
+        if a.has_plus_minus() {
+            let alts = expand_pm(a);
+            let alt = if alts.len() == 1 {
+                alts.into_iter().next().expect("one")
+            } else {
+                Node::List(alts)
+            };
+            return if alt.has_plus_minus() {
+                Ok(false)
+            } else {
+                self.equiv(g, &alt)
+            };
+        }
+        if let Some(rhs) = assignment_rhs(g) {
+            if !a.is_relation() {
+                return self.equiv(rhs, a);
+            }
+        }
+        if let Some(rhs) = assignment_rhs(a) {
+            if !g.is_relation() {
+                return self.equiv(g, rhs);
+            }
+        }
+        match (g, a) {
+            (Node::List(_) | Node::Set(_), _) | (_, Node::List(_) | Node::Set(_)) => {
+                self.collections(g, a)
+            }
+            (Node::Rel(..), Node::Rel(..)) => self.relations(g, a),
+            _ if is_intervalish(g) || is_intervalish(a) => self.interval_sets(g, a),
+            (Node::Rel(..), _) | (_, Node::Rel(..)) => Ok(false),
+            (Node::Tuple(x), Node::Tuple(y)) => self.ordered(x, y),
+            (Node::Matrix(x), Node::Matrix(y)) => {
+                if x.len() != y.len() || x[0].len() != y[0].len() {
+                    return Ok(false);
+                }
+                let xs: Vec<Node> = x.iter().flatten().cloned().collect();
+                let ys: Vec<Node> = y.iter().flatten().cloned().collect();
+                self.ordered(&xs, &ys)
+            }
+            (Node::Matrix(m), Node::Tuple(t)) | (Node::Tuple(t), Node::Matrix(m)) => {
+                let flat: Vec<Node> = m.iter().flatten().cloned().collect();
+                let is_vector = m.len() == 1 || m[0].len() == 1;
+                Ok(is_vector && self.ordered(&flat, t)?)
+            }
+            (Node::Ratio(x), Node::Ratio(y)) => self.ratios(x, y),
+            (Node::Ratio(x), s) | (s, Node::Ratio(x)) => {
+                if x.len() != 2 {
+                    return Ok(false);
+                }
+                let q = Node::Div(Box::new(x[0].clone()), Box::new(x[1].clone()));
+                self.scalars(&q, s)
+            }
+            (Node::Text(x), Node::Text(y)) => Ok(text_key(x) == text_key(y)),
+            (Node::Text(x), Node::Sym(y)) | (Node::Sym(y), Node::Text(x)) => {
+                Ok(text_key(x) == text_key(y))
+            }
+            (Node::Text(_), _) | (_, Node::Text(_)) => Ok(false),
+            (Node::Tuple(_) | Node::Matrix(_), _) | (_, Node::Tuple(_) | Node::Matrix(_)) => {
+                Ok(false)
+            }
+            _ => self.scalars(g, a),
+        }
+    }
+
+    fn ordered(&mut self, x: &[Node], y: &[Node]) -> Result<bool, EvalErr> {
+        if x.len() != y.len() {
+            return Ok(false);
+        }
+        for (p, q) in x.iter().zip(y) {
+            if !self.equiv(p, q)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Lists and sets match as multisets; a lone answer matches a one-element collection.
+    fn collections(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        fn elems(n: &Node) -> &[Node] {
+            match n {
+                Node::List(v) | Node::Set(v) => v,
+                other => std::slice::from_ref(other),
+            }
+        }
+        let (gs, as_) = (elems(g), elems(a));
+        if gs.len() != as_.len() {
+            return Ok(false);
+        }
+        if gs.len() > MAX_ELEMENTS {
+            return Err(EvalErr::Budget);
+        }
+        let mut used = vec![false; as_.len()];
+        'outer: for x in gs {
+            for (k, y) in as_.iter().enumerate() {
+                if !used[k] && self.equiv(x, y)? {
+                    used[k] = true;
+                    continue 'outer;
+                }
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn interval_sets(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        let (Some(gi), Some(ai)) = (intervals(g), intervals(a)) else {
+            return Ok(false);
+        };
+        if gi.len() != ai.len() || gi.len() > MAX_ELEMENTS {
+            return Ok(false);
+        }
+        let mut used = vec![false; ai.len()];
+        'outer: for x in &gi {
+            for (k, y) in ai.iter().enumerate() {
+                if !used[k] && self.bound_eq(&x.lo, &y.lo)? && self.bound_eq(&x.hi, &y.hi)? {
+                    used[k] = true;
+                    continue 'outer;
+                }
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn bound_eq(&mut self, x: &Bound, y: &Bound) -> Result<bool, EvalErr> {
+        match (x, y) {
+            (Bound::NegInf, Bound::NegInf) | (Bound::PosInf, Bound::PosInf) => Ok(true),
+            (Bound::At(p, c), Bound::At(q, d)) => Ok(c == d && self.scalars(p, q)?),
+            _ => Ok(false),
+        }
+    }
+
+    fn relations(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        if let (Some(gi), Some(ai)) = (inequality_interval(g), inequality_interval(a)) {
+            return Ok(self.bound_eq(&gi.lo, &ai.lo)? && self.bound_eq(&gi.hi, &ai.hi)?);
+        }
+        let (Node::Rel(gi, go), Node::Rel(ai, ao)) = (g, a) else {
+            return Ok(false);
+        };
+        if go.len() != 1 || ao.len() != 1 {
+            // Chains compare link by link.
+            if go != ao || gi.len() != ai.len() {
+                return Ok(false);
+            }
+            return self.ordered(gi, ai);
+        }
+        let normal = |items: &[Node], op: RelOp| -> (Node, RelOp) {
+            let diff =
+                |l: &Node, r: &Node| Node::Add(vec![l.clone(), Node::Neg(Box::new(r.clone()))]);
+            match op {
+                RelOp::Gt => (diff(&items[1], &items[0]), RelOp::Lt),
+                RelOp::Ge => (diff(&items[1], &items[0]), RelOp::Le),
+                op => (diff(&items[0], &items[1]), op),
+            }
+        };
+        let (f, fo) = normal(gi, go[0]);
+        let (h, ho) = normal(ai, ao[0]);
+        if fo != ho || fo == RelOp::In {
+            return Ok(false);
+        }
+        if g.symbols().is_empty() && a.symbols().is_empty() {
+            return self.ordered(gi, ai);
+        }
+        // Same solution set: one side is a constant multiple of the other (positive for
+        // inequalities, so the direction is kept).
+        self.proportional(&f, &h, matches!(fo, RelOp::Lt | RelOp::Le))
+    }
+
+    fn ratios(&mut self, x: &[Node], y: &[Node]) -> Result<bool, EvalErr> {
+        if x.len() != y.len() {
+            return Ok(false);
+        }
+        for k in 1..x.len() {
+            let l = Node::Mul(vec![x[k].clone(), y[0].clone()]);
+            let r = Node::Mul(vec![y[k].clone(), x[0].clone()]);
+            if !self.scalars(&l, &r)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn scalars(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        if let (Some(x), Some(y)) = (inf_sign(g), inf_sign(a)) {
+            return Ok(x == y);
+        }
+        if inf_sign(g).is_some() || inf_sign(a).is_some() {
+            return Ok(false);
+        }
+        if self.scalar_eq(g, a)? {
+            return Ok(true);
+        }
+        // `28\%` also matches 28 (the number of percent).
+        match (strip_percent(g), strip_percent(a)) {
+            (Some(x), Some(y)) => self.scalar_eq(x, y),
+            (Some(x), None) => self.scalar_eq(x, a),
+            (None, Some(y)) => self.scalar_eq(g, y),
+            (None, None) => Ok(false),
+        }
+    }
+
+    fn eval(&mut self, n: &Node, env: &HashMap<String, Val>) -> Result<Val, EvalErr> {
+        Evaluator {
+            env,
+            limits: self.limits,
+            budget: self.budget,
+        }
+        .eval(n)
+    }
+
+    fn scalar_eq(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
+        let mut syms = g.symbols();
+        syms.extend(a.symbols());
+        syms.sort();
+        syms.dedup();
+        if syms.len() > MAX_SYMBOLS {
+            return Ok(false);
+        }
+        if syms.is_empty() {
+            let env = HashMap::new();
+            let vg = match self.eval(g, &env) {
+                Ok(v) => v,
+                Err(EvalErr::Budget) => return Err(EvalErr::Budget),
+                Err(_) => return Ok(false),
+            };
+            let va = match self.eval(a, &env) {
+                Ok(v) => v,
+                Err(EvalErr::Budget) => return Err(EvalErr::Budget),
+                Err(_) => return Ok(false),
+            };
+            if values_equal(&vg, &va, REL_TOL) {
+                return Ok(true);
+            }
+            if let Some((x, d, s)) = decimal_literal(a) {
+                if decimal_matches(&x, d, s, &vg) {
+                    return Ok(true);
+                }
+            }
+            if let Some((x, d, s)) = decimal_literal(g) {
+                return Ok(decimal_matches(&x, d, s, &va));
+            }
+            return Ok(false);
+        }
+        self.identity(g, a, &syms)
+    }
+
+    /// Evaluates both sides at the same points; `check` decides each point (None: skip it).
+    fn at_points(
+        &mut self,
+        g: &Node,
+        a: &Node,
+        syms: &[String],
+        check: &mut dyn FnMut(&Val, &Val) -> Option<bool>,
+    ) -> Result<bool, EvalErr> {
+        let mut rng = Points(0x0B0B_5EED);
+        let needed = self.limits.max_points.clamp(1, 32);
+        let (mut agreed, mut tries) = (0, 0);
+        while agreed < needed && tries < 2 * needed {
+            tries += 1;
+            // Every third point is negative, so |x| and x (or √(x²) and x) differ.
+            let negative = tries % 3 == 0;
+            let env: HashMap<String, Val> = syms
+                .iter()
+                .map(|s| (s.clone(), Val::Exact(rng.rational(negative))))
+                .collect();
+            let vg = match self.eval(g, &env) {
+                Ok(v) => v,
+                Err(EvalErr::Undefined) => continue,
+                Err(EvalErr::Budget) => return Err(EvalErr::Budget),
+                Err(EvalErr::Unsupported) => return Ok(false),
+            };
+            let va = match self.eval(a, &env) {
+                Ok(v) => v,
+                Err(EvalErr::Undefined) => continue,
+                Err(EvalErr::Budget) => return Err(EvalErr::Budget),
+                Err(EvalErr::Unsupported) => return Ok(false),
+            };
+            // Off the real domain of either side (ln of a negative), a point says nothing.
+            if negative && (vg.approx().im.abs() > ABS_TOL || va.approx().im.abs() > ABS_TOL) {
+                continue;
+            }
+            match check(&vg, &va) {
+                Some(true) => agreed += 1,
+                Some(false) => return Ok(false),
+                None => {}
+            }
+        }
+        Ok(agreed >= needed.min(3))
+    }
+
+    fn identity(&mut self, g: &Node, a: &Node, syms: &[String]) -> Result<bool, EvalErr> {
+        self.at_points(g, a, syms, &mut |x, y| Some(values_equal(x, y, POINT_TOL)))
+    }
+
+    /// `h = c·f` for one constant c ≠ 0 (c > 0 when `positive`).
+    fn proportional(&mut self, f: &Node, h: &Node, positive: bool) -> Result<bool, EvalErr> {
+        let mut syms = f.symbols();
+        syms.extend(h.symbols());
+        syms.sort();
+        syms.dedup();
+        if syms.len() > MAX_SYMBOLS {
+            return Ok(false);
+        }
+        let mut ratio: Option<Val> = None;
+        self.at_points(f, h, &syms, &mut |x, y| {
+            match (x.is_zero(), y.is_zero()) {
+                (true, true) => return None,
+                (true, false) | (false, true) => return Some(false),
+                _ => {}
+            }
+            let c = match (x, y) {
+                (Val::Exact(p), Val::Exact(q)) => Val::Exact(q / p),
+                _ => Val::Approx(y.approx() / x.approx()),
+            };
+            if let Some(r) = &ratio {
+                return Some(values_equal(r, &c, POINT_TOL));
+            }
+            let ok = match &c {
+                Val::Exact(r) => !positive || r.is_positive(),
+                Val::Approx(z) => z.im.abs() <= ABS_TOL && (!positive || z.re > 0.0),
+            };
+            ratio = Some(c);
+            Some(ok)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(g: &str, r: &str) -> Status {
+        verify_pair(g, r, &Options::default())
+    }
+
+    #[test]
+    fn basic_verdicts() {
+        assert_eq!(v("\\frac{1}{2}", "0.5"), Status::Correct);
+        assert_eq!(v("4", "4\\sqrt2"), Status::Wrong);
+        assert_eq!(v("(0,9)", "[0,9)"), Status::Wrong);
+        assert_eq!(v("x<1", "x>-1"), Status::Wrong);
+        assert_eq!(v("\\text{13}", "13"), Status::Wrong);
+        assert_eq!(v("5", "no digits here"), Status::NoAnswer);
+    }
+
+    #[test]
+    fn budget_cases_are_quick() {
+        assert_eq!(v("5", "5^{5^{5^{5^5}}}"), Status::Wrong);
+        let deep = format!("\\boxed{{{}1{}}}", "{".repeat(10_000), "}".repeat(10_000));
+        assert_eq!(v("1", &deep), Status::BudgetExceeded);
+        let big = "1".repeat(1 << 21);
+        assert_eq!(v("1", &big), Status::BudgetExceeded);
+    }
+}

@@ -1,0 +1,763 @@
+//! LaTeX (and plain-text math) into tokens. Presentation-only markup (`\left`, spacing, `$`,
+//! `\displaystyle`, degree signs, currency, unit words) is dropped here so the parser only sees
+//! mathematics. Numbers are read whole, including thousands separators, decimal commas (when
+//! the mode allows) and scientific notation.
+
+use super::ast::{Fail, RelOp};
+use super::budget::{Budget, Limits};
+
+/// A number as written: integer digits, fraction digits and a decimal exponent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumLit {
+    pub int: String,
+    pub frac: String,
+    pub exp: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tok {
+    Num(NumLit),
+    /// A one-letter variable or a Greek letter's name.
+    Ident(String),
+    /// A command the parser interprets (`frac`, `sqrt`, `sin`, `pi`, `infty`, `binom`, `log`).
+    Cmd(String),
+    Begin(String),
+    End(String),
+    /// Text that is not markup or a unit: a word answer or an annotation.
+    Text(String),
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    LBrack,
+    RBrack,
+    LSet,
+    RSet,
+    Bar,
+    LFloor,
+    RFloor,
+    LCeil,
+    RCeil,
+    Plus,
+    Minus,
+    Pm,
+    Mp,
+    Star,
+    Slash,
+    Caret,
+    Underscore,
+    Bang,
+    Percent,
+    Comma,
+    Colon,
+    Amp,
+    RowSep,
+    Rel(RelOp),
+    Cup,
+    Cap,
+    EmptySet,
+}
+
+/// How to read `1,234` and `3,5`: the same string can be a number or a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LexMode {
+    /// `1,234,567` is one number when every group after the first has three digits.
+    pub thousands_comma: bool,
+    /// `3,5` is three and a half.
+    pub decimal_comma: bool,
+}
+
+impl LexMode {
+    pub const STANDARD: LexMode = LexMode {
+        thousands_comma: true,
+        decimal_comma: false,
+    };
+    pub const LIST: LexMode = LexMode {
+        thousands_comma: false,
+        decimal_comma: false,
+    };
+    pub const DECIMAL_COMMA: LexMode = LexMode {
+        thousands_comma: false,
+        decimal_comma: true,
+    };
+}
+
+const FUNCTIONS: [&str; 17] = [
+    "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+    "ln", "log", "exp", "sqrt", "lg",
+];
+
+const GREEK: [&str; 32] = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Sigma",
+    "Phi",
+    "Omega",
+];
+
+/// Unit and currency words dropped after a number (`125 miles`, `10\text{ cm}^2`).
+const UNITS: [&str; 74] = [
+    "cm",
+    "mm",
+    "km",
+    "m",
+    "meter",
+    "meters",
+    "metre",
+    "metres",
+    "centimeter",
+    "centimeters",
+    "millimeter",
+    "millimeters",
+    "kilometer",
+    "kilometers",
+    "in",
+    "inch",
+    "inches",
+    "ft",
+    "foot",
+    "feet",
+    "yd",
+    "yard",
+    "yards",
+    "mi",
+    "mile",
+    "miles",
+    "mph",
+    "kg",
+    "g",
+    "gram",
+    "grams",
+    "mg",
+    "lb",
+    "lbs",
+    "pound",
+    "pounds",
+    "oz",
+    "ounce",
+    "ounces",
+    "l",
+    "ml",
+    "liter",
+    "liters",
+    "litre",
+    "litres",
+    "s",
+    "sec",
+    "second",
+    "seconds",
+    "min",
+    "minute",
+    "minutes",
+    "h",
+    "hr",
+    "hrs",
+    "hour",
+    "hours",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "year",
+    "years",
+    "dollar",
+    "dollars",
+    "cent",
+    "cents",
+    "unit",
+    "units",
+    "sq",
+    "square",
+    "cubic",
+    "degree",
+    "degrees",
+];
+
+fn is_unit_phrase(text: &str, in_text: bool) -> bool {
+    let mut any = false;
+    for w in text.split(|c: char| c.is_whitespace() || c == '.') {
+        if w.is_empty() {
+            continue;
+        }
+        let lw = w.to_ascii_lowercase();
+        // Outside `\text{}` one letter is a variable, and `in`/`min`/`sec` are too ambiguous.
+        let ok = UNITS.contains(&lw.as_str())
+            && (in_text || (lw.len() > 1 && !matches!(lw.as_str(), "in" | "min" | "sec")));
+        if !ok {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+struct Lexer<'a> {
+    c: Vec<char>,
+    i: usize,
+    out: Vec<Tok>,
+    mode: LexMode,
+    limits: &'a Limits,
+    budget: &'a mut Budget,
+}
+
+/// Tokenizes `s`. Fails with `Budget` past the token or digit caps.
+pub fn lex(s: &str, mode: LexMode, limits: &Limits, budget: &mut Budget) -> Result<Vec<Tok>, Fail> {
+    let mut lx = Lexer {
+        c: s.chars().collect(),
+        i: 0,
+        out: Vec::new(),
+        mode,
+        limits,
+        budget,
+    };
+    lx.run()?;
+    Ok(lx.out)
+}
+
+impl Lexer<'_> {
+    fn peek(&self, k: usize) -> Option<char> {
+        self.c.get(self.i + k).copied()
+    }
+
+    fn starts_with(&self, at: usize, pat: &str) -> bool {
+        let mut k = at;
+        for p in pat.chars() {
+            if self.c.get(k) != Some(&p) {
+                return false;
+            }
+            k += 1;
+        }
+        true
+    }
+
+    fn push(&mut self, t: Tok) -> Result<(), Fail> {
+        if self.out.len() >= self.limits.max_nodes {
+            return Err(Fail::Budget);
+        }
+        self.out.push(t);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<(), Fail> {
+        while let Some(ch) = self.peek(0) {
+            self.budget.tick(1)?;
+            if ch.is_ascii_digit()
+                || (ch == '.' && self.peek(1).is_some_and(|d| d.is_ascii_digit()))
+            {
+                self.number()?;
+                continue;
+            }
+            if ch.is_ascii_alphabetic() {
+                self.word()?;
+                continue;
+            }
+            self.i += 1;
+            let t = match ch {
+                '\\' => {
+                    self.command()?;
+                    continue;
+                }
+                c if c.is_whitespace() || c == '$' || c == '~' || c == '°' => continue,
+                '{' => Tok::LBrace,
+                '}' => Tok::RBrace,
+                '(' => Tok::LParen,
+                ')' => Tok::RParen,
+                '[' => Tok::LBrack,
+                ']' => Tok::RBrack,
+                '|' => Tok::Bar,
+                '+' => Tok::Plus,
+                '-' | '−' | '–' => Tok::Minus,
+                '*' | '×' | '·' | '⋅' => Tok::Star,
+                '/' | '÷' => Tok::Slash,
+                '^' => {
+                    if self.degree_sign() {
+                        continue;
+                    }
+                    Tok::Caret
+                }
+                '_' => Tok::Underscore,
+                '!' if self.peek(0) == Some('=') => {
+                    self.i += 1;
+                    Tok::Rel(RelOp::Ne)
+                }
+                '!' => Tok::Bang,
+                '%' => Tok::Percent,
+                ',' | ';' => Tok::Comma,
+                ':' => Tok::Colon,
+                '&' => Tok::Amp,
+                '=' => Tok::Rel(RelOp::Eq),
+                '<' if self.peek(0) == Some('=') => {
+                    self.i += 1;
+                    Tok::Rel(RelOp::Le)
+                }
+                '>' if self.peek(0) == Some('=') => {
+                    self.i += 1;
+                    Tok::Rel(RelOp::Ge)
+                }
+                '<' => Tok::Rel(RelOp::Lt),
+                '>' => Tok::Rel(RelOp::Gt),
+                '≤' => Tok::Rel(RelOp::Le),
+                '≥' => Tok::Rel(RelOp::Ge),
+                '≠' => Tok::Rel(RelOp::Ne),
+                '∈' => Tok::Rel(RelOp::In),
+                '±' => Tok::Pm,
+                '∓' => Tok::Mp,
+                '∪' => Tok::Cup,
+                '∩' => Tok::Cap,
+                '∅' => Tok::EmptySet,
+                'π' => Tok::Cmd("pi".into()),
+                '∞' => Tok::Cmd("infty".into()),
+                '√' => Tok::Cmd("sqrt".into()),
+                '\'' | '"' | '`' | '′' => continue,
+                '€' | '£' | '¥' => continue,
+                _ => return Err(Fail::Unparseable),
+            };
+            self.push(t)?;
+        }
+        Ok(())
+    }
+
+    /// After `^`: `^\circ`, `^{\circ}`, `^{ \circ }` are degree signs, which we drop.
+    fn degree_sign(&mut self) -> bool {
+        let mut k = self.i;
+        let braced = self.c.get(k) == Some(&'{');
+        if braced {
+            k += 1;
+        }
+        while self.c.get(k) == Some(&' ') {
+            k += 1;
+        }
+        if !self.starts_with(k, "\\circ")
+            || self.c.get(k + 5).is_some_and(|c| c.is_ascii_alphabetic())
+        {
+            return false;
+        }
+        k += 5;
+        if braced {
+            while self.c.get(k) == Some(&' ') {
+                k += 1;
+            }
+            if self.c.get(k) != Some(&'}') {
+                return false;
+            }
+            k += 1;
+        }
+        self.i = k;
+        true
+    }
+
+    fn digits(&mut self) -> String {
+        let mut d = String::new();
+        while let Some(c) = self.peek(0).filter(char::is_ascii_digit) {
+            d.push(c);
+            self.i += 1;
+        }
+        d
+    }
+
+    /// Exactly three digits at `at`, not followed by a fourth.
+    fn group3(&self, at: usize) -> bool {
+        (0..3).all(|k| self.c.get(at + k).is_some_and(char::is_ascii_digit))
+            && !self.c.get(at + 3).is_some_and(char::is_ascii_digit)
+    }
+
+    /// Length of a thousands separator at `i` (0 if none). `{,}`, `\,`, `\ ` and thin spaces
+    /// are always separators; a plain space or comma only with three digits after it.
+    fn separator_len(&self, first_group: bool) -> usize {
+        let candidates: [(&str, bool); 7] = [
+            ("{,}", true),
+            ("\\,", true),
+            ("\\ ", true),
+            ("\u{2009}", true),
+            ("\u{202f}", true),
+            (" ", true),
+            (",", self.mode.thousands_comma),
+        ];
+        for (pat, allowed) in candidates {
+            if allowed && self.starts_with(self.i, pat) {
+                let n = pat.chars().count();
+                // A plain space groups only a short leading group (`1 000`, not `2024 100`).
+                if pat == " " && !first_group {
+                    return 0;
+                }
+                if self.group3(self.i + n) {
+                    return n;
+                }
+            }
+        }
+        0
+    }
+
+    fn number(&mut self) -> Result<(), Fail> {
+        let mut int = self.digits();
+        if int.len() <= 3 && !int.is_empty() {
+            let mut first = true;
+            loop {
+                let n = self.separator_len(first);
+                if n == 0 {
+                    break;
+                }
+                self.i += n;
+                int.push_str(&self.digits());
+                first = false;
+            }
+        }
+        let mut frac = String::new();
+        if self.peek(0) == Some('.') && self.peek(1).is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+            frac = self.digits();
+        } else if self.mode.decimal_comma
+            && self.peek(0) == Some(',')
+            && self.peek(1).is_some_and(|c| c.is_ascii_digit())
+        {
+            self.i += 1;
+            frac = self.digits();
+        }
+        let mut exp = 0i64;
+        if matches!(self.peek(0), Some('e' | 'E')) {
+            let (sign, k) = match self.peek(1) {
+                Some('-') => (-1, 2),
+                Some('+') => (1, 2),
+                _ => (1, 1),
+            };
+            if self.peek(k).is_some_and(|c| c.is_ascii_digit()) {
+                self.i += k;
+                let d = self.digits();
+                if d.len() > 6 {
+                    return Err(Fail::Budget);
+                }
+                exp = sign * d.parse::<i64>().map_err(|_| Fail::Unparseable)?;
+            }
+        }
+        if int.len() + frac.len() > self.limits.max_digits {
+            return Err(Fail::Budget);
+        }
+        self.push(Tok::Num(NumLit { int, frac, exp }))
+    }
+
+    /// A run of ASCII letters outside a command: a function name, a keyword, a unit, a word, or
+    /// single-letter variables (`xy` is x times y).
+    fn word(&mut self) -> Result<(), Fail> {
+        let start = self.i;
+        while self.peek(0).is_some_and(|c| c.is_ascii_alphabetic()) {
+            self.i += 1;
+        }
+        let w: String = self.c[start..self.i].iter().collect();
+        let lw = w.to_ascii_lowercase();
+        match lw.as_str() {
+            "pi" => return self.push(Tok::Cmd("pi".into())),
+            "inf" | "infty" | "infinity" => return self.push(Tok::Cmd("infty".into())),
+            "and" | "or" => return self.push(Tok::Comma),
+            "percent" => return self.push(Tok::Percent),
+            "deg" | "degree" | "degrees" => return Ok(()),
+            _ => {}
+        }
+        if FUNCTIONS.contains(&lw.as_str()) && w == lw {
+            return self.push(Tok::Cmd(lw));
+        }
+        if is_unit_phrase(&w, false) {
+            self.skip_unit_power();
+            return Ok(());
+        }
+        if w.len() >= 3 {
+            return self.push(Tok::Text(w));
+        }
+        for ch in w.chars() {
+            self.push(Tok::Ident(ch.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// `cm^2`, `\text{cm}^{3}`: the power belongs to the dropped unit.
+    fn skip_unit_power(&mut self) {
+        let mut k = self.i;
+        while self.c.get(k) == Some(&' ') {
+            k += 1;
+        }
+        if self.c.get(k) != Some(&'^') {
+            return;
+        }
+        k += 1;
+        if self.c.get(k).is_some_and(char::is_ascii_digit) {
+            self.i = k + 1;
+        } else if self.c.get(k) == Some(&'{')
+            && self.c.get(k + 1).is_some_and(char::is_ascii_digit)
+            && self.c.get(k + 2) == Some(&'}')
+        {
+            self.i = k + 3;
+        }
+    }
+
+    /// The content of a `{...}` group starting at `i` (after spaces), advancing past it.
+    fn brace_arg(&mut self) -> Option<String> {
+        let mut k = self.i;
+        while self.c.get(k) == Some(&' ') {
+            k += 1;
+        }
+        if self.c.get(k) != Some(&'{') {
+            return None;
+        }
+        let mut depth = 0usize;
+        let mut j = k;
+        while j < self.c.len() {
+            match self.c[j] {
+                '\\' => j += 1,
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let inner: String = self.c[k + 1..j].iter().collect();
+                        self.i = j + 1;
+                        return Some(inner);
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        None
+    }
+
+    fn peek_brace_arg(&mut self) -> Option<String> {
+        let save = self.i;
+        let r = self.brace_arg();
+        self.i = save;
+        r
+    }
+
+    fn text(&mut self, content: &str) -> Result<(), Fail> {
+        let t = content.trim().trim_matches(|c| c == '~' || c == '$');
+        let lt = t.to_ascii_lowercase();
+        let bare = lt.trim_matches(|c: char| c == ',' || c == '.' || c.is_whitespace());
+        if bare.is_empty() {
+            return if lt.contains(',') {
+                self.push(Tok::Comma)
+            } else {
+                Ok(())
+            };
+        }
+        match bare {
+            "and" | "or" => return self.push(Tok::Comma),
+            "percent" | "%" | "\\%" => return self.push(Tok::Percent),
+            "degree" | "degrees" | "\\circ" => return Ok(()),
+            _ => {}
+        }
+        if is_unit_phrase(bare, true) {
+            self.skip_unit_power();
+            return Ok(());
+        }
+        self.push(Tok::Text(t.to_string()))
+    }
+
+    fn command(&mut self) -> Result<(), Fail> {
+        let Some(first) = self.peek(0) else {
+            return Ok(());
+        };
+        if !first.is_ascii_alphabetic() {
+            self.i += 1;
+            let t = match first {
+                '{' => Tok::LSet,
+                '}' => Tok::RSet,
+                '\\' => Tok::RowSep,
+                '%' => Tok::Percent,
+                '|' => Tok::Bar,
+                // Spacing, `\$`, and display delimiters `\( \) \[ \]` carry no mathematics.
+                _ => return Ok(()),
+            };
+            return self.push(t);
+        }
+        let start = self.i;
+        while self.peek(0).is_some_and(|c| c.is_ascii_alphabetic()) {
+            self.i += 1;
+        }
+        let name: String = self.c[start..self.i].iter().collect();
+        let t = match name.as_str() {
+            "frac" | "dfrac" | "tfrac" | "cfrac" => Tok::Cmd("frac".into()),
+            "binom" | "dbinom" | "tbinom" => Tok::Cmd("binom".into()),
+            "pi" | "infty" | "sqrt" => Tok::Cmd(name),
+            n if FUNCTIONS.contains(&n) => Tok::Cmd(name),
+            n if GREEK.contains(&n) => Tok::Ident(name),
+            "cdot" | "times" | "ast" => Tok::Star,
+            "div" => Tok::Slash,
+            "pm" => Tok::Pm,
+            "mp" => Tok::Mp,
+            "le" | "leq" | "leqslant" => Tok::Rel(RelOp::Le),
+            "ge" | "geq" | "geqslant" => Tok::Rel(RelOp::Ge),
+            "lt" => Tok::Rel(RelOp::Lt),
+            "gt" => Tok::Rel(RelOp::Gt),
+            "ne" | "neq" => Tok::Rel(RelOp::Ne),
+            "in" => Tok::Rel(RelOp::In),
+            "approx" => Tok::Rel(RelOp::Eq),
+            "lbrace" => Tok::LSet,
+            "rbrace" => Tok::RSet,
+            "langle" => Tok::LParen,
+            "rangle" => Tok::RParen,
+            "lbrack" => Tok::LBrack,
+            "rbrack" => Tok::RBrack,
+            "lvert" | "rvert" | "vert" => Tok::Bar,
+            "lfloor" => Tok::LFloor,
+            "rfloor" => Tok::RFloor,
+            "lceil" => Tok::LCeil,
+            "rceil" => Tok::RCeil,
+            "cup" => Tok::Cup,
+            "cap" => Tok::Cap,
+            "emptyset" | "varnothing" => Tok::EmptySet,
+            "left" | "right" | "big" | "Big" | "bigg" | "Bigg" | "bigl" | "bigr" | "Bigl"
+            | "Bigr" | "biggl" | "biggr" | "Biggl" | "Biggr" | "displaystyle" | "textstyle"
+            | "boxed" | "fbox" | "quad" | "qquad" | "circ" | "degree" | "limits" | "prime"
+            | "dollar" | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" => {
+                // `\left.` is an invisible delimiter.
+                if (name == "left" || name == "right") && self.peek(0) == Some('.') {
+                    self.i += 1;
+                }
+                return Ok(());
+            }
+            "hspace" | "vspace" | "phantom" | "label" => {
+                self.brace_arg();
+                return Ok(());
+            }
+            "text" | "textbf" | "textit" | "textrm" | "texttt" | "textsf" | "textup"
+            | "textnormal" | "mbox" | "hbox" | "emph" => {
+                let Some(content) = self.brace_arg() else {
+                    return Err(Fail::Unparseable);
+                };
+                return self.text(&content);
+            }
+            "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt" | "boldsymbol" | "bm"
+            | "operatorname" | "mathnormal" => {
+                // Transparent, except a unit or a function name inside.
+                if let Some(content) = self.peek_brace_arg() {
+                    let c = content.trim();
+                    if is_unit_phrase(c, true) && !c.is_empty() && c != "e" && c != "i" {
+                        self.brace_arg();
+                        self.skip_unit_power();
+                        return Ok(());
+                    }
+                    if FUNCTIONS.contains(&c) {
+                        self.brace_arg();
+                        return self.push(Tok::Cmd(c.to_string()));
+                    }
+                }
+                return Ok(());
+            }
+            "begin" | "end" => {
+                let Some(env) = self.brace_arg() else {
+                    return Err(Fail::Unparseable);
+                };
+                let env = env.trim().trim_end_matches('*').to_string();
+                if name == "begin" {
+                    if env == "array" {
+                        // Column spec `{cc}` says nothing about the values.
+                        self.brace_arg();
+                    }
+                    Tok::Begin(env)
+                } else {
+                    Tok::End(env)
+                }
+            }
+            _ => Tok::Cmd(name),
+        };
+        self.push(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str, mode: LexMode) -> Vec<Tok> {
+        let mut b = Budget::new(1_000_000);
+        lex(s, mode, &Limits::default(), &mut b).unwrap()
+    }
+
+    fn num(int: &str, frac: &str, exp: i64) -> Tok {
+        Tok::Num(NumLit {
+            int: int.into(),
+            frac: frac.into(),
+            exp,
+        })
+    }
+
+    #[test]
+    fn thousands_and_decimals() {
+        assert_eq!(
+            toks("7,425,000", LexMode::STANDARD),
+            vec![num("7425000", "", 0)]
+        );
+        assert_eq!(toks("1 000", LexMode::STANDARD), vec![num("1000", "", 0)]);
+        assert_eq!(
+            toks("1{,}000.5", LexMode::STANDARD),
+            vec![num("1000", "5", 0)]
+        );
+        assert_eq!(
+            toks("1,23", LexMode::STANDARD),
+            vec![num("1", "", 0), Tok::Comma, num("23", "", 0)]
+        );
+        assert_eq!(toks("3,5", LexMode::DECIMAL_COMMA), vec![num("3", "5", 0)]);
+        assert_eq!(toks(".5", LexMode::STANDARD), vec![num("", "5", 0)]);
+        assert_eq!(toks("1.2e-3", LexMode::STANDARD), vec![num("1", "2", -3)]);
+    }
+
+    #[test]
+    fn markup_and_units_dropped() {
+        assert_eq!(
+            toks("\\$1,000.99", LexMode::STANDARD),
+            vec![num("1000", "99", 0)]
+        );
+        assert_eq!(
+            toks("10\\text{ cm}^2", LexMode::STANDARD),
+            vec![num("10", "", 0)]
+        );
+        assert_eq!(
+            toks("125 miles", LexMode::STANDARD),
+            vec![num("125", "", 0)]
+        );
+        assert_eq!(toks("90^\\circ", LexMode::STANDARD), vec![num("90", "", 0)]);
+        assert_eq!(
+            toks("\\left( x \\right)", LexMode::STANDARD),
+            vec![Tok::LParen, Tok::Ident("x".into()), Tok::RParen]
+        );
+    }
+
+    #[test]
+    fn caps_hold() {
+        let mut b = Budget::new(1_000_000);
+        let long = "9".repeat(10_000);
+        assert_eq!(
+            lex(&long, LexMode::STANDARD, &Limits::default(), &mut b),
+            Err(Fail::Budget)
+        );
+        let mut b = Budget::new(5);
+        assert_eq!(
+            lex("1+2+3+4+5", LexMode::STANDARD, &Limits::default(), &mut b),
+            Err(Fail::Budget)
+        );
+    }
+}
