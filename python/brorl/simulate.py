@@ -342,12 +342,12 @@ def _run(args: argparse.Namespace) -> int:
     summary = summarize(results)
     png = args.png or out / "toy.png"
     write_csv(out / "toy.csv", cfg, results)
-    plot_toy(png, cfg, results)
-    cfg_dict = asdict(cfg)
     (out / "summary.json").write_text(
-        json.dumps({"config": cfg_dict, "wall_s": wall, "threads": args.threads, "per_n": summary}, indent=2)
+        json.dumps({"config": asdict(cfg), "wall_s": wall, "threads": args.threads, "per_n": summary}, indent=2)
         + "\n"
     )
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plot_toy(png, cfg, results)
     print(f"{'N':>7} {'Q_pos final':>11} {'% improved':>10} {'worst change (final)':>20} {'worst over run':>14}")
     for n, s in summary.items():
         print(
