@@ -56,4 +56,16 @@ __all__ = [
     "InvalidArgumentError",
     "MissingRewardsError",
     "NonFiniteError",
+    # training (loaded on first use: brorl.train(config) runs `brorl train` from Python)
+    "train",
 ]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562 lazy attributes
+    # The training subpackage pulls in its heavy dependencies only when a job starts; it is
+    # callable, so ``brorl.train(cfg)`` works before and after ``import brorl.train``.
+    if name == "train":
+        import importlib
+
+        return importlib.import_module("brorl.train")
+    raise AttributeError(f"module 'brorl' has no attribute {name!r}")

