@@ -74,12 +74,13 @@ def run_label(run_dir: Path) -> str:
     cfg = _read_config(run_dir)
     if not cfg:
         return label
-    run_section = cfg.get("run") if isinstance(cfg.get("run"), dict) else {}
+    run_section = cfg.get("run")
+    run_section = run_section if isinstance(run_section, dict) else {}
     preset = cfg.get("preset") or run_section.get("preset")
     if preset:
         return f"{label} (preset {preset})"
-    algo = cfg.get("algorithm") if isinstance(cfg.get("algorithm"), dict) else {}
-    if algo.get("n") is not None:
+    algo = cfg.get("algorithm")
+    if isinstance(algo, dict) and algo.get("n") is not None:
         return f"{label} (N={algo['n']})"
     return label
 
