@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import brorl
 from brorl.errors import DataFormatError, InvalidArgumentError
 from brorl.eval import default_ks, evaluate, metrics, overall, parse_specs, summarize
-from brorl.eval.scoring import humaneval_program, humaneval_tests, score_task_set
+from brorl.eval.scoring import humaneval_program, score_task_set
 from brorl.eval.tasks import MATH_INSTRUCTION
 
 
@@ -277,14 +276,8 @@ def test_humaneval_program_extraction():
     assert humaneval_program(p, f"```python\n{full}", chat=True).endswith(full)
     # completion model: continue the prompt, stop at the first stop sequence
     assert humaneval_program(p, body + "\n\ndef other():\n    pass\n", chat=False) == p.meta["prompt"] + body + "\n"
-    assert humaneval_tests(p).endswith("check(has_close_elements)\n")
 
 
-needs_math = pytest.mark.skipif(not hasattr(brorl, "verify_math_batch"), reason="math verifier not built")
-needs_code = pytest.mark.skipif(not hasattr(brorl, "verify_code_batch"), reason="code verifier not built")
-
-
-@needs_math
 def test_math_scoring_goes_through_brorls_verifier(tmp_path):
     f = write_jsonl(tmp_path / "m.jsonl", [{"problem": "a", "answer": "1/2"}, {"problem": "b", "answer": "3"}])
     (ts,) = parse_specs([f])
@@ -293,7 +286,6 @@ def test_math_scoring_goes_through_brorls_verifier(tmp_path):
     assert s[0, 0] == 1.0 and s[0, 2] == 0.0 and s[1, 0] == 1.0 and s[1, 2] == 0.0
 
 
-@needs_code
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_humaneval_canonical_solutions_pass_in_the_sandbox():

@@ -116,14 +116,6 @@ def check_result(res, samples: int, rg_size: int):
     assert texts == {RESPONSE}
 
 
-# The scorers are brorl's own verifiers; these tests need the built extension to have them.
-needs_verifiers = pytest.mark.skipif(
-    not all(hasattr(__import__("brorl"), f) for f in ("verify_math_batch", "verify_code_batch")),
-    reason="brorl's math/code verifiers are not in this build",
-)
-
-
-@needs_verifiers
 @pytest.mark.slow
 @pytest.mark.engine
 @pytest.mark.timeout(240)
@@ -144,7 +136,6 @@ def test_vllm_and_hf_give_the_known_answers(bigram_model, math_file, tmp_path):
     assert "| arith | 2 | 50.00 | 50.00 | 50.00 |" in paths["markdown"].read_text()
 
 
-@needs_verifiers
 @pytest.mark.slow
 @pytest.mark.engine
 @pytest.mark.timeout(120)
@@ -194,3 +185,56 @@ def test_vllm_many_long_prompts(bigram_model):
     assert ts["name"] == "rg/arithmetic" and ts["problems"] == 4 * len(tasks)
     assert sorted(ts["by_task"]) == tasks
     assert ts["truncation_rate"] == 0.0 and 1.0 <= ts["mean_response_tokens"] <= 5.0
+
+
+# Writes a run directory the way `brorl train` does (config.yaml, and a DeepSpeed checkpoint with
+# tag "learner" under checkpoints/step_*), in its own process like a training job. The "trained"
+# weights differ from the base model: every token now predicts end-of-sequence.
+_WRITE_RUN = r"""
+import sys, torch, yaml, deepspeed
+from pathlib import Path
+from transformers import AutoModelForCausalLM
+from brorl.train.config import load_config, to_dict
+from brorl.train.learner import init_distributed
+
+base, run = sys.argv[1], Path(sys.argv[2])
+run.mkdir(parents=True)
+(run / "config.yaml").write_text(yaml.safe_dump(to_dict(load_config(overrides=[f"model.path={base}"])), sort_keys=False))
+init_distributed("gloo")
+model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+with torch.no_grad():
+    model.lm_head.weight.zero_()
+    model.lm_head.weight[model.config.eos_token_id, :] = 3.0
+engine, *_ = deepspeed.initialize(
+    model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3),
+    config={"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 2}, "zero_force_ds_cpu_optimizer": False},
+)
+step = run / "checkpoints" / "step_000003"
+engine.save_checkpoint(str(step), tag="learner")
+(run / "checkpoints" / "latest").write_text(step.name)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+@pytest.mark.timeout(300)
+def test_brorl_train_checkpoint_is_exported_and_evaluated(bigram_model, math_file, tmp_path):
+    import subprocess
+    import sys
+
+    from brorl.eval import evaluate
+
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", _WRITE_RUN, str(bigram_model), str(run)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = evaluate(str(run), [math_file], samples=2, max_tokens=8, engine="hf")
+    step = run / "checkpoints" / "step_000003"
+    assert res["config"]["model_dir"] == str((step / "hf").resolve())
+    ts = res["task_sets"][0]
+    # The checkpoint's weights, not the base model's: an empty answer (end-of-sequence only).
+    assert ts["mean_response_tokens"] == 1.0 and ts["pass_at_k"]["1"] == 0.0
+    # The step directory itself works too, and reuses the export.
+    mtime = (step / "hf" / "model.safetensors").stat().st_mtime
+    again = evaluate(str(step), [math_file], samples=1, max_tokens=8, engine="hf")
+    assert again["task_sets"][0]["mean_response_tokens"] == 1.0
+    assert (step / "hf" / "model.safetensors").stat().st_mtime == mtime

