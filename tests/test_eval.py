@@ -163,12 +163,26 @@ def test_reasoning_gym_category_expands_to_its_tasks():
     assert ts.info["tasks"] == ["advanced_geometry", "simple_geometry"]
 
 
+def test_reasoning_gym_task_config_in_brackets():
+    (ts,) = parse_specs(["rg:chain_sum[min_terms=2,max_terms=2, min_digits=1,max_digits=1],gcd"], rg_size=20)
+    assert ts.info["tasks"] == ["chain_sum", "gcd"]
+    assert ts.info["task_config"] == {"chain_sum": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+    sums = [p.meta["entry"]["metadata"] for p in ts.problems if p.meta["task"] == "chain_sum"]
+    assert len(sums) == 20 and all(m["num_terms"] == 2 and m["num_digits"] == 1 for m in sums)
+
+
 @pytest.mark.parametrize(
     "spec, match",
     [
         ("gsm8k", "expected a .jsonl math file, 'humaneval' or rg:"),
         ("rg:", "expected rg:<task>"),
         ("rg:gcd,,lcm", "expected rg:<task>"),
+        ("rg:gcd[min_value=1", "expected rg:<task>"),
+        ("rg:gcd]", "expected rg:<task>"),
+        ("rg:gcd[[a=1]]", "expected rg:<task>"),
+        ("rg:gcd[min_value]", "'min_value' in .* \\(expected key=value\\)"),
+        ("rg:gcd[no_such_option=3]", "'gcd' cannot be built with seed=42, size=50, no_such_option=3"),
+        ("rg:algebra[x=1]", "'algebra' is neither a Reasoning Gym task"),
         ("rg:no_such_task", "'no_such_task' is neither a Reasoning Gym task nor a category"),
         ("/nonexistent/x.jsonl", "does not exist"),
     ],

@@ -9,7 +9,8 @@ A spec names one source of problems:
   against their unit tests in brorl's code sandbox;
 - ``rg:<name>[,<name>...]``: Reasoning Gym tasks (or whole Reasoning Gym categories such as
   ``algebra``), drawn with a fixed seed and size and scored by each task's own scorer. The
-  problems are grouped into one task set per category, the grouping the paper reports.
+  problems are grouped into one task set per category, the grouping the paper reports. A task
+  may carry its config in brackets: ``rg:chain_sum[min_terms=2,max_terms=2],gcd``.
 
 Loading is cheap (no model, no torch); the heavy parts of evaluation live elsewhere.
 """
@@ -140,34 +141,77 @@ def reasoning_gym_catalog() -> dict[str, str]:
     return {name: cls.__module__.split(".")[1] for name, (cls, _) in DATASETS.items()}
 
 
-def load_reasoning_gym(names: list[str], seed: int, size: int) -> list[TaskSet]:
-    """One task set per category, holding ``size`` problems of each named task (seed fixed)."""
+def _split_rg_names(body: str, spec: str) -> list[tuple[str, dict[str, Any]]]:
+    """``a,b[k=1,j=x],c`` -> [(a, {}), (b, {k: 1, j: 'x'}), (c, {})]: commas inside brackets
+    belong to a task's config; values are read as JSON where they parse (numbers, true, ...)."""
+    bad = InvalidArgumentError(
+        f"invalid value for `--data`: {spec!r} (expected rg:<task>[,<task>...], a task optionally "
+        "followed by its config in brackets, e.g. rg:chain_sum[min_terms=2,max_terms=2],gcd)"
+    )
+    parts, depth, cur = [], 0, ""
+    for ch in body:
+        depth += (ch == "[") - (ch == "]")
+        if depth < 0 or depth > 1:
+            raise bad
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if depth != 0:
+        raise bad
+    parts.append(cur)
+    out = []
+    for part in (p.strip() for p in parts):
+        name, _, rest = part.partition("[")
+        name = name.strip()
+        if not name or (rest and not rest.endswith("]")):
+            raise bad
+        kwargs: dict[str, Any] = {}
+        for item in filter(None, (x.strip() for x in rest[:-1].split(","))) if rest else []:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip().isidentifier():
+                raise InvalidArgumentError(f"invalid value for `--data`: {item!r} in {spec!r} (expected key=value)")
+            try:
+                kwargs[key.strip()] = json.loads(value.strip())
+            except json.JSONDecodeError:
+                kwargs[key.strip()] = value.strip()
+        out.append((name, kwargs))
+    return out
+
+
+def load_reasoning_gym(names: list, seed: int, size: int) -> list[TaskSet]:
+    """One task set per category, holding ``size`` problems of each named task (seed fixed).
+    ``names`` holds task or category names, or (task, config kwargs) pairs."""
     import reasoning_gym
     from reasoning_gym.utils import SYSTEM_PROMPTS
 
     catalog = reasoning_gym_catalog()
     categories = sorted(set(catalog.values()))
-    tasks: list[str] = []
-    for name in names:
+    tasks: dict[str, dict[str, Any]] = {}
+    for item in names:
+        name, kwargs = item if isinstance(item, tuple) else (item, {})
         if name in catalog:
             expanded = [name]
-        elif name in categories:
+        elif name in categories and not kwargs:
             expanded = sorted(t for t, c in catalog.items() if c == name and t != "composite")
         else:
             raise InvalidArgumentError(
                 f"invalid value for `--data`: {name!r} is neither a Reasoning Gym task nor a category "
                 f"(categories: {', '.join(categories)})"
             )
-        tasks.extend(t for t in expanded if t not in tasks)
+        for t in expanded:
+            tasks.setdefault(t, kwargs)
     system = SYSTEM_PROMPTS[RG_SYSTEM_PROMPT_NAME]
     by_category: dict[str, TaskSet] = {}
-    for task in tasks:
+    for task, kwargs in tasks.items():
         try:
-            dataset = reasoning_gym.create_dataset(task, seed=seed, size=size)
+            dataset = reasoning_gym.create_dataset(task, seed=seed, size=size, **kwargs)
         except Exception as e:  # the task's own config validation; name the task and say why
+            shown = "".join(f", {k}={v!r}" for k, v in kwargs.items())
             raise InvalidArgumentError(
                 f"invalid value for `--data`: Reasoning Gym task {task!r} cannot be built with "
-                f"seed={seed}, size={size}: {e}"
+                f"seed={seed}, size={size}{shown}: {e}"
             ) from e
         category = catalog[task]
         ts = by_category.get(category)
@@ -177,6 +221,8 @@ def load_reasoning_gym(names: list[str], seed: int, size: int) -> list[TaskSet]:
                 problems=[], info={"seed": seed, "size": size, "tasks": []},
             )
         ts.info["tasks"].append(task)
+        if kwargs:
+            ts.info.setdefault("task_config", {})[task] = kwargs
         for i in range(size):
             entry = dataset[i]
             ts.problems.append(
@@ -220,11 +266,7 @@ def parse_specs(
     sets: list[TaskSet] = []
     for spec in specs:
         if spec.startswith("rg:"):
-            names = [n.strip() for n in spec[3:].split(",")]
-            if not names or any(not n for n in names):
-                raise InvalidArgumentError(
-                    f"invalid value for `--data`: {spec!r} (expected rg:<task>[,<task>...])"
-                )
+            names = _split_rg_names(spec[3:], spec)
             # --limit caps each task, so every named task stays in the report.
             new = load_reasoning_gym(names, rg_seed, rg_size if limit is None else min(rg_size, limit))
         elif spec.lower() == "humaneval":
