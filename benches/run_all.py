@@ -87,7 +87,19 @@ def _bookkeeping(d: dict) -> list[Line]:
 
 
 def _math(d: dict) -> list[Line]:
-    raise KeyError("extractor not written")
+    if d.get("math_verify") == "not installed":
+        raise KeyError("Math-Verify is not installed")
+    n = _need(d, "pairs")
+    scaling = ", ".join(f"{t} threads {v:,.0f}" for t, v in _need(d, "brorl_batch_pairs_per_s_by_threads").items())
+    n_dis = sum(len(v) for v in _need(d, "disagreements").values())
+    return [
+        Line("accuracy on the labelled pairs", 100 * _need(d, "brorl_accuracy"), 100 * _need(d, "math_verify_accuracy"), "%",
+             note=f"{n} labelled (gold, response) pairs of tests/data/math_pairs.jsonl; the two disagree on {n_dis}"),
+        Line("pairs/s, one call per pair, 1 thread", _need(d, "brorl_pairs_per_s_single_thread_loop"),
+             _need(d, "math_verify_pairs_per_s"), "pairs/s", note="parse + verify, same pairs, both single-threaded"),
+        Line("pairs/s, brorl batch API on 1 thread", _need(d, "brorl_pairs_per_s_single_thread_batch"),
+             _need(d, "math_verify_pairs_per_s"), "pairs/s", note=f"brorl.verify_math_batch scaling: {scaling} pairs/s"),
+    ]
 
 
 def _code(d: dict) -> list[Line]:
@@ -128,6 +140,19 @@ class Outcome:
     load_before: float
 
 
+def _last_json(text: str) -> Any:
+    """The last JSON value printed: the whole output, or the one that starts on the latest line
+    beginning with '{' and runs to the end (benches print it on one line or indented)."""
+    lines = text.splitlines(keepends=True)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].lstrip().startswith("{"):
+            try:
+                return json.loads("".join(lines[i:]))
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
 def run_row(row: Row) -> Outcome:
     load = os.getloadavg()[0]
     script = ROOT / row.script
@@ -145,13 +170,7 @@ def run_row(row: Row) -> Outcome:
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["(no stderr)"]
         return Outcome(row, [], f"failed: exit code {proc.returncode}: {tail[0][:200]}", secs, None, load)
-    raw = None
-    for ln in reversed(proc.stdout.strip().splitlines()):
-        try:
-            raw = json.loads(ln)
-            break
-        except json.JSONDecodeError:
-            continue
+    raw = _last_json(proc.stdout)
     if not isinstance(raw, dict):
         return Outcome(row, [], "failed: the script printed no JSON object", secs, None, load)
     try:
@@ -257,7 +276,7 @@ def section(outcomes: list[Outcome], device: str, note: str, started: str, total
             continue
         for ln in o.lines:
             r = ln.ratio()
-            ratio = f"{r:.2f}x" if r is not None else "—"
+            ratio = "—" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
             out.append(
                 f"| {o.row.title} | {ln.what} ({ln.unit}, {'higher' if ln.higher_is_better else 'lower'} is better) | "
                 f"{_fmt(ln.brorl)} | {o.row.peer} | {_fmt(ln.peer)} | {ratio} | {cmd} |"
