@@ -72,8 +72,11 @@ def evaluate(
             f"invalid value for `--chat-template`: {chat_template!r} (choose from {', '.join(CHAT_MODES)})"
         )
     engine = _pick_engine(engine)
-    model_dir = engines.resolve_model_dir(model)
+    if not Path(model).is_dir():
+        engines.resolve_model_dir(model)  # raises, naming the path
     sets = parse_specs(data, rg_seed=rg_seed, rg_size=rg_size, limit=limit, system_prompt=system_prompt)
+    # After the specs: exporting a training checkpoint takes a while, bad specs fail before it.
+    model_dir = engines.resolve_model_dir(model)
 
     t0 = time.perf_counter()
     tokenizer = engines.load_tokenizer(model_dir)
