@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brorl.distributed.config import ClusterConfig
 from brorl.errors import ConfigError
 
 __all__ = [
@@ -270,6 +271,15 @@ class WarmupConfig:
     batch_size: int = _f(64, "Warm-up batch size (examples).")
     lr: float = _f(3e-3, "Warm-up learning rate.")
     size: int = _f(4000, "Warm-up examples generated from the task family (distinct seed).")
+    task: str = _f(
+        "chain_sum",
+        "Reasoning Gym task the warm-up examples come from (the answer format is what it "
+        "teaches; the RL task may be another variant of the family).",
+    )
+    task_kwargs: dict = _f(
+        {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+        "Difficulty knobs of the warm-up task.",
+    )
 
 
 @dataclass
@@ -309,6 +319,10 @@ class TrainConfig:
         default_factory=WarmupConfig, metadata={"help": "Supervised warm-up of the built-in model."}
     )
     run: RunConfig = field(default_factory=RunConfig, metadata={"help": "Run directory, steps, logging."})
+    cluster: ClusterConfig = field(
+        default_factory=ClusterConfig,
+        metadata={"help": "Placement on a Ray cluster; empty cluster.address runs in this process."},
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ def render_prompt(tokenizer: Any, user_text: str, use_chat_template: bool, syste
             msgs = [{"role": "system", "content": system_prompt}] + msgs
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     if messages is not None:
-        return "\n".join(str(m.get("content", "")) for m in messages) + "\n"
-    return user_text
+        user_text = "\n".join(str(m.get("content", "")) for m in messages)
+    # a raw prompt ends with a line break so the response starts on its own line
+    return user_text if user_text.endswith("\n") else user_text + "\n"
 
 
 def read_jsonl(path: str | Path, on_bad_row: str = "skip") -> tuple[list[tuple[int, dict]], list[str]]:
@@ -151,7 +152,8 @@ def _rg_items(src: Any, eval_size: int) -> tuple[list[dict], list[dict], list[st
 
     try:
         ds = rg.create_dataset(src.task, size=src.size, seed=src.seed, **src.task_kwargs)
-        held = rg.create_dataset(src.task, size=max(eval_size, 1), seed=src.seed + EVAL_SEED_OFFSET, **src.task_kwargs)
+        # oversized so that enough items remain after dropping those that also occur in training
+        held = rg.create_dataset(src.task, size=max(4 * eval_size, eval_size + 1000), seed=src.seed + EVAL_SEED_OFFSET, **src.task_kwargs)
     except (KeyError, ValueError, TypeError, AssertionError) as e:
         raise ConfigError(f"data.sources: Reasoning Gym task {src.task!r} with {src.task_kwargs}: {e}") from None
 
@@ -170,7 +172,7 @@ def _humaneval_items(eval_size: int) -> tuple[list[dict], list[dict], list[str],
 
     probs = list(read_problems().values())
     rows = [{"user": p["prompt"], "meta": {"prompt": p["prompt"], "test": p["test"], "entry_point": p["entry_point"],
-                                          "tests": f"{p['test']}\ncheck({p['entry_point']})\n", "kind": "script"},
+                                          "tests": p["test"], "kind": "humaneval"},
              "domain": "code"} for p in probs]
     k = min(eval_size, len(rows) // 2)
     return rows[: len(rows) - k], rows[len(rows) - k :], [], "humaneval"
@@ -183,7 +185,7 @@ def _jsonl_items(src: Any, data_cfg: Any) -> tuple[list[dict], list[dict], list[
         domain = obj.get("domain") or src.domain or "math"
         meta = {"answer": str(obj["answer"]) if "answer" in obj else None, "line": lineno, "path": str(src.path)}
         if domain == "code":
-            meta.update(tests=obj["tests"], kind=obj.get("kind", "script"), entry_point=obj.get("entry_point"))
+            meta.update(tests=obj["tests"], kind=obj.get("kind"), entry_point=obj.get("entry_point"))
         if domain == "reasoning_gym":
             meta.update(task=obj["task"], entry=obj.get("entry", {"answer": obj.get("answer"), "metadata": obj.get("metadata", {})}))
         out.append({"user": obj.get("prompt") or "", "messages": obj.get("messages"), "meta": meta, "domain": domain})

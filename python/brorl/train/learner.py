@@ -135,7 +135,7 @@ class DeepSpeedLearner:
         self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
         tok = AutoTokenizer.from_pretrained(model_path)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         # The reference policy: a frozen copy, reset to the current weights every K steps.

@@ -242,16 +242,19 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
         return Path(cfg.model.path)
     from brorl.train import tiny
 
-    src = cfg.data.sources[0]
     w = cfg.warmup
+    # the warm-up data comes from its own seed, disjoint from the RL and held-out seeds
+    wseed = 7919
 
     def pairs() -> list[tuple[str, str]]:
         import reasoning_gym as rg
 
-        ds = rg.create_dataset(src.task or "chain_sum", size=w.size, seed=src.seed + 7919, **src.task_kwargs)
-        return [(e["question"] + cfg.data.instruction + "\n", f"{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}") for e in ds]
+        ds = rg.create_dataset(w.task, size=w.size, seed=wseed, **w.task_kwargs)
+        from brorl.train.data import render_prompt
 
-    key = {"task": src.task, "kw": src.task_kwargs, "seed": src.seed, "size": w.size, "instr": cfg.data.instruction}
+        return [(render_prompt(None, e["question"] + cfg.data.instruction, False), f"{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}") for e in ds]
+
+    key = {"task": w.task, "kw": w.task_kwargs, "seed": wseed, "size": w.size, "instr": cfg.data.instruction}
     return tiny.cached_warm_model(pairs, key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
 
 
@@ -274,7 +277,8 @@ class Trainer:
         from brorl.train.learner import DeepSpeedLearner, init_distributed
         from brorl.train.rewards import RewardRouter
 
-        rank, world = init_distributed(cfg.deepspeed.backend)
+        # On a Ray cluster this process only drives: the learner's ranks are actors.
+        rank, world = (0, 1) if cfg.cluster.enabled else init_distributed(cfg.deepspeed.backend)
         name = cfg.run.name or time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.run.output_dir) / name
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -292,11 +296,18 @@ class Trainer:
         spec = SamplingSpec(temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=tuple(g.stop))
         max_prompt = max(len(p.token_ids) for s in sources for p in s.train + s.eval)
         lr = effective_lr(cfg)
-        learner: Learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
-        generator: Generator | None = None
-        if rank == 0:
-            generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed)
-        reward_fn: RewardFn = RewardRouter()
+        parts = None
+        if cfg.cluster.enabled:
+            from brorl.distributed.train import place_parts
+
+            parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir)
+            learner, generator, reward_fn = parts.learner, parts.generator, parts.reward_fn
+        else:
+            learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
+            generator = None
+            if rank == 0:
+                generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed)
+            reward_fn = RewardRouter()
         logger = _Log(run_dir, cfg.run.tensorboard, rank)
         result = TrainResult(run_dir=run_dir, steps_done=0)
         evals: dict[str, float] = {}
@@ -359,6 +370,8 @@ class Trainer:
             if generator is not None:
                 generator.close()
             learner.close()
+            if parts is not None:
+                parts.close()
         result.pass1_before = evals.get("pass1_before")
         result.pass1_after = evals.get("pass1_after")
         result.seconds = time.perf_counter() - t_start
@@ -408,14 +421,22 @@ class Trainer:
             row.update(lm)
             row["rollouts_trained"] = float(batch.n_rollouts)
             t0 = time.perf_counter()
-            weights = learner.named_weights()
-            if generator is not None:
-                generator.update_weights(weights)
+            if hasattr(generator, "sync_from"):
+                # distributed: trainer rank 0 sends to the engines directly, in buckets
+                row.update(generator.sync_from(learner))
+            else:
+                weights = learner.named_weights()
+                if generator is not None:
+                    generator.update_weights(weights)
             row["time/weight_sync"] = time.perf_counter() - t0
         else:
             # every group was solved or failed in all rounds: nothing to learn from this step
             row.update({"time/advantages": 0.0, "time/train": 0.0, "time/weight_sync": 0.0, "rollouts_trained": 0.0,
                         "skipped": 1.0})
+        for part in (generator, reward_fn):
+            # distributed: restarted engines / re-issued reward tasks since the last step
+            if hasattr(part, "pop_metrics"):
+                row.update(part.pop_metrics())
         row["time/step"] = time.perf_counter() - t_step
         for k in METRIC_FIELDS:
             row.setdefault(k, float("nan"))

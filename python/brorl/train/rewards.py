@@ -91,10 +91,11 @@ def _code_item(prompt: Prompt, response: str) -> dict[str, Any]:
     entry = meta.get("entry_point")
     if "prompt" in meta and entry and not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
         code = meta["prompt"] + code
-    tests = meta["tests"]
-    if isinstance(tests, list):
-        tests = "\n".join(map(str, tests)) + "\n"
-    item = {"program": code, "tests": tests, "kind": meta.get("kind", "script")}
+    # kinds of brorl.verify_code: 'humaneval' (tests define check(candidate)), 'stdio' and
+    # 'call' (lists of cases); a row without a kind is humaneval-style when it names an
+    # entry point, stdio otherwise
+    kind = meta.get("kind") or ("humaneval" if entry else "stdio")
+    item = {"program": code, "tests": meta["tests"], "kind": kind}
     if entry:
         item["entry_point"] = entry
     return item

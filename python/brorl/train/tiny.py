@@ -4,7 +4,8 @@ tokenizer that brorl builds itself, so the default job needs nothing from a mode
 :func:`build_tiny_model` writes a normal Hugging Face directory (``config.json``,
 ``model.safetensors``, ``tokenizer.json`` + config) that transformers and vLLM load as is.
 The tokenizer is trained on text of the task family; digits stay single tokens (so arithmetic
-is learnable) and ``<answer>``/``</answer>`` are single tokens. Attention head_dim is 64
+is learnable), ``<answer>``/``</answer>`` are single tokens, and merges may cross spaces so the
+task family's fixed phrases become single tokens (short prompts make training cheap). Attention head_dim is 64
 because vLLM's CPU attention backend rejects 16.
 
 :func:`warm_up` is the short supervised warm-up that teaches the answer format (prompt ->
@@ -77,7 +78,7 @@ def build_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = VOCAB
     corpus = list(corpus) if corpus is not None else _default_corpus()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -142,7 +143,7 @@ def warm_up(
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model.train()
     enc = []
     for prompt, response in pairs:
