@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("brorl.plot", "plot training curves of one or more run directories side by side"),
     "eval": ("brorl.eval.cli", "pass@k of a model on math, HumanEval and Reasoning Gym task sets"),
     "train": ("brorl.train.cli", "train a model with BroRL/ProRL (no arguments: the built-in CPU default)"),
+    "verify": ("brorl.commands.verify", "check model answers against references (brorl verify math ...)"),
 }
 
 

@@ -177,7 +177,8 @@ pub fn text_key(s: &str) -> String {
 /// When a side does not parse, word answers can still match as words.
 fn text_fallback(gold: &str, answer: &str) -> Status {
     let (g, a) = (text_key(gold), text_key(answer));
-    if !g.is_empty() && g == a {
+    // Only word answers match as words: `1 @` is not the number 1.
+    if g.chars().any(char::is_alphabetic) && g == a {
         Status::Correct
     } else {
         Status::Unparseable
@@ -437,23 +438,33 @@ fn close(x: Complex64, y: Complex64, tol: f64) -> bool {
 
 /// The precision rule: a decimal with at least `MIN_SIGNIFICANT` significant digits matches
 /// an exact value that cannot be written with that many decimals when it is that value
-/// rounded or truncated (|x − v| < 10^-d).
+/// rounded (half away from zero) or truncated to its own number of decimals.
 fn decimal_matches(x: &BigRational, decimals: u32, significant: u32, v: &Val) -> bool {
     if significant < MIN_SIGNIFICANT || decimals > 30 {
         return false;
     }
     let scale = BigRational::from_integer(num_traits::pow(BigInt::from(10u8), decimals as usize));
+    let m = x * &scale;
+    if !m.is_integer() {
+        return false;
+    }
     match v {
         Val::Exact(r) => {
-            if (r * &scale).is_integer() {
+            let t = r * &scale;
+            if t.is_integer() {
                 return false;
             }
-            ((x - r).abs() * &scale) < BigRational::from_integer(1.into())
+            m == t.trunc() || m == t.round()
         }
         Val::Approx(c) => {
-            let xf = super::value::to_f64(x);
-            let ulp = 10f64.powi(-(decimals as i32));
-            c.im.abs() <= ABS_TOL && (xf - c.re).abs() < ulp * (1.0 + 1e-9)
+            if c.im.abs() > ABS_TOL {
+                return false;
+            }
+            let t = c.re * 10f64.powi(decimals as i32);
+            let mf = super::value::to_f64(&m);
+            // Within float noise of a rounding boundary either neighbour is accepted.
+            let near = |k: f64| (mf - k).abs() < 0.5 && (t - k).abs() < 1.0 + 1e-9 * t.abs();
+            near(t.trunc()) || near(t.round())
         }
     }
 }
@@ -508,6 +519,12 @@ impl Cmp<'_> {
             }
             (Node::Rel(..), Node::Rel(..)) => self.relations(g, a),
             _ if is_intervalish(g) || is_intervalish(a) => self.interval_sets(g, a),
+            // `1 < x < 2` against `(1, 2)`: the pair is an open interval here.
+            (Node::Rel(..), Node::Tuple(_)) | (Node::Tuple(_), Node::Rel(..))
+                if inequality_interval(g).is_some() || inequality_interval(a).is_some() =>
+            {
+                self.interval_sets(g, a)
+            }
             (Node::Rel(..), _) | (_, Node::Rel(..)) => Ok(false),
             (Node::Tuple(x), Node::Tuple(y)) => self.ordered(x, y),
             (Node::Matrix(x), Node::Matrix(y)) => {

@@ -650,6 +650,13 @@ impl Lexer<'_> {
                 };
                 return self.text(&content);
             }
+            "mathbb" => {
+                // `\mathbb{R}` is the real line; other blackboard sets are not answers we compare.
+                return match self.brace_arg().as_deref().map(str::trim) {
+                    Some("R") => self.push(Tok::Cmd("reals".into())),
+                    _ => Err(Fail::Unparseable),
+                };
+            }
             "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt" | "boldsymbol" | "bm"
             | "operatorname" | "mathnormal" => {
                 // Transparent, except a unit or a function name inside.

@@ -573,6 +573,12 @@ impl Parser<'_> {
         match name {
             "pi" => Ok(Node::Const(Constant::Pi)),
             "infty" => Ok(Node::Const(Constant::Inf)),
+            "reals" => Ok(Node::Interval {
+                lo: Box::new(Node::Neg(Box::new(Node::Const(Constant::Inf)))),
+                hi: Box::new(Node::Const(Constant::Inf)),
+                lo_closed: false,
+                hi_closed: false,
+            }),
             "frac" => {
                 let a = self.arg()?;
                 let b = self.arg()?;
@@ -670,7 +676,8 @@ impl Parser<'_> {
             0 => Err(Fail::Unparseable),
             1 if open_square == close_square => Ok(items.pop().expect("one item")),
             1 => Err(Fail::Unparseable),
-            2 if open_square || close_square => {
+            // A pair with an infinite end is an interval even in round brackets.
+            2 if open_square || close_square || items.iter().any(is_infinite) => {
                 let hi = items.pop().expect("two items");
                 let lo = items.pop().expect("two items");
                 Ok(Node::Interval {
@@ -717,6 +724,14 @@ impl Parser<'_> {
             return Err(Fail::Unparseable);
         }
         Ok(Node::Matrix(rows))
+    }
+}
+
+fn is_infinite(n: &Node) -> bool {
+    match n {
+        Node::Const(Constant::Inf) => true,
+        Node::Neg(a) => is_infinite(a),
+        _ => false,
     }
 }
 

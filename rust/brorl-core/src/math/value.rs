@@ -161,21 +161,26 @@ impl Evaluator<'_> {
                 self.exact(BigRational::from_integer(acc))
             }
             Node::Binom(a, b) => {
-                let n = small_nonneg_int(&self.eval(a)?).ok_or(EvalErr::Unsupported)?;
+                let n = self.eval(a)?;
                 let k = small_nonneg_int(&self.eval(b)?).ok_or(EvalErr::Unsupported)?;
-                if n > 100_000 {
+                // n(n-1)...(n-k+1)/k! works for any n (a variable at a rational point too).
+                let k = match small_nonneg_int(&n) {
+                    Some(ni) if k > ni => return Ok(Val::Exact(BigRational::zero())),
+                    Some(ni) => k.min(ni - k),
+                    None => k,
+                };
+                if k > 10_000 {
                     return Err(EvalErr::Budget);
                 }
-                if k > n {
-                    return Ok(Val::Exact(BigRational::zero()));
-                }
-                let k = k.min(n - k);
-                let mut acc = BigInt::from(1u8);
+                let mut acc = Val::Exact(BigRational::from_integer(1.into()));
                 for j in 0..k {
-                    self.budget.tick(1 + acc.bits() / 64)?;
-                    acc = acc * (n - j) / (j + 1);
+                    let j = BigRational::from_integer(j.into());
+                    let term = self.add(n.clone(), Val::Exact(-j.clone()))?;
+                    let term =
+                        self.div(term, Val::Exact(j + BigRational::from_integer(1.into())))?;
+                    acc = self.mul(acc, term)?;
                 }
-                self.exact(BigRational::from_integer(acc))
+                Ok(acc)
             }
             _ => Err(EvalErr::Unsupported),
         }

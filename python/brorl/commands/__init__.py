@@ -1,0 +1,1 @@
+"""Command-line subcommands that group several actions (`brorl verify math`, ...)."""

@@ -1,0 +1,330 @@
+"""The math answer verifier: labelled pairs by category, a Fraction-based reference for numbers
+and polynomials with property tests, fuzzing, the regression corpus of hostile inputs, the batch
+API and the `brorl verify math` command."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import brorl
+from brorl.cli import main as cli_main
+
+DATA = Path(__file__).parent / "data"
+PAIRS = [json.loads(line) for line in open(DATA / "math_pairs.jsonl", encoding="utf-8")]
+STATUSES = set(brorl.MATH_STATUSES)
+
+
+def corpus_rows() -> list[dict]:
+    rows = []
+    for line in open(DATA / "math_regression_corpus.jsonl", encoding="utf-8"):
+        r = json.loads(line)
+        if "response_parts" in r:
+            r["response"] = "".join(t * n for t, n in r.pop("response_parts"))
+        rows.append(r)
+    return rows
+
+
+# ---------------------------------------------------------------------------- labelled pairs
+
+
+def test_labelled_set_is_large_and_balanced():
+    cats = defaultdict(lambda: [0, 0])
+    for p in PAIRS:
+        cats[p["category"]][bool(p["label"])] += 1
+    assert len(PAIRS) >= 400
+    assert len(cats) >= 20
+    # Every category has rejections to check as well as acceptances.
+    assert all(neg > 0 and pos > 0 for neg, pos in cats.values()), dict(cats)
+
+
+@pytest.mark.parametrize("category", sorted({p["category"] for p in PAIRS}))
+def test_labelled_pairs(category):
+    rows = [p for p in PAIRS if p["category"] == category]
+    got = brorl.verify_math_batch([p["gold"] for p in rows], [p["response"] for p in rows])
+    wrong = [
+        (p["gold"], p["response"][:80], p["label"])
+        for p, g in zip(rows, got)
+        if bool(g) != bool(p["label"])
+    ]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    "gold, response",
+    [
+        ("4", "4\\sqrt2"),
+        ("(0,9)", "[0,9)"),
+        ("x<1", "x>-1"),
+        ("\\text{13}", "13"),
+        ("7,425,000", "7,425"),
+        ("\\frac13", "0.33"),
+    ],
+)
+def test_issue_rejections(gold, response):
+    assert brorl.verify_math(gold, response) is False
+    assert brorl.verify_math_status(gold, response) == "wrong"
+
+
+def test_statuses_name_what_happened():
+    assert brorl.MATH_STATUSES == [
+        "correct",
+        "wrong",
+        "no_answer",
+        "unparseable",
+        "budget_exceeded",
+    ]
+    assert brorl.verify_math_status("5", "I could not solve it.") == "no_answer"
+    assert brorl.verify_math_status("5", "I could not solve it.", last_number=False) == "no_answer"
+    assert brorl.verify_math_status("5", "\\boxed{\\frac{}{}}") == "unparseable"
+    deep = "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}"
+    assert brorl.verify_math_status("1", deep) == "budget_exceeded"
+    assert brorl.verify_math_status("1", "1" * (2 << 20)) == "budget_exceeded"
+
+
+def test_last_number_fallback_is_optional():
+    r = "We count 3 groups of 4 and get 12 in total"
+    assert brorl.verify_math("12", r)
+    assert not brorl.verify_math("12", r, last_number=False)
+
+
+# ---------------------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("so \\boxed{1} then \\boxed{\\frac{a}{b}}.", "\\frac{a}{b}"),
+        ("$\\boxed{1}$ and $\\boxed{2}$", "1, 2"),
+        ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),
+        ("\\boxed{1} is wrong; it is \\boxed{2}", "2"),
+        ("\\fbox{\\{1, 2\\}}", "\\{1, 2\\}"),
+        ("<think>a</think><answer> 7 </answer>", "7"),
+        ("<answer>so \\boxed{8}</answer>", "8"),
+        ("Thus the final answer is $x = 3$. Done.", "x = 3"),
+        ("Final Answer: 12", "12"),
+        ("I get -3/4, I think.", "-3/4"),
+        ("total 1,234.5.", "1,234.5"),
+        ("no digits", None),
+        ("\\boxed{unclosed", None),
+    ],
+)
+def test_extract_answer(response, expected):
+    assert brorl.extract_answer(response) == expected
+
+
+def test_extract_answer_without_last_number():
+    assert brorl.extract_answer("it is 7", last_number=False) is None
+    assert brorl.extract_answer("it is \\boxed{7}", last_number=False) == "7"
+
+
+# ---------------------------------------------------------------------------- batch API
+
+
+def test_batch_matches_single_calls_and_threads_agree():
+    golds = [p["gold"] for p in PAIRS]
+    responses = [p["response"] for p in PAIRS]
+    single = np.array([brorl.verify_math(g, r) for g, r in zip(golds, responses)])
+    for threads in (None, 1, 2, 3):
+        got = brorl.verify_math_batch(golds, responses, threads=threads)
+        assert got.dtype == np.bool_ and got.shape == (len(PAIRS),)
+        np.testing.assert_array_equal(got, single)
+    codes = brorl.verify_math_batch_status(golds, responses, threads=2)
+    assert codes.dtype == np.uint8
+    np.testing.assert_array_equal(codes == 0, single)
+    names = [brorl.verify_math_status(g, r) for g, r in zip(golds, responses)]
+    assert [brorl.MATH_STATUSES[c] for c in codes] == names
+
+
+def test_batch_accepts_any_sequence_of_str():
+    got = brorl.verify_math_batch(("1", "2"), iter(["1", "3"]))
+    np.testing.assert_array_equal(got, [True, False])
+    assert brorl.verify_math_batch([], []).shape == (0,)
+
+
+def test_batch_rejects_bad_arguments():
+    with pytest.raises(brorl.InvalidArgumentError, match="`golds` has 2 items but `responses` has 1"):
+        brorl.verify_math_batch(["1", "2"], ["1"])
+    with pytest.raises(brorl.InvalidArgumentError, match="`threads` must be at least 1"):
+        brorl.verify_math_batch(["1"], ["1"], threads=0)
+    with pytest.raises(brorl.BrorlTypeError, match=r"`golds\[1\]` must be str, got int"):
+        brorl.verify_math_batch(["1", 2], ["1", "2"])
+    with pytest.raises(brorl.BrorlTypeError, match="`responses` must be a sequence of str, not a single str"):
+        brorl.verify_math_batch(["1"], "1")
+    with pytest.raises(TypeError):
+        brorl.verify_math_batch(["1"], 5)
+
+
+# ---------------------------------------------------------------------------- reference + properties
+#
+# The reference decides numeric answers with Python's exact Fractions, including the documented
+# precision rule: a decimal with at least 3 significant digits matches an exact value that has
+# no exact decimal of that length when it is that value rounded (half away from zero) or
+# truncated to its number of decimals.
+
+
+def ref_round_half_away(x: Fraction) -> int:
+    n = abs(x)
+    r = int(n + Fraction(1, 2)) if (n - int(n)) >= Fraction(1, 2) else int(n)
+    return r if x >= 0 else -r
+
+
+def ref_decimal_matches(text: str, v: Fraction) -> bool:
+    digits = text.lstrip("-").replace(".", "").lstrip("0")
+    d = len(text.split(".")[1]) if "." in text else 0
+    if d == 0 or len(digits) < 3:
+        return False
+    t = v * 10**d
+    if t.denominator == 1:
+        return False
+    m = Fraction(text) * 10**d
+    return m in (int(t), ref_round_half_away(t))
+
+
+def ref_equal(a: tuple[Fraction, str], b: tuple[Fraction, str]) -> bool:
+    (va, ta), (vb, tb) = a, b
+    if va == vb:
+        return True
+    return (ta.startswith("dec") and ref_decimal_matches(ta[4:], vb)) or (
+        tb.startswith("dec") and ref_decimal_matches(tb[4:], va)
+    )
+
+
+def spell(q: Fraction, style: str, decimals: int) -> tuple[str, str]:
+    """A LaTeX spelling of q, and a tag telling the reference how it was written."""
+    sign = "-" if q < 0 else ""
+    n, d = abs(q.numerator), q.denominator
+    if style == "decimal":
+        text = f"{float(q):.{decimals}f}"
+        return text, "dec:" + text
+    if d == 1:
+        return {"int": f"{sign}{n}", "frac": f"{sign}\\frac{{{n}}}{{1}}"}.get(style, f"{sign}{n}"), "exact"
+    if style == "mixed" and n > d:
+        return f"{sign}{n // d}\\frac{{{n % d}}}{{{d}}}", "exact"
+    if style == "slash":
+        return f"{sign}{n}/{d}", "exact"
+    if style == "dfrac":
+        return f"{sign}\\dfrac{{{n}}}{{{d}}}", "exact"
+    return f"{sign}\\frac{{{n}}}{{{d}}}", "exact"
+
+
+fractions = st.builds(Fraction, st.integers(-400, 400), st.integers(1, 40))
+styles = st.sampled_from(["int", "frac", "dfrac", "slash", "mixed", "decimal"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(p=fractions, q=fractions, s1=styles, s2=styles, d1=st.integers(1, 6), d2=st.integers(1, 6), same=st.booleans())
+def test_numbers_agree_with_fraction_reference(p, q, s1, s2, d1, d2, same):
+    if same:
+        q = p
+    g_text, g_tag = spell(p, s1, d1)
+    r_text, r_tag = spell(q, s2, d2)
+    gv = Fraction(g_text) if g_tag.startswith("dec") else p
+    rv = Fraction(r_text) if r_tag.startswith("dec") else q
+    want = ref_equal((gv, g_tag), (rv, r_tag))
+    assert brorl.verify_math(g_text, r_text) == want, (g_text, r_text)
+
+
+def poly_text(coeffs: list[int], rng: random.Random) -> str:
+    """Σ c_k x^k with the terms in random order."""
+    terms = [(c, k) for k, c in enumerate(coeffs) if c != 0]
+    rng.shuffle(terms)
+    out = ""
+    for c, k in terms:
+        mono = "" if k == 0 else ("x" if k == 1 else f"x^{{{k}}}")
+        mag = abs(c)
+        body = f"{mag}{mono}" if (mag != 1 or k == 0) else mono
+        out += (" - " if c < 0 else (" + " if out else "")) + body
+    return out.strip() or "0"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    coeffs=st.lists(st.integers(-9, 9), min_size=1, max_size=5),
+    delta=st.lists(st.integers(-2, 2), min_size=1, max_size=5),
+    seed=st.integers(0, 10**6),
+    factor=st.integers(1, 4),
+)
+def test_polynomials_agree_with_coefficient_reference(coeffs, delta, seed, factor):
+    rng = random.Random(seed)
+    other = [c + (delta[k] if k < len(delta) else 0) for k, c in enumerate(coeffs)]
+    other += delta[len(coeffs):]
+    # The response factors out an integer: factor·(other / factor) when it divides evenly.
+    if all(c % factor == 0 for c in other) and any(other):
+        resp = f"{factor}\\left({poly_text([c // factor for c in other], rng)}\\right)"
+    else:
+        resp = poly_text(other, rng)
+    gold = poly_text(coeffs, rng)
+    strip = lambda v: [c for c in (v + [0] * 8)[:8]]  # noqa: E731
+    want = strip(coeffs) == strip(other)
+    assert brorl.verify_math(gold, resp) == want, (gold, resp)
+
+
+# ---------------------------------------------------------------------------- never hangs, never crashes
+
+SNIPPETS = [
+    "\\frac", "\\sqrt", "{", "}", "(", ")", "[", "]", "\\{", "\\}", "^", "_", "1", "23", "0.5", ",",
+    "x", "y", "\\pi", "e", "i", "+", "-", "\\pm", "\\cdot", "/", "=", "<", "\\leq", "\\infty", "\\cup",
+    "\\text{", "\\left(", "\\right)", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "!", "\\%",
+    "\\sin", "\\log_", "|", ":", " ", "\\boxed{", "$", "\\binom", "\\circ", "204_5", "\u00e9", "\\",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gold=st.lists(st.sampled_from(SNIPPETS), max_size=25), resp=st.lists(st.sampled_from(SNIPPETS), max_size=40))
+def test_fuzz_token_soup(gold, resp):
+    g, r = "".join(gold), "".join(resp)
+    assert brorl.verify_math_status(g, r) in STATUSES
+    assert brorl.verify_math_status(r, g) in STATUSES
+    # A boxed answer always verifies against itself as gold (first check: equal strings).
+    if any(c.isalnum() for c in r) and not r.endswith("\\") and not any(c in r for c in "{}") and "boxed" not in r:
+        assert brorl.verify_math_status(r, "\\boxed{" + r + "}") == "correct"
+
+
+@settings(max_examples=200, deadline=None)
+@given(gold=st.text(max_size=60), resp=st.text(max_size=200))
+def test_fuzz_arbitrary_text(gold, resp):
+    assert brorl.verify_math_status(gold, resp) in STATUSES
+    assert isinstance(brorl.extract_answer(resp), (str, type(None)))
+
+
+@pytest.mark.parametrize("row", corpus_rows(), ids=lambda r: r["note"])
+def test_regression_corpus(row):
+    status = brorl.verify_math_status(row["gold"], row["response"])
+    assert status in row["expect"], (row["note"], status)
+    assert brorl.verify_math_batch_status([row["gold"]], [row["response"]])[0] == brorl.MATH_STATUSES.index(status)
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+
+def test_cli_single_pair(capsys):
+    assert cli_main(["verify", "math", "--gold", "\\frac12", "--response", "The answer is \\boxed{0.5}"]) == 0
+    assert capsys.readouterr().out.strip() == "correct"
+    assert cli_main(["verify", "math", "--gold", "4", "--response", "4\\sqrt2"]) == 1
+    assert capsys.readouterr().out.strip() == "wrong"
+
+
+def test_cli_jsonl(tmp_path, capsys):
+    f = tmp_path / "pairs.jsonl"
+    rows = [{"gold": "1", "response": "\\boxed{1}"}, {"gold": "2", "response": "no idea"}, {"gold": "3", "response": "4"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli_main(["verify", "math", "--jsonl", str(f), "--threads", "2"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["status"] for o in out] == ["correct", "no_answer", "wrong"]
+    assert [o["row"] for o in out] == [0, 1, 2]
+
+
+def test_cli_rejects_bad_jsonl(tmp_path, capsys):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(json.dumps({"gold": "1"}) + "\n")
+    assert cli_main(["verify", "math", "--jsonl", str(f)]) == 2
+    assert "row 0" in capsys.readouterr().err
