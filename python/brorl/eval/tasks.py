@@ -285,8 +285,8 @@ def parse_specs(
                 p.system = system_prompt or None
                 if ts.kind != "code":
                     p.raw = f"{system_prompt}\n{p.user}" if system_prompt else p.user
-    names = [ts.name for ts in sets]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    set_names = [ts.name for ts in sets]
+    dup = sorted({n for n in set_names if set_names.count(n) > 1})
     if dup:
         raise InvalidArgumentError(f"invalid value for `--data`: task set {dup[0]!r} is given twice")
     return sets
