@@ -54,6 +54,13 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     if !gs.is_empty() && gs == as_ {
         return Status::Correct;
     }
+    if let (Some(x), Some(y)) = (choice_letter(&gold), leading_choice(&answer)) {
+        return if x == y {
+            Status::Correct
+        } else {
+            Status::Wrong
+        };
+    }
     let g = match parse(&gold, LexMode::STANDARD, lim, &mut budget) {
         Ok(g) => g,
         Err(Fail::Budget) => return Status::BudgetExceeded,
@@ -117,7 +124,12 @@ fn is_bare_answer(s: &str, limits: &Limits, budget: &mut Budget) -> bool {
     let Ok(toks) = lex(s, LexMode::STANDARD, limits, &mut trial) else {
         return false;
     };
-    let words = toks.iter().filter(|t| matches!(t, Tok::Text(_))).count();
+    let words = toks
+        .iter()
+        .filter(
+            |t| matches!(t, Tok::Text(w) if w.chars().filter(|c| c.is_alphabetic()).count() >= 2),
+        )
+        .count();
     // One word is a word answer ("odd"); more words alongside other tokens are prose.
     if words > 0 && !(words == 1 && toks.len() == 1) {
         return false;
@@ -144,6 +156,47 @@ fn plain(s: &str) -> String {
     }
     let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
     t.trim_end_matches('.').to_string()
+}
+
+/// Text with the usual wrappers of a multiple-choice answer removed.
+fn unwrap_choice(s: &str) -> String {
+    let mut t = s.to_string();
+    for w in [
+        "\\textbf", "\\textrm", "\\text", "\\mathrm", "\\mathbf", "\\mbox",
+    ] {
+        t = t.replace(w, "");
+    }
+    t.chars()
+        .filter(|c| !matches!(c, '{' | '}' | '$') && !c.is_whitespace())
+        .collect()
+}
+
+/// A gold answer that is a multiple-choice letter: `C`, `(C)`, `\text{(C)}`, `\textbf{C}`.
+fn choice_letter(gold: &str) -> Option<char> {
+    let t = unwrap_choice(gold);
+    let t = t.trim_end_matches('.');
+    let t = t
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .unwrap_or(t);
+    let mut cs = t.chars();
+    match (cs.next(), cs.next()) {
+        (Some(c @ 'A'..='J'), None) => Some(c),
+        _ => None,
+    }
+}
+
+/// The choice an answer starts with: `(C)`, `C)`, `\textbf{(C)} 5`, or just `C`.
+fn leading_choice(answer: &str) -> Option<char> {
+    let t = unwrap_choice(answer);
+    let b: Vec<char> = t.chars().take(3).collect();
+    let is_letter = |c: &char| ('A'..='J').contains(c);
+    match b.as_slice() {
+        ['(', c, ')', ..] if is_letter(c) => Some(*c),
+        [c, ')' | '.' | ':', ..] if is_letter(c) => Some(*c),
+        [c] if is_letter(c) => Some(*c),
+        _ => None,
+    }
 }
 
 /// `3,5` can be a list, a decimal comma or (with three digits) a thousands separator.
@@ -243,24 +296,45 @@ fn is_constant(n: &Node) -> bool {
     n.symbols().is_empty()
 }
 
-/// The right side of an assignment-like relation (`x = 11`, `(p, q) = (3, 2)`, `x \in S`).
+/// A name on the left of an assignment: `x`, `a_n`, `(p, q)`, or a function value `f(x)`.
+fn is_name(n: &Node) -> bool {
+    match n {
+        Node::Sym(_) => true,
+        Node::Tuple(v) => v.iter().all(|x| matches!(x, Node::Sym(_))),
+        Node::Mul(v) => {
+            v.len() == 2
+                && matches!(v[0], Node::Sym(_))
+                && (matches!(v[1], Node::Sym(_))
+                    || matches!(&v[1], Node::Tuple(t) if t.iter().all(|x| matches!(x, Node::Sym(_)))))
+        }
+        _ => false,
+    }
+}
+
+/// The value an assignment-like relation gives (`x = 11`, `(p, q) = (3, 2)`, `f(x) = 2x+1`,
+/// `x \in S`, `x = \frac12 = 0.5`, `\frac12 \approx 0.5`): its last item.
 fn assignment_rhs(n: &Node) -> Option<&Node> {
     let Node::Rel(items, ops) = n else {
         return None;
     };
-    if ops.len() != 1 {
+    if ops.len() == 1 && ops[0] == RelOp::In {
+        return Some(&items[1]);
+    }
+    if !ops.iter().all(|o| *o == RelOp::Eq) {
         return None;
     }
-    let lhs_is_name = match &items[0] {
-        Node::Sym(_) => true,
-        Node::Tuple(v) => v.iter().all(|x| matches!(x, Node::Sym(_))),
-        _ => false,
-    };
-    match ops[0] {
-        RelOp::In => Some(&items[1]),
-        RelOp::Eq if lhs_is_name => Some(&items[1]),
-        _ => None,
+    let named = is_name(&items[0]) && items[1..].iter().all(is_constant_or_single_name_free);
+    let all_constant = items.iter().all(is_constant);
+    if named || all_constant {
+        items.last()
+    } else {
+        None
     }
+}
+
+/// Right-hand sides of a named assignment must not themselves be names (`x = y` is an equation).
+fn is_constant_or_single_name_free(n: &Node) -> bool {
+    !matches!(n, Node::Sym(_))
 }
 
 fn is_intervalish(n: &Node) -> bool {
@@ -839,6 +913,30 @@ mod tests {
         assert_eq!(v("x<1", "x>-1"), Status::Wrong);
         assert_eq!(v("\\text{13}", "13"), Status::Wrong);
         assert_eq!(v("5", "no digits here"), Status::NoAnswer);
+    }
+
+    const PIECES: [&str; 24] = [
+        "\\frac", "\\sqrt", "{", "}", "(", ")", "[", "]", "\\{", "\\}", "^", "_", "12", "0.5", ",",
+        "x", "\\pi", "+", "-", "=", "<", "\\infty", "\\boxed{", "\\text{",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Any token soup gets a status (no panic, no hang), in both roles.
+        #[test]
+        fn token_soup_never_panics(g in proptest::collection::vec(0usize..24, 0..20),
+                                   r in proptest::collection::vec(0usize..24, 0..40)) {
+            let g: String = g.into_iter().map(|k| PIECES[k]).collect();
+            let r: String = r.into_iter().map(|k| PIECES[k]).collect();
+            let _ = v(&g, &r);
+            let _ = v(&r, &g);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(g in "\\PC{0,30}", r in "\\PC{0,80}") {
+            let _ = v(&g, &r);
+        }
     }
 
     #[test]

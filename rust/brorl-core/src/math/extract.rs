@@ -171,11 +171,11 @@ fn final_answer_phrase(s: &str) -> Option<String> {
     let lower = s.to_ascii_lowercase();
     let at = lower.rfind("final answer")?;
     let mut rest = &s[at + "final answer".len()..];
-    rest = rest.trim_start();
-    for lead in [":", "is", ":", "="] {
-        if let Some(r) = rest.strip_prefix(lead) {
-            rest = r.trim_start();
-        }
+    // "Final Answer: x", "**Final Answer**: x", "final answer is x", "final answer = x".
+    let filler = |c: char| c == '*' || c == ':' || c == '=' || c.is_whitespace();
+    rest = rest.trim_start_matches(filler);
+    if let Some(r) = rest.strip_prefix("is") {
+        rest = r.trim_start_matches(filler);
     }
     let line = rest.lines().next().unwrap_or("");
     // A sentence ends at ". " (a decimal point is followed by a digit, not a space).

@@ -12,6 +12,8 @@ pub struct NumLit {
     pub int: String,
     pub frac: String,
     pub exp: i64,
+    /// Repeating decimal digits (`0.1\overline{6}`), empty for a plain number.
+    pub repeat: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +87,31 @@ impl LexMode {
 const FUNCTIONS: [&str; 17] = [
     "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
     "ln", "log", "exp", "sqrt", "lg",
+];
+
+/// Number words up to twenty (`twelve`), by value.
+const NUMBER_WORDS: [&str; 21] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ];
 
 const GREEK: [&str; 32] = [
@@ -247,14 +274,9 @@ impl Lexer<'_> {
     }
 
     fn starts_with(&self, at: usize, pat: &str) -> bool {
-        let mut k = at;
-        for p in pat.chars() {
-            if self.c.get(k) != Some(&p) {
-                return false;
-            }
-            k += 1;
-        }
-        true
+        pat.chars()
+            .enumerate()
+            .all(|(k, p)| self.c.get(at + k) == Some(&p))
     }
 
     fn push(&mut self, t: Tok) -> Result<(), Fail> {
@@ -284,7 +306,8 @@ impl Lexer<'_> {
                     self.command()?;
                     continue;
                 }
-                c if c.is_whitespace() || c == '$' || c == '~' || c == '°' => continue,
+                // A period that does not start a number ends a sentence (`\boxed{5.}`).
+                c if c.is_whitespace() || c == '$' || c == '~' || c == '°' || c == '.' => continue,
                 '{' => Tok::LBrace,
                 '}' => Tok::RBrace,
                 '(' => Tok::LParen,
@@ -430,15 +453,29 @@ impl Lexer<'_> {
             }
         }
         let mut frac = String::new();
-        if self.peek(0) == Some('.') && self.peek(1).is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
-            frac = self.digits();
-        } else if self.mode.decimal_comma
-            && self.peek(0) == Some(',')
-            && self.peek(1).is_some_and(|c| c.is_ascii_digit())
+        let point = match self.peek(0) {
+            Some('.') => true,
+            Some(',') => self.mode.decimal_comma,
+            _ => false,
+        };
+        let overline_next = |lx: &Self, at: usize| lx.starts_with(at, "\\overline{");
+        if point
+            && (self.peek(1).is_some_and(|c| c.is_ascii_digit()) || overline_next(self, self.i + 1))
         {
             self.i += 1;
             frac = self.digits();
+        }
+        let mut repeat = String::new();
+        if overline_next(self, self.i) && (point || !frac.is_empty()) {
+            let save = self.i;
+            self.i += "\\overline{".len();
+            repeat = self.digits();
+            if self.peek(0) == Some('}') && !repeat.is_empty() {
+                self.i += 1;
+            } else {
+                self.i = save;
+                repeat.clear();
+            }
         }
         let mut exp = 0i64;
         if matches!(self.peek(0), Some('e' | 'E')) {
@@ -456,10 +493,15 @@ impl Lexer<'_> {
                 exp = sign * d.parse::<i64>().map_err(|_| Fail::Unparseable)?;
             }
         }
-        if int.len() + frac.len() > self.limits.max_digits {
+        if int.len() + frac.len() + repeat.len() > self.limits.max_digits {
             return Err(Fail::Budget);
         }
-        self.push(Tok::Num(NumLit { int, frac, exp }))
+        self.push(Tok::Num(NumLit {
+            int,
+            frac,
+            exp,
+            repeat,
+        }))
     }
 
     /// A run of ASCII letters outside a command: a function name, a keyword, a unit, a word, or
@@ -478,6 +520,14 @@ impl Lexer<'_> {
             "percent" => return self.push(Tok::Percent),
             "deg" | "degree" | "degrees" => return Ok(()),
             _ => {}
+        }
+        if let Some(v) = NUMBER_WORDS.iter().position(|n| *n == lw) {
+            return self.push(Tok::Num(NumLit {
+                int: v.to_string(),
+                frac: String::new(),
+                exp: 0,
+                repeat: String::new(),
+            }));
         }
         if FUNCTIONS.contains(&lw.as_str()) && w == lw {
             return self.push(Tok::Cmd(lw));
@@ -709,6 +759,7 @@ mod tests {
             int: int.into(),
             frac: frac.into(),
             exp,
+            repeat: String::new(),
         })
     }
 

@@ -56,10 +56,21 @@ pub fn literal(n: &NumLit, limits: &Limits) -> Result<Literal, Fail> {
     let shift = n.exp - n.frac.len() as i64;
     let ten = BigInt::from(10u8);
     let value = if shift >= 0 {
-        BigRational::from_integer(mantissa * num_traits::pow(ten, shift as usize))
+        BigRational::from_integer(mantissa * num_traits::pow(ten.clone(), shift as usize))
     } else {
-        BigRational::new(mantissa, num_traits::pow(ten, (-shift) as usize))
+        BigRational::new(mantissa, num_traits::pow(ten.clone(), (-shift) as usize))
     };
+    if !n.repeat.is_empty() {
+        // 0.1\overline{6} = 0.1 + 6 / (10^1 · (10^1 − 1)): exact, so no precision rule.
+        let rep: BigInt = n.repeat.parse().map_err(|_| Fail::Unparseable)?;
+        let scale = num_traits::pow(ten.clone(), n.frac.len())
+            * (num_traits::pow(ten, n.repeat.len()) - BigInt::one());
+        return Ok(Literal {
+            value: value + BigRational::new(rep, scale),
+            decimals: 0,
+            significant: 0,
+        });
+    }
     let significant = digits.trim_start_matches('0').len() as u32;
     Ok(Literal {
         value,
@@ -70,7 +81,9 @@ pub fn literal(n: &NumLit, limits: &Limits) -> Result<Literal, Fail> {
 
 fn is_int_lit(t: Option<&Tok>) -> Option<&str> {
     match t {
-        Some(Tok::Num(n)) if n.frac.is_empty() && n.exp == 0 && !n.int.is_empty() => {
+        Some(Tok::Num(n))
+            if n.frac.is_empty() && n.exp == 0 && n.repeat.is_empty() && !n.int.is_empty() =>
+        {
             Some(n.int.as_str())
         }
         _ => None,
@@ -361,13 +374,16 @@ impl Parser<'_> {
                 }
                 Ok(list_or_single(items))
             }
-            Some(Tok::Num(n)) if n.frac.is_empty() && n.exp == 0 && n.int.len() > 1 => {
+            Some(Tok::Num(n))
+                if n.frac.is_empty() && n.exp == 0 && n.repeat.is_empty() && n.int.len() > 1 =>
+            {
                 let digit = n.int[..1].to_string();
                 let rest = n.int[1..].to_string();
                 self.toks[self.pos] = Tok::Num(NumLit {
                     int: rest,
                     frac: String::new(),
                     exp: 0,
+                    repeat: String::new(),
                 });
                 Ok(Node::Num(Literal {
                     value: BigRational::from_integer(big(&digit)),
@@ -439,7 +455,7 @@ impl Parser<'_> {
 
     fn number(&mut self, n: NumLit) -> Result<Node, Fail> {
         let lit = literal(&n, self.limits)?;
-        let is_int = n.frac.is_empty() && n.exp == 0 && !n.int.is_empty();
+        let is_int = n.frac.is_empty() && n.exp == 0 && n.repeat.is_empty() && !n.int.is_empty();
         if !is_int {
             return Ok(Node::Num(lit));
         }
