@@ -32,9 +32,34 @@ pub fn extract_marked(response: &str) -> Option<String> {
     final_answer_phrase(response)
 }
 
+/// For every `{`, the index of its closing `}` (None when unclosed), in one pass with a stack,
+/// so finding many boxes stays linear (a search per box would be quadratic on
+/// `\boxed{\boxed{\boxed{...` without closing braces).
+fn brace_pairs(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut open = Vec::new();
+    let mut pairs = Vec::new();
+    let mut k = 0;
+    while k < b.len() {
+        match b[k] {
+            b'\\' => k += 1,
+            b'{' => open.push(k),
+            b'}' => {
+                if let Some(o) = open.pop() {
+                    pairs.push((o, k));
+                }
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    pairs.sort_unstable();
+    pairs
+}
+
 fn boxes(s: &str) -> Vec<Boxed> {
     let b = s.as_bytes();
     let mut out = Vec::new();
+    let mut pairs: Option<Vec<(usize, usize)>> = None;
     let mut i = 0;
     while let Some(k) = s.get(i..).and_then(|r| r.find('\\')) {
         i += k;
@@ -58,7 +83,12 @@ fn boxes(s: &str) -> Vec<Boxed> {
             j += 1;
         }
         if j < b.len() && b[j] == b'{' {
-            match matching_brace(b, j) {
+            let pairs = pairs.get_or_insert_with(|| brace_pairs(b));
+            let close = pairs
+                .binary_search_by_key(&j, |p| p.0)
+                .ok()
+                .map(|k| pairs[k].1);
+            match close {
                 Some(close) => {
                     out.push(Boxed {
                         start,
@@ -89,30 +119,6 @@ fn boxes(s: &str) -> Vec<Boxed> {
         }
     }
     out
-}
-
-/// Index of the `}` that closes the `{` at `open` (escaped `\{`/`\}` do not count).
-pub fn matching_brace(b: &[u8], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut k = open;
-    while k < b.len() {
-        match b[k] {
-            b'\\' => {
-                k += 2;
-                continue;
-            }
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(k);
-                }
-            }
-            _ => {}
-        }
-        k += 1;
-    }
-    None
 }
 
 /// Text between two boxes that still makes them one list answer ("$\boxed{1}$ and $\boxed{2}$").
