@@ -8,14 +8,19 @@ are imported by the modules that use them.
 from __future__ import annotations
 
 from brorl._core import (
+    CODE_STATUSES,
     ESTIMATORS,
     MATH_STATUSES,
     RolloutBatch,
+    CodeResult,
     __version__,
     compute_advantages,
     compute_gae,
     extract_answer,
+    extract_code,
     pass_at_k,
+    verify_code,
+    verify_code_batch,
     verify_math,
     verify_math_batch,
     verify_math_batch_status,
@@ -30,6 +35,7 @@ from brorl.errors import (
     InvalidArgumentError,
     MissingRewardsError,
     NonFiniteError,
+    SandboxUnavailableError,
 )
 
 __all__ = [
@@ -47,6 +53,12 @@ __all__ = [
     "verify_math_batch",
     "verify_math_batch_status",
     "verify_math_status",
+    # sandboxed code verification
+    "CODE_STATUSES",
+    "CodeResult",
+    "extract_code",
+    "verify_code",
+    "verify_code_batch",
     # errors
     "BrorlError",
     "BrorlTypeError",
@@ -56,6 +68,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingRewardsError",
     "NonFiniteError",
+    "SandboxUnavailableError",
     # training (loaded on first use: brorl.train(config) runs `brorl train` from Python)
     "train",
 ]

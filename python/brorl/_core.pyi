@@ -1,7 +1,7 @@
 # Type stub for the Rust extension `brorl._core`; tests/test_stub.py checks it against the
 # compiled module with mypy.stubtest so the two cannot drift.
-from collections.abc import Sequence
-from typing import final
+from collections.abc import Mapping, Sequence
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -109,3 +109,46 @@ def verify_math_batch_status(
     threads: int | None = None,
     last_number: bool = True,
 ) -> npt.NDArray[np.uint8]: ...
+
+# --- sandboxed code verifier (rust/brorl-core/src/code) ---
+CODE_STATUSES: list[str]
+
+@final
+class CodeResult:
+    @property
+    def passed(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def reward(self) -> float: ...
+    @property
+    def statuses(self) -> list[str]: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def elapsed_s(self) -> float: ...
+
+def extract_code(response: str, language: str = "python") -> str | None: ...
+def verify_code(
+    program: str,
+    tests: Any,
+    *,
+    kind: str,
+    entry_point: str | None = None,
+    timeout_s: float = 3.0,
+    total_timeout_s: float = 5.0,
+    memory_mb: int = 1024,
+    reward: str = "fraction",
+    float_tol: float | None = None,
+    isolation: str = "auto",
+) -> CodeResult: ...
+def verify_code_batch(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    workers: int | None = None,
+    isolation: str = "auto",
+) -> list[CodeResult]: ...

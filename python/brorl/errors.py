@@ -16,6 +16,7 @@ __all__ = [
     "DataFormatError",
     "WorkerLostError",
     "TrainerRankLostError",
+    "SandboxUnavailableError",
 ]
 
 
@@ -71,3 +72,8 @@ class TrainerRankLostError(WorkerLostError):
     """A DeepSpeed trainer rank of a distributed run died. The run stops (a data-parallel group
     cannot lose a member mid-step); the message names the last intact checkpoint and the command
     that resumes from it."""
+
+
+class SandboxUnavailableError(BrorlError, RuntimeError):
+    """The code sandbox could not start (no usable interpreter, or the kernel refused the
+    requested isolation); the message says which step failed and why."""

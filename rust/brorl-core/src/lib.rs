@@ -2,6 +2,7 @@
 //! criterion benches run without an interpreter; `brorl-py` is only a translation layer.
 
 pub mod advantages;
+pub mod code;
 pub mod error;
 pub mod groups;
 pub mod math;

@@ -3,6 +3,7 @@
 
 mod advantages;
 mod arrays;
+mod code;
 mod errors;
 mod math;
 mod rollout;
@@ -15,6 +16,8 @@ mod _core {
 
     #[pymodule_export]
     use advantages::{compute_advantages, compute_gae, pass_at_k};
+    #[pymodule_export]
+    use code::{extract_code, verify_code, verify_code_batch, CodeResult};
     #[pymodule_export]
     use math::{
         extract_answer, verify_math, verify_math_batch, verify_math_batch_status,
@@ -31,6 +34,10 @@ mod _core {
             brorl_core::advantages::Estimator::NAMES.to_vec(),
         )?;
         m.add("MATH_STATUSES", brorl_core::math::Status::NAMES.to_vec())?;
+        m.add(
+            "CODE_STATUSES",
+            brorl_core::code::TestStatus::NAMES.to_vec(),
+        )?;
         Ok(())
     }
 }

@@ -41,8 +41,10 @@ pub fn stdout_matches(got: &str, want: &str, tol: Option<f64>) -> bool {
         if tol.is_none() {
             return false;
         }
-        let (gt, wt): (Vec<&str>, Vec<&str>) =
-            (gl.split_whitespace().collect(), wl.split_whitespace().collect());
+        let (gt, wt): (Vec<&str>, Vec<&str>) = (
+            gl.split_whitespace().collect(),
+            wl.split_whitespace().collect(),
+        );
         gt.len() == wt.len() && gt.iter().zip(&wt).all(|(a, b)| tokens_equal(a, b, tol))
     })
 }
@@ -66,7 +68,8 @@ pub fn json_matches(got: &Value, want: &Value, tol: f64) -> bool {
         }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
-                && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| json_matches(x, y, tol)))
+                && a.iter()
+                    .all(|(k, x)| b.get(k).is_some_and(|y| json_matches(x, y, tol)))
         }
         _ => got == want,
     }
@@ -97,8 +100,16 @@ mod tests {
     fn json_numbers() {
         assert!(json_matches(&json!([1, 2.0000001]), &json!([1, 2.0]), 1e-6));
         assert!(!json_matches(&json!([1, 2]), &json!([1, 3]), 1e-6));
-        assert!(!json_matches(&json!({"a": 1}), &json!({"a": 1, "b": 2}), 1e-6));
-        assert!(json_matches(&json!({"a": [true, null, "x"]}), &json!({"a": [true, null, "x"]}), 0.0));
+        assert!(!json_matches(
+            &json!({"a": 1}),
+            &json!({"a": 1, "b": 2}),
+            1e-6
+        ));
+        assert!(json_matches(
+            &json!({"a": [true, null, "x"]}),
+            &json!({"a": [true, null, "x"]}),
+            0.0
+        ));
         assert!(!json_matches(&json!(true), &json!(1), 1e-6));
     }
 }

@@ -41,7 +41,11 @@ fn fence_of(line: &str) -> Option<Fence> {
         return None;
     }
     let word = info.split_whitespace().next().unwrap_or("");
-    Some(Fence { ch, len, info: word.trim_matches(['{', '}', '.']).to_ascii_lowercase() })
+    Some(Fence {
+        ch,
+        len,
+        info: word.trim_matches(['{', '}', '.']).to_ascii_lowercase(),
+    })
 }
 
 /// The last fenced block tagged `language` (or untagged); the whole text when there is no
@@ -102,14 +106,26 @@ mod tests {
 
     #[test]
     fn untagged_and_tilde_fences() {
-        assert_eq!(extract_code("~~~\nprint(1)\n~~~", "python").as_deref(), Some("print(1)\n"));
-        assert_eq!(extract_code("````\na\n```\nb\n````", "python").as_deref(), Some("a\n```\nb\n"));
+        assert_eq!(
+            extract_code("~~~\nprint(1)\n~~~", "python").as_deref(),
+            Some("print(1)\n")
+        );
+        assert_eq!(
+            extract_code("````\na\n```\nb\n````", "python").as_deref(),
+            Some("a\n```\nb\n")
+        );
     }
 
     #[test]
     fn no_fence_is_whole_text_and_unclosed_runs_to_end() {
-        assert_eq!(extract_code("print(3)", "python").as_deref(), Some("print(3)"));
+        assert_eq!(
+            extract_code("print(3)", "python").as_deref(),
+            Some("print(3)")
+        );
         assert_eq!(extract_code("  \n", "python"), None);
-        assert_eq!(extract_code("```python\nx = 1\ny", "python").as_deref(), Some("x = 1\ny\n"));
+        assert_eq!(
+            extract_code("```python\nx = 1\ny", "python").as_deref(),
+            Some("x = 1\ny\n")
+        );
     }
 }

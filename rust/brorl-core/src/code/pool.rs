@@ -1,10 +1,11 @@
 //! A bounded pool of warm workers shared by every caller in the process, and the batch runner
 //! that keeps all of them busy.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -31,7 +32,11 @@ impl Isolation {
             "auto" => Ok(Self::Auto),
             "namespaces" => Ok(Self::Namespaces),
             "basic" => Ok(Self::Basic),
-            _ => Err(CodeError::invalid("isolation", name, "one of auto, namespaces, basic")),
+            _ => Err(CodeError::invalid(
+                "isolation",
+                name,
+                "one of auto, namespaces, basic",
+            )),
         }
     }
 }
@@ -51,7 +56,12 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     pub fn new(python: impl Into<String>) -> Self {
-        Self { python: python.into(), isolation: Isolation::Auto, expose: Vec::new(), tmpfs_mb: 64 }
+        Self {
+            python: python.into(),
+            isolation: Isolation::Auto,
+            expose: Vec::new(),
+            tmpfs_mb: 64,
+        }
     }
 }
 
@@ -99,7 +109,10 @@ impl Pool {
     /// The process-wide pool for `cfg`, grown to at least `workers` workers.
     pub fn shared(cfg: &SandboxConfig, workers: usize) -> Arc<Pool> {
         static POOLS: OnceLock<Mutex<Vec<Arc<Pool>>>> = OnceLock::new();
-        let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let mut pools = POOLS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let pool = match pools.iter().find(|p| &p.cfg == cfg) {
             Some(p) => p.clone(),
             None => {
@@ -141,7 +154,13 @@ impl Pool {
 
     fn start(&self, slot: usize, namespaces: Option<bool>) -> Result<(Worker, bool), CodeError> {
         let try_start = |ns: bool| {
-            Worker::start(&self.cfg.python, ns, &self.cfg.expose, self.cfg.tmpfs_mb, slot)
+            Worker::start(
+                &self.cfg.python,
+                ns,
+                &self.cfg.expose,
+                self.cfg.tmpfs_mb,
+                slot,
+            )
         };
         match namespaces {
             Some(ns) => try_start(ns).map(|w| (w, ns)).map_err(CodeError::Sandbox),
@@ -198,7 +217,11 @@ impl Pool {
 
     /// Runs one request on a worker. A worker that timed out or died is killed (with every
     /// process it started) and replaced on the next checkout.
-    pub fn run(&self, req: &Value, deadline: Instant) -> Result<Result<Value, WorkerError>, CodeError> {
+    pub fn run(
+        &self,
+        req: &Value,
+        deadline: Instant,
+    ) -> Result<Result<Value, WorkerError>, CodeError> {
         let mut w = self.checkout()?;
         let slot = w.slot;
         let out = w.request(req, deadline);
@@ -207,21 +230,90 @@ impl Pool {
     }
 }
 
-/// Runs `f` over `items` on `threads` threads, results in input order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, items.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
-    });
-    slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item ran")).collect()
+/// A worker's answer, how the worker failed, or why no worker could start.
+pub type Outcome = Result<Result<Value, WorkerError>, CodeError>;
+
+impl Pool {
+    /// Runs `reqs` (worker request, time budget) on up to `threads` workers at once, keeping
+    /// two requests queued at each worker so it goes from one sample to the next without
+    /// waiting for this side. Results in input order; a request whose worker died before
+    /// starting it is retried on a fresh worker.
+    pub fn run_many(&self, reqs: &[(Value, Duration)], threads: usize) -> Vec<Outcome> {
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Outcome>>> = reqs.iter().map(|_| Mutex::new(None)).collect();
+        let put = |i: usize, r| *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        std::thread::scope(|scope| {
+            for _ in 0..threads.clamp(1, reqs.len().max(1)) {
+                scope.spawn(|| {
+                    let mut retry: VecDeque<usize> = VecDeque::new();
+                    loop {
+                        let mut w = match self.checkout() {
+                            Ok(w) => w,
+                            Err(e) => {
+                                // No worker can start: every remaining item gets the error.
+                                for i in retry.drain(..) {
+                                    put(i, Err(e.clone()));
+                                }
+                                loop {
+                                    let i = next.fetch_add(1, Ordering::Relaxed);
+                                    if i >= reqs.len() {
+                                        return;
+                                    }
+                                    put(i, Err(e.clone()));
+                                }
+                            }
+                        };
+                        let slot = w.slot;
+                        let mut inflight: VecDeque<usize> = VecDeque::new();
+                        let mut clock = Instant::now();
+                        let mut alive = true;
+                        loop {
+                            while alive && inflight.len() < 2 {
+                                let i = match retry.pop_front() {
+                                    Some(i) => i,
+                                    None => match next.fetch_add(1, Ordering::Relaxed) {
+                                        i if i < reqs.len() => i,
+                                        _ => break,
+                                    },
+                                };
+                                let deadline = Instant::now() + Duration::from_secs(30) + reqs[i].1;
+                                if w.send(&reqs[i].0, deadline).is_err() {
+                                    retry.push_back(i);
+                                    alive = false;
+                                } else {
+                                    inflight.push_back(i);
+                                }
+                            }
+                            let Some(i) = inflight.pop_front() else { break };
+                            if !alive {
+                                retry.push_front(i);
+                                continue;
+                            }
+                            // The worker starts on this request when it finishes the previous
+                            // one, i.e. no earlier than the last answer we read.
+                            let out = w.recv(
+                                clock.max(Instant::now() - Duration::from_millis(1)) + reqs[i].1,
+                            );
+                            clock = Instant::now();
+                            alive = out.is_ok();
+                            put(i, Ok(out));
+                        }
+                        let done = retry.is_empty();
+                        self.checkin(alive.then_some(w), slot);
+                        if done && next.load(Ordering::Relaxed) >= reqs.len() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expect("every item ran")
+            })
+            .collect()
+    }
 }

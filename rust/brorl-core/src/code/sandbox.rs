@@ -76,10 +76,23 @@ impl std::fmt::Display for SpawnError {
 }
 
 enum Op {
-    Write { path: CString, data: Vec<u8> },
-    Mount { src: CString, target: CString, fstype: CString, flags: c_ulong, data: CString },
-    Mkdir { path: CString },
-    Rmdir { path: CString },
+    Write {
+        path: CString,
+        data: Vec<u8>,
+    },
+    Mount {
+        src: CString,
+        target: CString,
+        fstype: CString,
+        flags: c_ulong,
+        data: CString,
+    },
+    Mkdir {
+        path: CString,
+    },
+    Rmdir {
+        path: CString,
+    },
     Proc,
     ReadOnlyRoot,
 }
@@ -118,20 +131,32 @@ fn blocked_ancestor(path: &Path) -> Option<PathBuf> {
 }
 
 fn exposure_steps(expose: &[PathBuf]) -> Vec<Step> {
-    let mut paths: Vec<PathBuf> = expose.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    let mut paths: Vec<PathBuf> = expose
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
     paths.sort();
     paths.dedup();
     let snapshot = paths.clone();
     paths.retain(|p| !snapshot.iter().any(|q| q != p && p.starts_with(q)));
-    let planned: Vec<(PathBuf, PathBuf)> =
-        paths.into_iter().filter_map(|p| blocked_ancestor(&p).map(|a| (p, a))).collect();
+    let planned: Vec<(PathBuf, PathBuf)> = paths
+        .into_iter()
+        .filter_map(|p| blocked_ancestor(&p).map(|a| (p, a)))
+        .collect();
     let mut steps = Vec::new();
-    let step = |name: String, op: Op| Step { name, op, optional: false };
+    let step = |name: String, op: Op| Step {
+        name,
+        op,
+        optional: false,
+    };
     for (i, (p, _)) in planned.iter().enumerate() {
         let stage = PathBuf::from(format!("/tmp/.brorl-expose-{i}"));
-        steps.push(step(format!("mkdir {}", stage.display()), Op::Mkdir {
-            path: cstr(stage.as_os_str().as_bytes()),
-        }));
+        steps.push(step(
+            format!("mkdir {}", stage.display()),
+            Op::Mkdir {
+                path: cstr(stage.as_os_str().as_bytes()),
+            },
+        ));
         steps.push(step(
             format!("bind {}", p.display()),
             Op::Mount {
@@ -149,16 +174,25 @@ fn exposure_steps(expose: &[PathBuf]) -> Vec<Step> {
     for a in covers {
         steps.push(step(
             format!("tmpfs over {}", a.display()),
-            mount("tmpfs", a, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "size=1m,mode=755"),
+            mount(
+                "tmpfs",
+                a,
+                "tmpfs",
+                libc::MS_NOSUID | libc::MS_NODEV,
+                "size=1m,mode=755",
+            ),
         ));
     }
     for (i, (p, a)) in planned.iter().enumerate() {
         let mut dir = a.clone();
         for comp in p.strip_prefix(a).expect("ancestor").components() {
             dir.push(comp);
-            steps.push(step(format!("mkdir {}", dir.display()), Op::Mkdir {
-                path: cstr(dir.as_os_str().as_bytes()),
-            }));
+            steps.push(step(
+                format!("mkdir {}", dir.display()),
+                Op::Mkdir {
+                    path: cstr(dir.as_os_str().as_bytes()),
+                },
+            ));
         }
         let stage = format!("/tmp/.brorl-expose-{i}");
         steps.push(step(
@@ -171,53 +205,88 @@ fn exposure_steps(expose: &[PathBuf]) -> Vec<Step> {
                 data: cstr(""),
             },
         ));
-        steps.push(step(format!("rmdir {stage}"), Op::Rmdir { path: cstr(&stage) }));
+        steps.push(step(
+            format!("rmdir {stage}"),
+            Op::Rmdir { path: cstr(&stage) },
+        ));
     }
     steps
 }
 
 fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
     let mut steps = Vec::new();
-    let step = |name: &str, op: Op| Step { name: name.to_string(), op, optional: false };
+    let step = |name: &str, op: Op| Step {
+        name: name.to_string(),
+        op,
+        optional: false,
+    };
     if spec.user_namespace {
         // SAFETY: plain getters without side effects.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        steps.push(step("setgroups deny", Op::Write {
-            path: cstr("/proc/self/setgroups"),
-            data: b"deny".to_vec(),
-        }));
-        steps.push(step("uid_map", Op::Write {
-            path: cstr("/proc/self/uid_map"),
-            data: format!("{uid} {uid} 1\n").into_bytes(),
-        }));
-        steps.push(step("gid_map", Op::Write {
-            path: cstr("/proc/self/gid_map"),
-            data: format!("{gid} {gid} 1\n").into_bytes(),
-        }));
+        steps.push(step(
+            "setgroups deny",
+            Op::Write {
+                path: cstr("/proc/self/setgroups"),
+                data: b"deny".to_vec(),
+            },
+        ));
+        steps.push(step(
+            "uid_map",
+            Op::Write {
+                path: cstr("/proc/self/uid_map"),
+                data: format!("{uid} {uid} 1\n").into_bytes(),
+            },
+        ));
+        steps.push(step(
+            "gid_map",
+            Op::Write {
+                path: cstr("/proc/self/gid_map"),
+                data: format!("{gid} {gid} 1\n").into_bytes(),
+            },
+        ));
     }
     if !spec.namespaces {
         return steps;
     }
     let tmp = format!("size={}m,mode=1777", spec.tmpfs_mb);
     let private = libc::MS_REC | libc::MS_PRIVATE;
-    steps.push(step("make / private", Op::Mount {
-        src: cstr(""),
-        target: cstr("/"),
-        fstype: cstr(""),
-        flags: private,
-        data: cstr(""),
-    }));
+    steps.push(step(
+        "make / private",
+        Op::Mount {
+            src: cstr(""),
+            target: cstr("/"),
+            fstype: cstr(""),
+            flags: private,
+            data: cstr(""),
+        },
+    ));
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
-    steps.push(step("stage tmpfs", mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp)));
+    steps.push(step(
+        "stage tmpfs",
+        mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp),
+    ));
     if spec.drop_to.is_some() {
         steps.extend(exposure_steps(&spec.expose));
     }
     steps.push(step("mount /proc", Op::Proc));
     steps.push(step("read-only /", Op::ReadOnlyRoot));
-    steps.push(step("private /tmp", mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp)));
+    steps.push(step(
+        "private /tmp",
+        mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp),
+    ));
     if Path::new("/dev/shm").is_dir() {
-        let shm = mount("tmpfs", Path::new("/dev/shm"), "tmpfs", nosuid, "size=16m,mode=1777");
-        steps.push(Step { name: "private /dev/shm".into(), op: shm, optional: true });
+        let shm = mount(
+            "tmpfs",
+            Path::new("/dev/shm"),
+            "tmpfs",
+            nosuid,
+            "size=16m,mode=1777",
+        );
+        steps.push(Step {
+            name: "private /dev/shm".into(),
+            op: shm,
+            optional: true,
+        });
     }
     steps
 }
@@ -232,7 +301,9 @@ fn nullable(s: &CString) -> *const c_char {
 
 /// errno of the last failed call, without allocating.
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Runs one step in the child; async-signal-safe.
@@ -253,7 +324,13 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
                 Err(e)
             }
         }
-        Op::Mount { src, target, fstype, flags, data } => ok(libc::mount(
+        Op::Mount {
+            src,
+            target,
+            fstype,
+            flags,
+            data,
+        } => ok(libc::mount(
             nullable(src),
             target.as_ptr(),
             nullable(fstype),
@@ -271,14 +348,23 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
         Op::Proc => {
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             let proc_ = c"/proc".as_ptr();
-            if libc::mount(c"proc".as_ptr(), proc_, c"proc".as_ptr(), flags, std::ptr::null()) == 0
+            if libc::mount(
+                c"proc".as_ptr(),
+                proc_,
+                c"proc".as_ptr(),
+                flags,
+                std::ptr::null(),
+            ) == 0
             {
                 return Ok(());
             }
             // The kernel refuses a fresh procfs here (e.g. parts of /proc are masked): hide the
             // host's instead, so samples cannot read other processes' environments.
             let data = c"size=4k,mode=555".as_ptr() as *const c_void;
-            ok(libc::mount(c"tmpfs".as_ptr(), proc_, c"tmpfs".as_ptr(), flags, data) as libc::c_long)
+            ok(
+                libc::mount(c"tmpfs".as_ptr(), proc_, c"tmpfs".as_ptr(), flags, data)
+                    as libc::c_long,
+            )
         }
         Op::ReadOnlyRoot => {
             // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }
@@ -296,8 +382,13 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             }
             // Older kernels: at least the root mount itself becomes read-only.
             let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
-            ok(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null())
-                as libc::c_long)
+            ok(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) as libc::c_long)
         }
     }
 }
@@ -325,7 +416,10 @@ fn high(fd: OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 fn spawn_error(step: &str, e: std::io::Error) -> SpawnError {
-    SpawnError { step: step.to_string(), errno: e.raw_os_error().unwrap_or(libc::EIO) }
+    SpawnError {
+        step: step.to_string(),
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    }
 }
 
 /// Starts `spec.argv` inside the envelope. Returns once the interpreter has been exec'd (or
@@ -345,8 +439,14 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     } else {
         None
     };
-    let nofile = libc::rlimit { rlim_cur: spec.nofile, rlim_max: spec.nofile };
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let nofile = libc::rlimit {
+        rlim_cur: spec.nofile,
+        rlim_max: spec.nofile,
+    };
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
 
     let (req_r, req_w) = pipe().map_err(|e| spawn_error("pipe", e))?;
     let (resp_r, resp_w) = pipe().map_err(|e| spawn_error("pipe", e))?;
@@ -366,7 +466,10 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     // SAFETY: a fork-like clone (no new stack: the child continues on a copy of this one).
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     if pid < 0 {
-        return Err(SpawnError { step: "clone".into(), errno: errno() });
+        return Err(SpawnError {
+            step: "clone".into(),
+            errno: errno(),
+        });
     }
     if pid == 0 {
         // Child: only syscalls from here on. Report (step, errno) on the error pipe and exit.
@@ -403,7 +506,13 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
             if libc::chdir(c"/".as_ptr()) != 0 {
                 fail(base + 3, errno());
             }
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) != 0
+            if libc::prctl(
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            ) != 0
             {
                 fail(base + 4, errno());
             }
@@ -431,7 +540,11 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     while got < 8 {
         // SAFETY: reading into the owned buffer from our end of the error pipe.
         let n = unsafe {
-            libc::read(err_r.as_raw_fd(), msg[got..].as_mut_ptr() as *mut c_void, 8 - got)
+            libc::read(
+                err_r.as_raw_fd(),
+                msg[got..].as_mut_ptr() as *mut c_void,
+                8 - got,
+            )
         };
         if n < 0 && errno() == libc::EINTR {
             continue;
@@ -447,14 +560,30 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        let tail = ["setsid", "rlimits", "dup2", "chdir", "no_new_privs", "drop uid", "seccomp", "exec"];
+        let tail = [
+            "setsid",
+            "rlimits",
+            "dup2",
+            "chdir",
+            "no_new_privs",
+            "drop uid",
+            "seccomp",
+            "exec",
+        ];
         let name = match steps.get(step) {
             Some(s) => s.name.clone(),
             None => tail.get(step - steps.len()).unwrap_or(&"?").to_string(),
         };
-        return Err(SpawnError { step: name, errno: e });
+        return Err(SpawnError {
+            step: name,
+            errno: e,
+        });
     }
-    Ok(Envelope { pid, requests: req_w, responses: resp_r })
+    Ok(Envelope {
+        pid,
+        requests: req_w,
+        responses: resp_r,
+    })
 }
 
 /// Kills a worker and everything it started, and reaps it. With namespaces, killing pid 1 of

@@ -23,7 +23,12 @@ const ARCH: Option<(u32, u32)> = Some((0xC000_00B7, 198)); // AUDIT_ARCH_AARCH64
 const ARCH: Option<(u32, u32)> = None;
 
 const fn stmt(code: u16, k: u32) -> sock_filter {
-    sock_filter { code, jt: 0, jf: 0, k }
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
@@ -52,7 +57,10 @@ pub fn deny_sockets_program() -> Option<Vec<sock_filter>> {
 /// Installs `program` on the calling thread. Async-signal-safe (used between fork and exec);
 /// needs `PR_SET_NO_NEW_PRIVS` first. Returns the errno on failure.
 pub fn install(program: &[sock_filter]) -> Result<(), i32> {
-    let prog = sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut _ };
+    let prog = sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut _,
+    };
     // SAFETY: `prog` points at a live, correctly sized filter array for the whole call.
     let rc = unsafe {
         libc::prctl(

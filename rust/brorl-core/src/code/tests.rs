@@ -27,48 +27,93 @@ fn humaneval(program: &str) -> CodeRequest {
             source: "def check(f):\n    assert f(2) == 4\n    assert f(3) == 6\n".into(),
             entry_point: "double".into(),
         },
-        limits: Limits { timeout_s: 2.0, ..Limits::default() },
+        limits: Limits {
+            timeout_s: 2.0,
+            ..Limits::default()
+        },
         reward: RewardMode::Fraction,
     }
 }
 
 #[test]
 fn humaneval_statuses_and_forgeries() {
-    let Some(p) = pool(Isolation::Auto) else { return };
+    let Some(p) = pool(Isolation::Auto) else {
+        return;
+    };
     let cases = [
         ("def double(x):\n    return 2 * x\n", TestStatus::Passed),
-        ("def double(x):\n    return x + 2\n", TestStatus::WrongAnswer),
+        (
+            "def double(x):\n    return x + 2\n",
+            TestStatus::WrongAnswer,
+        ),
         ("def double(x):\n    return x +\n", TestStatus::CompileError),
-        ("import sys\nsys.exit(0)\ndef double(x):\n    return 0\n", TestStatus::RuntimeError),
+        (
+            "import sys\nsys.exit(0)\ndef double(x):\n    return 0\n",
+            TestStatus::RuntimeError,
+        ),
         ("import os\nos._exit(0)\n", TestStatus::RuntimeError),
-        ("def double(x):\n    raise SystemExit(0)\n", TestStatus::RuntimeError),
-        ("def double(x):\n    while True: pass\n", TestStatus::Timeout),
-        ("def double(x):\n    return bytearray(1 << 34)\n", TestStatus::MemoryExceeded),
+        (
+            "def double(x):\n    raise SystemExit(0)\n",
+            TestStatus::RuntimeError,
+        ),
+        (
+            "def double(x):\n    while True: pass\n",
+            TestStatus::Timeout,
+        ),
+        (
+            "def double(x):\n    return bytearray(1 << 34)\n",
+            TestStatus::MemoryExceeded,
+        ),
     ];
     let reqs: Vec<CodeRequest> = cases.iter().map(|(prog, _)| humaneval(prog)).collect();
     let results = verify_batch(&p, &reqs, 2).unwrap();
     for ((prog, want), got) in cases.iter().zip(&results) {
         assert_eq!(got.statuses, vec![*want], "{prog}: {got:?}");
-        assert_eq!(got.reward, f64::from(u8::from(*want == TestStatus::Passed)), "{prog}");
+        assert_eq!(
+            got.reward,
+            f64::from(u8::from(*want == TestStatus::Passed)),
+            "{prog}"
+        );
     }
 }
 
 #[test]
 fn stdio_and_call_are_judged_in_the_parent() {
-    let Some(p) = pool(Isolation::Auto) else { return };
+    let Some(p) = pool(Isolation::Auto) else {
+        return;
+    };
     let cases = vec![
-        StdioCase { input: "1 2\n".into(), output: "3\n".into() },
-        StdioCase { input: "5 5\n".into(), output: "10".into() },
-        StdioCase { input: "0 0\n".into(), output: "1\n".into() },
+        StdioCase {
+            input: "1 2\n".into(),
+            output: "3\n".into(),
+        },
+        StdioCase {
+            input: "5 5\n".into(),
+            output: "10".into(),
+        },
+        StdioCase {
+            input: "0 0\n".into(),
+            output: "1\n".into(),
+        },
     ];
     let req = CodeRequest {
         program: "a, b = map(int, input().split())\nprint(a + b, '  ')\n".into(),
-        tests: CodeTests::Stdio { cases, float_tol: None },
+        tests: CodeTests::Stdio {
+            cases,
+            float_tol: None,
+        },
         limits: Limits::default(),
         reward: RewardMode::Fraction,
     };
     let r = verify(&p, &req).unwrap();
-    assert_eq!(r.statuses, [TestStatus::Passed, TestStatus::Passed, TestStatus::WrongAnswer]);
+    assert_eq!(
+        r.statuses,
+        [
+            TestStatus::Passed,
+            TestStatus::Passed,
+            TestStatus::WrongAnswer
+        ]
+    );
     assert!((r.reward - 2.0 / 3.0).abs() < 1e-12);
 
     let call = |args: Value, expected: Value| CallCase { args, expected };
@@ -95,22 +140,35 @@ fn stdio_and_call_are_judged_in_the_parent() {
 
 #[test]
 fn basic_isolation_denies_network_sockets() {
-    let Some(p) = pool(Isolation::Basic) else { return };
+    let Some(p) = pool(Isolation::Basic) else {
+        return;
+    };
     let prog = "import socket\ndef double(x):\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n    return 2 * x\n";
     let r = verify(&p, &humaneval(prog)).unwrap();
     assert_eq!(r.statuses, [TestStatus::RuntimeError], "{r:?}");
     let unix = "import socket\ndef double(x):\n    socket.socket(socket.AF_UNIX).close()\n    return 2 * x\n";
-    assert_eq!(verify(&p, &humaneval(unix)).unwrap().statuses, [TestStatus::Passed]);
+    assert_eq!(
+        verify(&p, &humaneval(unix)).unwrap().statuses,
+        [TestStatus::Passed]
+    );
 }
 
 #[test]
 fn bad_arguments_name_the_field() {
-    let Some(p) = pool(Isolation::Auto) else { return };
+    let Some(p) = pool(Isolation::Auto) else {
+        return;
+    };
     let mut req = humaneval("");
     req.limits.timeout_s = -1.0;
     let e = verify(&p, &req).unwrap_err().to_string();
     assert!(e.contains("timeout_s=-1"), "{e}");
     let mut req = humaneval("");
-    req.tests = CodeTests::HumanEval { source: String::new(), entry_point: "1x".into() };
-    assert!(verify(&p, &req).unwrap_err().to_string().contains("entry_point=1x"));
+    req.tests = CodeTests::HumanEval {
+        source: String::new(),
+        entry_point: "1x".into(),
+    };
+    assert!(verify(&p, &req)
+        .unwrap_err()
+        .to_string()
+        .contains("entry_point=1x"));
 }

@@ -53,7 +53,9 @@ pub struct Worker {
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn wait_fd(fd: RawFd, events: i16, deadline: Instant) -> Result<(), WorkerError> {
@@ -62,7 +64,11 @@ fn wait_fd(fd: RawFd, events: i16, deadline: Instant) -> Result<(), WorkerError>
         if left.is_zero() {
             return Err(WorkerError::Timeout);
         }
-        let mut p = libc::pollfd { fd, events, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut p, 1, ms) };
@@ -98,7 +104,11 @@ fn read_exact(fd: RawFd, buf: &mut [u8], deadline: Instant) -> Result<(), Worker
         wait_fd(fd, libc::POLLIN, deadline)?;
         // SAFETY: reading into the unfilled tail of `buf`.
         let n = unsafe {
-            libc::read(fd, buf[got..].as_mut_ptr() as *mut libc::c_void, buf.len() - got)
+            libc::read(
+                fd,
+                buf[got..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - got,
+            )
         };
         if n == 0 {
             return Err(WorkerError::Lost("worker exited".into()));
@@ -155,7 +165,9 @@ impl Worker {
         } else {
             Some(basic_workdir(slot, drop_to).map_err(|e| format!("work directory: {e}"))?)
         };
-        let base = workdir.as_ref().map_or("/tmp".to_string(), |p| p.display().to_string());
+        let base = workdir
+            .as_ref()
+            .map_or("/tmp".to_string(), |p| p.display().to_string());
         let spec = EnvelopeSpec {
             argv: vec![
                 python.to_string(),
@@ -183,7 +195,13 @@ impl Worker {
         })?;
         set_nonblocking(env.requests.as_raw_fd());
         set_nonblocking(env.responses.as_raw_fd());
-        let mut w = Worker { env, namespaces, workdir, slot, ready: Value::Null };
+        let mut w = Worker {
+            env,
+            namespaces,
+            workdir,
+            slot,
+            ready: Value::Null,
+        };
         match w.read_frame(Instant::now() + Duration::from_secs(60)) {
             Ok(v) if v.get("ready").is_some() => {
                 w.ready = v;
@@ -207,18 +225,34 @@ impl Worker {
         serde_json::from_slice(&body).map_err(|e| WorkerError::Lost(format!("bad frame: {e}")))
     }
 
-    /// Sends one request and waits for its answer until `deadline`. On error the worker is
-    /// already killed (with everything it started) and must be dropped.
-    pub fn request(&mut self, req: &Value, deadline: Instant) -> Result<Value, WorkerError> {
+    /// Queues one request. The worker answers requests in order, so a caller may send the
+    /// next one before reading an answer (the worker then never waits for us). On error the
+    /// worker is already killed (with everything it started) and must be dropped.
+    pub fn send(&mut self, req: &Value, deadline: Instant) -> Result<(), WorkerError> {
         let body = serde_json::to_vec(req).expect("JSON of a Value");
         let mut frame = (body.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&body);
-        let out = write_all(self.env.requests.as_raw_fd(), &frame, deadline)
-            .and_then(|_| self.read_frame(deadline));
+        let out = write_all(self.env.requests.as_raw_fd(), &frame, deadline);
         if out.is_err() {
             self.kill();
         }
         out
+    }
+
+    /// Waits until `deadline` for the answer to the oldest unanswered request; on error the
+    /// worker is already killed and must be dropped.
+    pub fn recv(&mut self, deadline: Instant) -> Result<Value, WorkerError> {
+        let out = self.read_frame(deadline);
+        if out.is_err() {
+            self.kill();
+        }
+        out
+    }
+
+    /// Sends one request and waits for its answer until `deadline`.
+    pub fn request(&mut self, req: &Value, deadline: Instant) -> Result<Value, WorkerError> {
+        self.send(req, deadline)?;
+        self.recv(deadline)
     }
 
     fn kill(&mut self) {

@@ -12,15 +12,17 @@ import os
 import sys
 import json
 import struct
+import fcntl
 import select
 import signal
 import resource
 import time
 
-# Modules sample programs commonly import, loaded once here so each fork inherits them.
-import array, bisect, collections, copy, datetime, decimal, fractions, functools  # noqa: E401,F401
-import hashlib, heapq, io, itertools, math, operator, random, re, statistics  # noqa: E401,F401
-import string, traceback, typing, threading  # noqa: E401,F401
+# Modules sample programs commonly import, loaded once here so each fork inherits them. Not
+# `threading` or `random`: their at-fork hooks would run on every fork, and every module
+# makes the worker bigger and so each fork slower; samples import the rest themselves.
+import bisect, collections, copy, functools, heapq, io, itertools, math  # noqa: E401,F401
+import operator, re, string, traceback, typing  # noqa: E401,F401
 
 IS_INIT = os.getpid() == 1  # pid 1 of our own pid namespace: kill(-1) reaches only samples
 LIBC = None
@@ -81,6 +83,12 @@ def children_of(pid):
 
 def sweep():
     """Kill and reap every process a sample left behind (none may outlive its sample)."""
+    # Called once the sample itself is reaped: its orphans were re-parented to us (pid 1 of
+    # the namespace, or a child subreaper), so no children at all means nothing is left.
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return
     if IS_INIT:
         try:
             os.kill(-1, signal.SIGKILL)  # inside our pid namespace: every process but us
@@ -153,13 +161,20 @@ class Limits:
 def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
     """Forks one sandboxed sample and supervises it until it ends, times out or is killed.
 
-    Returns (wait status or None, timed_out, stdout bytes, stdout_truncated, stderr bytes,
-    result lines). Everything the sample started is dead and reaped on return."""
+    Returns its wait status (None if lost), whether it timed out, stdout (capped) and whether
+    more was written, stderr (capped) and the verdict lines that carry this run's nonce.
+    Everything the sample started is dead and reaped on return."""
     out_r, out_w = os.pipe()
+    try:
+        fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, 1 << 20)  # fewer wake-ups on chatty samples
+    except OSError:
+        pass
     err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
+    # The verdict lines go to a memory file read once the sample is gone: no wake-up per
+    # line, and a sample that rewinds or truncates it can only erase its own verdict.
+    res_fd = os.memfd_create("verdict")
     if stdin_data is None:
-        in_fd = os.open("/dev/null", os.O_RDONLY)
+        in_fd = os.dup(DEV_NULL)
     else:
         in_fd = os.memfd_create("stdin")
         os.write(in_fd, stdin_data.encode())
@@ -169,13 +184,14 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
     pid = os.fork()
     if pid == 0:
         status = 120
+        own = ()
         try:
             os.setpgid(0, 0)
             os.dup2(in_fd, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            os.dup2(res_w, 3)
-            os.closerange(4, 1 << 16)
+            os.dup2(res_fd, 3)
+            os.closerange(4, FD_LIMIT)
             os.chdir(workdir)
             os.umask(0o077)
             sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
@@ -183,21 +199,27 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
             sys.stderr = io.TextIOWrapper(
                 io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
             )
+            own = (sys.stdout, sys.stderr)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             limits.apply(wall_s)
             status = harness(job, 3, nonce)
         finally:
+            for stream in own:
+                try:
+                    stream.flush()  # the excerpts shown for diagnosis
+                except:  # noqa: E722
+                    pass
             os._exit(status)
-    for fd in (in_fd, out_w, err_w, res_w):
+    for fd in (in_fd, out_w, err_w):
         os.close(fd)
     pidfd = os.pidfd_open(pid)
-    bufs = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
-    caps = {out_r: limits.out_cap, err_r: limits.err_cap, res_r: 1 << 24}
-    seen = {out_r: 0, err_r: 0, res_r: 0}
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    caps = {out_r: limits.out_cap, err_r: limits.err_cap}
+    seen = {out_r: 0, err_r: 0}
     poller = select.poll()
-    for fd in (out_r, err_r, res_r, pidfd):
+    for fd in (out_r, err_r, pidfd):
         poller.register(fd, select.POLLIN)
-    open_fds = {out_r, err_r, res_r}
+    open_fds = {out_r, err_r}
     deadline = start + wall_s
     wstatus = None
     timed_out = False
@@ -230,7 +252,7 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
                     pass
                 sweep()
                 continue
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 poller.unregister(fd)
                 open_fds.discard(fd)
@@ -240,12 +262,13 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
             if room > 0:
                 bufs[fd] += chunk[:room]
     elapsed = time.monotonic() - start
-    for fd in (out_r, err_r, res_r, pidfd):
+    verdict = os.pread(res_fd, 1 << 20, 0)
+    for fd in (out_r, err_r, pidfd, res_fd):
         os.close(fd)
     rmtree(workdir)
     lines = []
     prefix = nonce + b" "
-    for line in bytes(bufs[res_r]).split(b"\n"):
+    for line in verdict.split(b"\n"):
         if line.startswith(prefix):
             lines.append(line[len(prefix):].decode("utf-8", "replace"))
     return {
@@ -291,6 +314,13 @@ def parse_lines(lines, n):
 
 
 def serve(req, counter):
+    began = time.monotonic()
+    resp = serve_kind(req, counter)
+    resp["elapsed"] = time.monotonic() - began
+    return resp
+
+
+def serve_kind(req, counter):
     kind = req["kind"]
     limits = Limits(req)
     timeout_s = float(req["timeout_s"])
@@ -299,6 +329,7 @@ def serve(req, counter):
     resp = {"compile_error": None, "tests": [], "stdout": "", "stderr": "", "total_timed_out": False}
     if kind == "stdio":
         # One fresh process per test: each run reads its own stdin from a clean start.
+        excerpt_from_failure = False
         for i, data in enumerate(req["inputs"]):
             left = total_deadline - time.monotonic()
             if left <= 0:
@@ -308,15 +339,17 @@ def serve(req, counter):
             nonce = os.urandom(16).hex().encode()
             run = run_child(run_stdio, req["program"], limits, min(timeout_s, left), workdir, data, nonce)
             compile_error, _ = parse_lines(run["lines"], 0)
-            if i == 0:
+            w = run["wstatus"]
+            code = os.WEXITSTATUS(w) if w is not None and os.WIFEXITED(w) else None
+            # Excerpts: the first test's, replaced once by the first run that failed.
+            if i == 0 or (code != 0 and not excerpt_from_failure):
                 resp["stdout"] = text(run["stdout"][:4096])
                 resp["stderr"] = text(run["stderr"][:4096])
+                excerpt_from_failure = code != 0
             if compile_error is not None:
                 resp["compile_error"] = compile_error
                 resp["tests"] = [{"status": "compile_error"}] * len(req["inputs"])
                 return resp
-            w = run["wstatus"]
-            code = os.WEXITSTATUS(w) if w is not None and os.WIFEXITED(w) else None
             if run["timed_out"] and time.monotonic() >= total_deadline:
                 resp["total_timed_out"] = True
             if code == 0 and not run["timed_out"]:
@@ -355,15 +388,61 @@ def serve(req, counter):
     return resp
 
 
+WARM_UP = """
+from typing import List, Optional
+
+
+def solve(numbers: List[int], k: Optional[int] = None) -> List[int]:
+    \"\"\"A docstring, as in every HumanEval prompt.\"\"\"
+    seen = {n: i for i, n in enumerate(numbers)}
+    out = [n * 2 for n in numbers if n in seen]
+    return sorted(out, key=lambda v: (-v, str(v)))[: k or len(out)] + list(map(abs, (1, -2)))
+
+
+def check(candidate):
+    assert candidate([3, 1, 2]) == [6, 4, 2, 1, 2], f"got {candidate([3, 1, 2])!r}"
+    try:
+        assert candidate([]) == [1]
+    except AssertionError:
+        pass
+"""
+
+
+def warm_up():
+    # The first compile() in a process builds the parser's and compiler's lazily made state;
+    # doing it here once means no sample pays for it (it was most of a sample's CPU time).
+    g = {"__name__": "__warm__"}
+    exec(compile(WARM_UP, "<warm-up>", "exec", dont_inherit=True), g)
+    g["check"](g["solve"])
+    json.loads(json.dumps({"a": [1, 2.5, None, "x"]}))
+    io.TextIOWrapper(io.BytesIO(), encoding="utf-8").write("x")
+    try:
+        raise ValueError("warm")
+    except ValueError:
+        traceback.format_exc()
+
+
 def main():
-    global WORK_BASE
+    global WORK_BASE, FD_LIMIT
     WORK_BASE = sys.argv[1]
+    # The envelope execs us with no environment; the interpreter's locale coercion (PEP 538)
+    # adds LC_CTYPE, which samples need not see either.
+    os.environ.clear()
+    # The envelope caps our descriptors (RLIMIT_NOFILE), so closing up to the cap in a sample
+    # is cheap and complete.
+    FD_LIMIT = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)
+    global DEV_NULL
+    DEV_NULL = os.open("/dev/null", os.O_RDONLY)
     # A sample can reach this process with signals only outside a pid namespace; default
     # dispositions make pid 1 immune to them, and SIGINT must not raise KeyboardInterrupt here.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     _prctl(4, 0)  # PR_SET_DUMPABLE 0: samples (same uid) cannot ptrace or read our memory
     if not IS_INIT:
         _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of a sample come back to us
+    warm_up()
+    import gc
+
+    gc.freeze()  # keep the collector in a sample off the inherited objects (fewer page copies)
     write_frame(1, {"ready": True, "init": IS_INIT, "uid": os.getuid(), "pid": os.getpid()})
     counter = 0
     while True:

