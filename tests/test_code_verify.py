@@ -278,3 +278,30 @@ def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail():
     assert failed == []
     passed_wrong = [p["task_id"] for p, r in zip(problems, bad) if r.reward != 0.0]
     assert passed_wrong == []
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def test_cli_verify_code_one_program_and_jsonl(tmp_path, capsys):
+    from brorl.cli import main
+
+    (tmp_path / "p.py").write_text(GOOD)
+    (tmp_path / "t.py").write_text(TESTS)
+    argv = ["verify", "code", "--program", str(tmp_path / "p.py"), "--tests", str(tmp_path / "t.py"),
+            "--entry-point", "double"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["statuses"] == ["passed"]
+    rows = [
+        {"response": "Here:\n```python\n" + GOOD + "```", "tests": TESTS, "kind": "humaneval", "entry_point": "double"},
+        {"program": "print(input()[::-1])", "tests": [{"input": "abc", "output": "cba"},
+                                                        {"input": "xy", "output": "xy"}], "kind": "stdio"},
+    ]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["verify", "code", "--jsonl", str(tmp_path / "rows.jsonl")]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert [(r["row"], r["reward"]) for r in lines] == [(0, 1.0), (1, 0.5)]
+    assert "2 programs" in out.err
+    (tmp_path / "bad.jsonl").write_text('{"program": "x", "tset": 1}\n')
+    assert main(["verify", "code", "--jsonl", str(tmp_path / "bad.jsonl")]) == 2

@@ -14,6 +14,7 @@ import sys
 # kind -> (module, help)
 KINDS: dict[str, tuple[str, str]] = {
     "math": ("brorl.commands.verify_math", "is a math answer equivalent to the reference answer?"),
+    "code": ("brorl.commands.verify_code", "does a program pass its unit tests in brorl's sandbox?"),
 }
 
 
