@@ -166,7 +166,8 @@ def test_chat_template_is_used_when_present(tmp_path):
     tok = engines.load_tokenizer(tmp_path)
     ids = engines.render_prompt(tok, "Q?", "raw Q?", "SYS", chat=True)
     assert tok.decode(ids) == "system: SYS\nuser: Q?\nassistant:\n"
-    assert tok.decode(engines.render_prompt(tok, "Q?", "raw Q?", "SYS", chat=False)) == "raw Q?"
+    assert tok.decode(engines.render_prompt(tok, "Q?", "raw Q?", "SYS", chat=False)) == "raw Q?\n"
+    assert tok.decode(engines.render_prompt(tok, "Q?", "code\n", None, chat=False)) == "code\n"
 
 
 @pytest.mark.slow

@@ -101,13 +101,14 @@ def load_tokenizer(model_dir: Path):
 
 def render_prompt(tokenizer, user: str, raw: str, system: str | None, chat: bool) -> list[int]:
     """Token ids of one prompt: through the chat template when ``chat``, else the raw text with
-    the tokenizer's own special tokens (BOS where it adds one)."""
+    the tokenizer's own special tokens (BOS where it adds one), ending with a line break so the
+    response starts on its own line (as ``brorl train`` renders raw prompts)."""
     if chat:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         # The template already holds BOS and friends.
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return list(tokenizer(raw)["input_ids"])
+    return list(tokenizer(raw if raw.endswith("\n") else raw + "\n")["input_ids"])
 
 
 def model_max_len(model_dir: Path) -> int | None:
