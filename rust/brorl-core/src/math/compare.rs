@@ -54,7 +54,8 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     if !gs.is_empty() && gs == as_ {
         return Status::Correct;
     }
-    if let (Some(x), Some(y)) = (choice_letter(&gold), leading_choice(&answer)) {
+    let gold_choice = choice_letter(&gold).or_else(|| paren_choice(&gold));
+    if let (Some(x), Some(y)) = (gold_choice, leading_choice(&answer)) {
         return if x == y {
             Status::Correct
         } else {
@@ -182,6 +183,16 @@ fn choice_letter(gold: &str) -> Option<char> {
     let mut cs = t.chars();
     match (cs.next(), cs.next()) {
         (Some(c @ 'A'..='J'), None) => Some(c),
+        _ => None,
+    }
+}
+
+/// A gold that starts with a parenthesised choice and then shows its content: `(D) 12`.
+fn paren_choice(gold: &str) -> Option<char> {
+    let t = unwrap_choice(gold);
+    let b: Vec<char> = t.chars().take(3).collect();
+    match b.as_slice() {
+        ['(', c @ 'A'..='J', ')'] => Some(*c),
         _ => None,
     }
 }
@@ -324,8 +335,9 @@ fn assignment_rhs(n: &Node) -> Option<&Node> {
         return None;
     }
     let named = is_name(&items[0]) && items[1..].iter().all(is_constant_or_single_name_free);
-    let all_constant = items.iter().all(is_constant);
-    if named || all_constant {
+    // `m + n = 7`, `AB = 5`: a response that states the value of what was asked.
+    let ends_constant = items.last().is_some_and(is_constant);
+    if named || ends_constant {
         items.last()
     } else {
         None

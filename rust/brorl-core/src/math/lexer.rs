@@ -682,7 +682,8 @@ impl Lexer<'_> {
             "left" | "right" | "big" | "Big" | "bigg" | "Bigg" | "bigl" | "bigr" | "Bigl"
             | "Bigr" | "biggl" | "biggr" | "Biggl" | "Biggr" | "displaystyle" | "textstyle"
             | "boxed" | "fbox" | "quad" | "qquad" | "circ" | "degree" | "limits" | "prime"
-            | "dollar" | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" => {
+            | "dollar" | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" | "angle"
+            | "measuredangle" | "triangle" | "overline" => {
                 // `\left.` is an invisible delimiter.
                 if (name == "left" || name == "right") && self.peek(0) == Some('.') {
                     self.i += 1;
