@@ -152,3 +152,27 @@ def test_bundles_separate_and_colocated():
     cfg = ClusterConfig(num_engines=1, num_trainer_ranks=2, placement="colocated", cpus_per_rank=0.5, cpus_per_engine=0.25)
     bundles, ranks, engines = bundles_for(cfg, "cpu")
     assert bundles == [{"CPU": 0.75}, {"CPU": 0.5}] and engines == [[0]]
+
+
+def test_gpu_config_is_the_papers_setting_on_64_gpus(tmp_path):
+    from pathlib import Path
+
+    from brorl.train.config import load_config
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("math.jsonl", "code.jsonl"):
+        (tmp_path / name).write_text("")
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(
+        root / "configs" / "brorl_ray_gpu.yaml",
+        [
+            f"model.path={model}",
+            f"data.sources=[{{kind: jsonl, path: {tmp_path / 'math.jsonl'}}}, {{kind: jsonl, path: {tmp_path / 'code.jsonl'}}}]",
+        ],
+    )
+    assert (cfg.algorithm.n, cfg.algorithm.prompts_per_step) == (512, 128)
+    c = cfg.cluster
+    assert (c.placement, c.device) == ("separate", "gpu")
+    bundles, _, _ = bundles_for(c, "gpu")
+    assert sum(b.get("GPU", 0) for b in bundles) == 64

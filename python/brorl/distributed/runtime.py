@@ -126,12 +126,14 @@ class TrainerGroup:
         placement: Placement,
         factory: Callable[[], Any],
         backend: str,
-        resume_hint: str = "",
+        resume_hint: str | Callable[[], str] = "",
     ) -> None:
         import ray
 
         self.cfg = cfg
+        # A callable is asked at failure time, when the last complete checkpoint is known.
         self.resume_hint = resume_hint
+        self._closed = False
         self.last_checkpoint: str | None = None
         cls = ray.remote(TrainerRank)
         m = cfg.num_trainer_ranks
@@ -184,6 +186,11 @@ class TrainerGroup:
         return "?"
 
     def _resume_message(self) -> str:
+        if callable(self.resume_hint):
+            try:
+                return self.resume_hint()
+            except Exception as exc:  # the message must not hide the rank failure
+                return f"(could not describe how to resume: {exc})"
         if self.last_checkpoint is None:
             where = "No checkpoint was written yet, so a new run starts from the beginning."
         else:
@@ -210,14 +217,21 @@ class TrainerGroup:
         self._call_all("reset_reference")
 
     def save_checkpoint(self, path: Any) -> None:
-        self._call_all("save_checkpoint", path)
+        # Absolute: the ranks' working directory is not the driver's.
+        from pathlib import Path
+
+        self._call_all("save_checkpoint", Path(path).resolve())
         self.last_checkpoint = str(path)
 
     def load_checkpoint(self, path: Any) -> None:
-        self._call_all("load_checkpoint", path)
+        from pathlib import Path
+
+        self._call_all("load_checkpoint", Path(path).resolve())
         self.last_checkpoint = str(path)
 
     def close(self) -> None:
+        if self._closed:
+            return
         try:
             self._call_all("close")
         finally:
@@ -236,6 +250,7 @@ class TrainerGroup:
     def kill(self) -> None:
         import ray
 
+        self._closed = True
         for r in self.ranks:
             try:
                 ray.kill(r, no_restart=True)
@@ -353,7 +368,8 @@ class EnginePool:
     def close(self) -> None:
         import ray
 
-        for e in self.engines:
+        engines, self.engines = self.engines, []
+        for e in engines:
             try:
                 ray.get(e.call.remote("close"), timeout=60)
             except Exception:  # a dead engine has nothing left to close
@@ -577,7 +593,7 @@ class DistributedParts:
         generator_factory: Callable[[], Any],
         reward_factory: Callable[[], Any],
         learner_factory: Callable[[], Any],
-        resume_hint: str = "",
+        resume_hint: str | Callable[[], str] = "",
     ) -> None:
         from brorl.distributed import cluster
         from brorl.distributed.placement import create_placement
