@@ -78,7 +78,32 @@ pub fn json_matches(got: &Value, want: &Value, tol: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Trailing whitespace on any line and trailing blank lines never change the verdict;
+        /// changing one visible character always does.
+        #[test]
+        fn whitespace_invariance(
+            lines in prop::collection::vec("[a-z0-9 ]{0,8}[a-z0-9]", 1..6),
+            pads in prop::collection::vec("[ \t]{0,3}", 6),
+            blank in 0usize..3,
+            flip in 0usize..6,
+        ) {
+            let want = lines.join("\n");
+            let mut got: Vec<String> =
+                lines.iter().zip(&pads).map(|(l, p)| format!("{l}{p}")).collect();
+            got.extend(std::iter::repeat_n(String::new(), blank));
+            let got = got.join("\n");
+            prop_assert!(stdout_matches(&got, &want, None));
+            prop_assert!(stdout_matches(&got, &want, Some(1e-9)));
+            let i = flip % lines.len();
+            let mut changed = lines.clone();
+            changed[i].push('#');
+            prop_assert!(!stdout_matches(&changed.join("\n"), &want, None));
+        }
+    }
 
     #[test]
     fn trailing_whitespace_and_blank_lines_are_ignored() {
@@ -93,7 +118,8 @@ mod tests {
         assert!(stdout_matches("0.3333333", "0.33333333333", Some(1e-6)));
         assert!(!stdout_matches("0.3333333", "0.33333333333", None));
         assert!(!stdout_matches("0.34", "0.33", Some(1e-6)));
-        assert!(!stdout_matches("nan", "nan", Some(1e-6)) || "nan" == "nan");
+        assert!(stdout_matches("nan", "nan", Some(1e-6))); // equal text is equal
+        assert!(!stdout_matches("inf", "1e400", Some(1e-6)));
     }
 
     #[test]
