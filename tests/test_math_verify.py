@@ -144,6 +144,21 @@ def test_batch_matches_single_calls_and_threads_agree():
     assert [brorl.MATH_STATUSES[c] for c in codes] == names
 
 
+def test_safe_from_python_threads():
+    # Math-Verify's SIGALRM timeouts fail off the main thread; ours has no signals at all.
+    from concurrent.futures import ThreadPoolExecutor
+
+    golds = [p["gold"] for p in PAIRS]
+    responses = [p["response"] for p in PAIRS]
+    want = brorl.verify_math_batch(golds, responses, threads=1)
+    with ThreadPoolExecutor(4) as ex:
+        singles = list(ex.map(brorl.verify_math, golds, responses))
+        batches = list(ex.map(lambda _: brorl.verify_math_batch(golds, responses, threads=2), range(4)))
+    np.testing.assert_array_equal(singles, want)
+    for b in batches:
+        np.testing.assert_array_equal(b, want)
+
+
 def test_batch_accepts_any_sequence_of_str():
     got = brorl.verify_math_batch(("1", "2"), iter(["1", "3"]))
     np.testing.assert_array_equal(got, [True, False])
