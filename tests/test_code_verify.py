@@ -177,11 +177,19 @@ def test_batch_releases_the_gil_and_keeps_order():
 
 
 def test_fresh_working_directory_and_empty_environment():
+    # Each run sees only its own new directory (earlier ones were removed) and no environment.
     prog = (
         "import os\nopen('mark', 'w').write('x')\n"
-        "def double(x):\n    return 2 * x if sorted(os.listdir('.')) == ['mark'] and not os.environ else 0\n"
+        "here = os.path.basename(os.getcwd())\n"
+        "def double(x):\n    ok = os.listdir('.') == ['mark'] and os.listdir('/tmp') == [here]\n"
+        "    return 2 * x if ok and not os.environ else 0\n"
     )
     assert [he(prog).statuses for _ in range(3)] == [["passed"]] * 3
+
+
+def test_samples_run_unprivileged():
+    prog = "import os\ndef double(x):\n    return 2 * x if os.getuid() and os.getgid() and not os.getgroups() else 0\n"
+    assert he(prog).statuses == ["passed"]
 
 
 # --- containment (issue 4): root, then nobody ---------------------------------------------
