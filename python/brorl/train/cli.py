@@ -45,7 +45,15 @@ def run(args: argparse.Namespace) -> int:
     t_model = f"{cfg.model.path}"
     print(f"[brorl] training {t_model}: N={cfg.algorithm.n} rollouts x {cfg.algorithm.prompts_per_step} prompts/step, "
           f"{cfg.run.steps} steps, engine={cfg.generation.engine}, ZeRO-{cfg.deepspeed.zero_stage}", flush=True)
-    res = Trainer(cfg).run()
+    from brorl.errors import WorkerLostError
+
+    try:
+        res = Trainer(cfg).run()
+    except WorkerLostError as e:
+        # A distributed run lost a worker beyond repair (e.g. a trainer rank): the message says
+        # which, where the last complete checkpoint is and how to resume.
+        print(f"brorl train: {e}", file=sys.stderr)
+        return 3
     print()
     print(f"[brorl] done: {res.steps_done} steps in {res.seconds:.0f}s")
     if res.pass1_before is not None or res.pass1_after is not None:
