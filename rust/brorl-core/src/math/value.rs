@@ -80,8 +80,10 @@ pub struct Evaluator<'a> {
 impl Evaluator<'_> {
     fn exact(&mut self, r: BigRational) -> Result<Val, EvalErr> {
         let b = bits(&r);
-        // Big-number work is proportional to size: charge for it.
-        self.budget.tick(1 + b / 64)?;
+        // Big-rational work (a gcd per operation) grows with the square of the size: charge
+        // for it, so many mid-sized operations exhaust the budget as quickly as few huge ones.
+        let words = b / 64;
+        self.budget.tick(1 + words + words * words / 32)?;
         if b > self.limits.max_bits {
             return Ok(Val::Approx(Complex64::new(to_f64(&r), 0.0)));
         }
@@ -261,8 +263,14 @@ impl Evaluator<'_> {
             return Err(EvalErr::Undefined);
         }
         self.budget.tick(1 + size / 64)?;
-        let r = num_traits::pow(base.clone(), p.unsigned_abs() as usize);
-        let r = if p < 0 { r.recip() } else { r };
+        // Powers of a reduced fraction stay reduced: raise both parts, no gcd needed.
+        let e = p.unsigned_abs() as usize;
+        let (n, d) = (base.numer().pow(e as u32), base.denom().pow(e as u32));
+        let r = if p < 0 {
+            BigRational::new(d, n)
+        } else {
+            BigRational::new_raw(n, d)
+        };
         Ok(Some(self.exact(r)?))
     }
 
