@@ -28,3 +28,44 @@ def easy_config(out_dir: Path, name: str, **over) -> dict:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return cfg
+
+
+def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
+    """One DeepSpeed learner step on a fixed synthetic batch; rank 0 writes the metrics and the
+    updated weights. Run under torchrun (world size 2) or plainly (world size 1)."""
+    import json
+
+    import numpy as np
+    import torch
+
+    import brorl
+    from brorl.train.config import from_dict
+    from brorl.train.interfaces import TrainBatch
+    from brorl.train.learner import DeepSpeedLearner
+
+    cfg = from_dict(easy_config(Path(out_path).parent, "ws", deepspeed__zero_stage=zero_stage,
+                                deepspeed__micro_batch_tokens=160, algorithm__mini_batches=2))
+    learner = DeepSpeedLearner(model_dir, cfg, lr=1e-2, total_optimizer_steps=2, seed=0)
+    rng = np.random.default_rng(0)
+    n, groups = 8, 4
+    pidx = np.repeat(np.arange(groups), n)
+    toks = [rng.integers(3, 300, size=int(rng.integers(1, 7))).tolist() for _ in range(n * groups)]
+    lps = [(-rng.random(len(t)) * 2).tolist() for t in toks]
+    b = brorl.RolloutBatch.from_lists(pidx, toks, lps)
+    b.set_rewards(rng.integers(0, 2, n * groups).astype(np.float32))
+    prompts = [rng.integers(3, 300, size=6).tolist() for _ in range(groups)]
+    m = learner.train_step(TrainBatch(b, prompts, b.advantages()))
+    w = {k: v.numpy().tolist() for k, v in learner.named_weights() if k.endswith(("q_proj.weight", "lm_head.weight"))}
+    if learner.rank == 0:
+        Path(out_path).write_text(json.dumps({"metrics": m, "weights": w, "world": learner.world}))
+    learner.close()
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+
+
+if __name__ == "__main__":
+    import sys
+
+    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))

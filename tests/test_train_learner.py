@@ -1,0 +1,51 @@
+"""The DeepSpeed learner at world size 1 and 2 (torchrun, gloo): same batch, same update."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("deepspeed")
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from brorl.train.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+def run_worker(tmp_path, tiny_dir, world, stage):
+    out = tmp_path / f"ws{world}_z{stage}.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    if world == 1:
+        cmd = [sys.executable, str(HERE / "train_fixtures.py"), str(tiny_dir), str(out), str(stage)]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world), "--master_port", "0",
+               str(HERE / "train_fixtures.py"), str(tiny_dir), str(out), str(stage)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_world_size_2_matches_world_size_1(tmp_path, tiny_dir, stage):
+    one = run_worker(tmp_path, tiny_dir, 1, stage)
+    two = run_worker(tmp_path, tiny_dir, 2, stage)
+    assert (one["world"], two["world"]) == (1, 2)
+    for k in ("loss", "pg_loss", "kl", "entropy", "clip_frac"):
+        assert two["metrics"][k] == pytest.approx(one["metrics"][k], rel=1e-4, abs=1e-6), k
+    assert one["metrics"]["micro_batches"] >= 2  # the token budget really split the batch
+    for name, w in one["weights"].items():
+        np.testing.assert_allclose(np.asarray(two["weights"][name]), np.asarray(w), rtol=1e-4, atol=1e-5)
