@@ -177,12 +177,13 @@ def test_batch_releases_the_gil_and_keeps_order():
 
 
 def test_fresh_working_directory_and_empty_environment():
-    # Each run sees only its own new directory (earlier ones were removed) and no environment.
+    # Each run sees only its own new directory and nothing earlier runs left in /tmp or
+    # /dev/shm, and no environment.
     prog = (
-        "import os\nopen('mark', 'w').write('x')\n"
-        "here = os.path.basename(os.getcwd())\n"
-        "def double(x):\n    ok = os.listdir('.') == ['mark'] and os.listdir('/tmp') == [here]\n"
-        "    return 2 * x if ok and not os.environ else 0\n"
+        "import os\nhere = os.path.basename(os.getcwd())\n"
+        "clean = os.listdir('.') == [] and os.listdir('/tmp') == [here] and os.listdir('/dev/shm') == []\n"
+        "for path in ('mark', '/tmp/leak', '/dev/shm/leak'):\n    open(path, 'w').write('x')\n"
+        "def double(x):\n    return 2 * x if clean and not os.environ else 0\n"
     )
     assert [he(prog).statuses for _ in range(3)] == [["passed"]] * 3
 
@@ -307,3 +308,14 @@ def test_cli_verify_code_one_program_and_jsonl(tmp_path, capsys):
     assert "2 programs" in out.err
     (tmp_path / "bad.jsonl").write_text('{"program": "x", "tset": 1}\n')
     assert main(["verify", "code", "--jsonl", str(tmp_path / "bad.jsonl")]) == 2
+
+
+def test_a_forked_child_gets_its_own_workers():
+    assert he(GOOD).statuses == ["passed"]  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:
+        ok = he(GOOD).statuses == ["passed"] and he("def double(x):\n    return 0\n").reward == 0.0
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert he(GOOD).statuses == ["passed"]  # the parent's workers were left alone

@@ -76,6 +76,8 @@ struct State {
 
 pub struct Pool {
     cfg: SandboxConfig,
+    /// The process that started the workers: after a fork, the child must not talk to them.
+    owner: u32,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -95,6 +97,7 @@ impl Pool {
         let max = max_workers.max(1);
         Self {
             cfg,
+            owner: std::process::id(),
             state: Mutex::new(State {
                 idle: Vec::new(),
                 free_slots: (0..max).rev().collect(),
@@ -113,7 +116,10 @@ impl Pool {
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let pool = match pools.iter().find(|p| &p.cfg == cfg) {
+        // A forked child finds its parent's pools here; it starts its own (and never drops
+        // the parent's: that would kill the parent's workers).
+        let me = std::process::id();
+        let pool = match pools.iter().find(|p| &p.cfg == cfg && p.owner == me) {
             Some(p) => p.clone(),
             None => {
                 let p = Arc::new(Pool::new(cfg.clone(), workers));

@@ -264,6 +264,15 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
     for fd in (out_r, err_r, pidfd, res_fd):
         os.close(fd)
     rmtree(workdir)
+    if IS_INIT:
+        # Our /tmp and /dev/shm are private to this worker: empty them, so nothing one sample
+        # leaves there (say, a file of answers) is seen by the next.
+        for shared in (WORK_BASE, "/dev/shm"):
+            try:
+                for name in os.listdir(shared):
+                    rmtree(os.path.join(shared, name))
+            except OSError:
+                pass
     lines = []
     prefix = nonce + b" "
     for line in verdict.split(b"\n"):
