@@ -121,6 +121,64 @@ def test_extract_answer(response, expected):
     assert brorl.extract_answer(response) == expected
 
 
+def ref_boxes(s: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of each complete \\boxed{...}/\\fbox{...}, scanning left to right
+    and skipping what a box encloses; escaped braces do not count."""
+    out, i = [], 0
+    while True:
+        starts = [k for k in (s.find("\\boxed", i), s.find("\\fbox", i)) if k >= 0]
+        if not starts:
+            return out
+        k = min(starts)
+        j = k + (6 if s.startswith("\\boxed", k) else 5)
+        while j < len(s) and s[j] == " ":
+            j += 1
+        if j >= len(s) or s[j] != "{":
+            i = j if j > k + 1 else k + 1
+            continue
+        depth, m = 0, j
+        while m < len(s):
+            c = s[m]
+            if c == "\\":
+                m += 2
+                continue
+            depth += (c == "{") - (c == "}")
+            if depth == 0:
+                break
+            m += 1
+        if m >= len(s):
+            i = j + 1
+            continue
+        out.append((k, m + 1, s[j + 1 : m].strip()))
+        i = m + 1
+
+
+def ref_extract_boxed(s: str) -> str | None:
+    """The last box, joined with the boxes right before it that only separators divide."""
+    bs = ref_boxes(s)
+    if not bs:
+        return None
+    first = len(bs) - 1
+    while first > 0:
+        gap = s[bs[first - 1][1] : bs[first][0]]
+        words = gap.replace(",", " ").replace("$", " ").replace(";", " ").split()
+        if not all(w in ("and", "or") for w in words):
+            break
+        first -= 1
+    return ", ".join(b[2] for b in bs[first:])
+
+
+BOX_PIECES = ["\\boxed{", "\\fbox{", "{", "}", "\\{", "\\}", "1", "x", " ", ",", "$", " and ", "so "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(st.sampled_from(BOX_PIECES), max_size=30))
+def test_box_extraction_agrees_with_reference(pieces):
+    s = "".join(pieces)
+    want = ref_extract_boxed(s)
+    assert brorl.extract_answer(s, last_number=False) == want, s
+
+
 def test_extract_answer_without_last_number():
     assert brorl.extract_answer("it is 7", last_number=False) is None
     assert brorl.extract_answer("it is \\boxed{7}", last_number=False) == "7"

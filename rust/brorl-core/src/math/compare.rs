@@ -44,7 +44,7 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     let mut budget = Budget::new(lim.max_steps);
     let gold = extract_marked(gold).unwrap_or_else(|| gold.trim().to_string());
     let answer = match find_answer(response, opts, &mut budget) {
-        Some(a) => a,
+        Some(a) => after_last_implication(a),
         None => return Status::NoAnswer,
     };
     if answer.len() > lim.max_answer_bytes || gold.len() > lim.max_answer_bytes {
@@ -109,8 +109,11 @@ fn find_answer(response: &str, opts: &Options, budget: &mut Budget) -> Option<St
     if r.is_empty() {
         return None;
     }
-    if r.len() <= opts.limits.max_answer_bytes && is_bare_answer(r, &opts.limits, budget) {
-        return Some(r.to_string());
+    if r.len() <= opts.limits.max_answer_bytes {
+        let last_step = after_last_implication(r.to_string());
+        if is_bare_answer(&last_step, &opts.limits, budget) {
+            return Some(last_step);
+        }
     }
     if opts.last_number_fallback {
         last_number_in(r).map(str::to_string)
@@ -136,6 +139,23 @@ fn is_bare_answer(s: &str, limits: &Limits, budget: &mut Budget) -> bool {
         return false;
     }
     parse(s, LexMode::STANDARD, limits, &mut trial).is_ok()
+}
+
+/// `x^2 = 4 \\Rightarrow x = \\pm 2`: a derivation inside the box; the answer is its last step.
+fn after_last_implication(a: String) -> String {
+    let cut = [
+        "\\Rightarrow",
+        "\\implies",
+        "\\Longrightarrow",
+        "\\therefore",
+    ]
+    .iter()
+    .filter_map(|m| a.rfind(m).map(|k| k + m.len()))
+    .max();
+    match cut {
+        Some(k) if !a[k..].trim().is_empty() => a[k..].trim().to_string(),
+        _ => a,
+    }
 }
 
 /// Markup-insensitive spelling for the first, string-equality check.
