@@ -125,7 +125,7 @@ pub enum Node {
     Func(Func, Box<Node>),
     /// `Root(index, radicand)`.
     Root(Box<Node>, Box<Node>),
-    /// `Log(base, argument)`; `\log` without a base is base 10... see the parser.
+    /// `Log(base, argument)`; the parser gives `\log` without a base the base 10.
     Log(Box<Node>, Box<Node>),
     Binom(Box<Node>, Box<Node>),
     Factorial(Box<Node>),
