@@ -19,7 +19,7 @@ test-rust:
 	cargo test --workspace
 
 test-python:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 bench: setup
 	$(VENV)/bin/brorl bench
