@@ -7,7 +7,7 @@
 //! limits, its own process group, a fresh working directory and capped output. The verdict
 //! comes from data the program cannot forge: for `stdio` and `call` the expected outputs
 //! never enter the sandbox and are compared here; for `humaneval` the harness reports on a
-//! dedicated pipe with a per-run nonce, and stdout is never read as a signal.
+//! dedicated descriptor with a per-run nonce, and stdout is never read as a signal.
 
 pub mod compare;
 pub mod extract;

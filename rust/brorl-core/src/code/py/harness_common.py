@@ -1,7 +1,7 @@
 # Shared by the three harnesses. Runs inside the sample process *before* any user code, so
 # everything the verdict depends on is bound here, out of reach of later monkey-patching:
 # `os.write`, `sys.exc_info` and the exception classes are captured as locals, and results
-# go only to the result pipe (fd 3), each line prefixed by this run's nonce.
+# go only to the verdict channel (fd 3), each line prefixed by this run's nonce.
 
 
 def make_reporter(res_fd, nonce, write=os.write):

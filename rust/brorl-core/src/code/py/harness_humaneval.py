@@ -2,7 +2,7 @@
 # `check(candidate)` run in one process; the test passes only if `check(entry_point)` returns.
 # A bare `except:` (no name lookup that user code could redirect) turns every exception,
 # SystemExit included, into a failure; `sys.exit`/`os._exit` before the verdict leave the
-# result pipe without a line, which the parent scores as a failure too.
+# verdict channel without a line, which the parent scores as a failure too.
 
 
 def run_humaneval(job, res_fd, nonce):

@@ -1,6 +1,6 @@
 # kind="stdio": runs `program` as __main__ with the test input on stdin. The verdict is the
 # exit status and stdout, both read by the parent; the expected output never enters the
-# sandbox. The result pipe is closed before user code runs: it only carries compile errors.
+# sandbox. The verdict channel is closed before user code runs: it only carries compile errors.
 
 
 def run_stdio(program, res_fd, nonce):

@@ -5,9 +5,10 @@
 #
 # Protocol on fds 0 (requests) and 1 (responses): frames of a 4-byte little-endian length and
 # a UTF-8 JSON body. After the imports the worker sends {"ready": ...}; then one response per
-# request. The sample's pass signal travels on a dedicated pipe (fd 3 in the sample), every
-# line prefixed by a random nonce drawn here for that run; stdout/stderr are separate pipes
-# that are only ever shown as excerpts, so printing anything proves nothing.
+# request. The sample's verdict travels on a dedicated channel (a memory file at fd 3 in the
+# sample, read here once the sample is gone), every line prefixed by a random nonce drawn here
+# for that run; stdout/stderr are pipes only ever shown as excerpts, so printing anything
+# proves nothing.
 import os
 import sys
 import json
@@ -314,7 +315,7 @@ def parse_lines(lines, n):
         elif kind == "test":
             idx, _, rest = rest.partition(" ")
             status, _, value = rest.partition(" ")
-            i = int(idx)
+            i = int(idx) if idx.isdigit() else -1
             if 0 <= i < n and tests[i] is None:
                 tests[i] = (status, value)
     return compile_error, tests
