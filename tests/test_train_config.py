@@ -90,3 +90,37 @@ def test_config_is_dataclass_tree():
     assert cfg.algorithm.kl_estimator == "k2" and cfg.algorithm.kl_coef == 1e-4
     assert (cfg.algorithm.tis_low, cfg.algorithm.tis_high) == (0.5, 5.0)
     assert cfg.algorithm.loss_agg == "token-mean"
+
+
+def test_shipped_configs_resolve(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    files = [root / n for n in ("default_cpu.yaml", "smollm2_135m_cpu.yaml", "brorl_1p5b_gpu.yaml", "prorl_1p5b_gpu.yaml")]
+    (tmp_path / "m.jsonl").write_text('{"prompt": "1+1?", "answer": "2"}\n')
+    for f in files:
+        with pytest.raises(ConfigError) if "1p5b" in f.name or "smollm2" in f.name else _nothing():
+            C.load_config(f)  # the GPU/SmolLM2 configs name a model directory the user provides
+        import yaml
+
+        data = yaml.safe_load(f.read_text())
+        over = [f"model.path={tmp_path}"] if "model" in data else []
+        for i, s in enumerate(data.get("data", {}).get("sources", [])):
+            if s.get("kind") == "jsonl" and not Path(s["path"]).is_file():
+                over.append(f"data.sources[{i}]")  # replaced below
+        if any(o.startswith("data.sources[") for o in over):
+            srcs = [dict(s, path=str(tmp_path / "m.jsonl")) if s.get("kind") == "jsonl" else s for s in data["data"]["sources"]]
+            over = [o for o in over if not o.startswith("data.sources[")] + [f"data.sources={srcs}"]
+        cfg = C.load_config(f, over)
+        if "1p5b" in f.name:
+            n, p = cfg.algorithm.n, cfg.algorithm.prompts_per_step
+            assert (n, p) == ((512, 128) if "brorl" in f.name else (16, 512))
+            assert cfg.model.dtype == "bfloat16" and cfg.deepspeed.zero_stage == 3
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
