@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	$(VENV)/bin/brorl bench
+	$(VENV)/bin/brorl train
 
 test: setup test-rust test-python
 
