@@ -60,12 +60,12 @@ def test_run_directory_has_everything(trained):
 def test_every_trainable_parameter_changed(trained):
     from safetensors.torch import load_file
 
-    from brorl.train.tiny import cache_dir
+    from brorl.train.config import from_dict
+    from brorl.train.loop import resolve_model
 
     # the starting point is the cached warm-up model; the final weights are in the checkpoint
-    start = [p for p in cache_dir().glob("tiny-*") if (p / "model.safetensors").is_file() and "base" not in p.name]
-    assert start
-    init = load_file(str(max(start, key=lambda p: p.stat().st_mtime) / "model.safetensors"))
+    start = resolve_model(from_dict(easy_config(trained.run_dir.parent, "x")), None, print)
+    init = load_file(str(start / "model.safetensors"))
     ck = trained.run_dir / "checkpoints" / "step_000004" / "learner"
     states = list(ck.glob("*model_states.pt"))
     assert states

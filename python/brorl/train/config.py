@@ -277,7 +277,7 @@ class WarmupConfig:
         "teaches; the RL task may be another variant of the family).",
     )
     task_kwargs: dict = _f(
-        {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+        {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1},
         "Difficulty knobs of the warm-up task.",
     )
 
@@ -448,9 +448,9 @@ _DEFAULT: dict = {
             {
                 "kind": "reasoning_gym",
                 "task": "chain_sum",
-                "size": 4000,
+                "size": 1000,
                 "seed": 1,
-                "task_kwargs": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+                "task_kwargs": {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1},
             }
         ],
         "eval_size": 200,
@@ -465,7 +465,7 @@ _DEFAULT: dict = {
         "kl_coef": 1e-4,
         "ref_reset_every": 10,
     },
-    "optim": {"lr": 1e-3, "weight_decay": 0.0},
+    "optim": {"lr": 3e-4, "weight_decay": 0.0},
     "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
     "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000},
     "run": {"steps": 16, "save_every": 8, "output_dir": "runs"},
