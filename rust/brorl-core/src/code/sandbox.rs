@@ -248,7 +248,7 @@ fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
     if !spec.namespaces {
         return steps;
     }
-    let tmp = format!("size={}m,mode=1777", spec.tmpfs_mb);
+    let tmp = format!("size={}m,nr_inodes=16384,mode=1777", spec.tmpfs_mb);
     let private = libc::MS_REC | libc::MS_PRIVATE;
     steps.push(step(
         "make / private",
@@ -280,7 +280,7 @@ fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
             Path::new("/dev/shm"),
             "tmpfs",
             nosuid,
-            "size=16m,mode=1777",
+            "size=16m,nr_inodes=4096,mode=1777",
         );
         steps.push(Step {
             name: "private /dev/shm".into(),
