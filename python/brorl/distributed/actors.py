@@ -194,7 +194,7 @@ class EngineActor:
         generator's own ``update_weights`` takes a list because it must also serve engines whose
         workers live in other processes. Anything else gets the generator's method.
         """
-        llm = getattr(self.target, "llm", None)
+        llm: Any = getattr(self.target, "llm", None)
         if load_method == "update_weights" and _in_process_vllm(llm):
             llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
             llm.reset_prefix_cache()

@@ -135,9 +135,10 @@ class TrainerGroup:
         self.resume_hint = resume_hint
         self._closed = False
         self.last_checkpoint: str | None = None
-        cls = ray.remote(TrainerRank)
+        cls: Any = ray.remote(TrainerRank)
         m = cfg.num_trainer_ranks
-        self.ranks = [
+        # Actor handles are typed Any: Ray's generic handle type hides the `.remote` methods.
+        self.ranks: list[Any] = [
             cls.options(name=None, max_restarts=0, **placement.rank_options(i)).remote(i, m)
             for i in range(m)
         ]
@@ -277,8 +278,8 @@ class EnginePool:
         self.cfg = cfg
         self.placement = placement
         self.factory = factory
-        self._cls = ray.remote(EngineActor)
-        self.engines = [self._start(j) for j in range(cfg.num_engines)]
+        self._cls: Any = ray.remote(EngineActor)
+        self.engines: list[Any] = [self._start(j) for j in range(cfg.num_engines)]
         # Creation is asynchronous; wait for every engine to be up before the first step.
         ray.get([e.pid.remote() for e in self.engines], timeout=cfg.timeout_s)
         self.restarts = 0
@@ -326,8 +327,8 @@ class EnginePool:
                     todo.discard(j)
                 except _system_errors() as exc:
                     failed[j] = exc
-            for j, exc in failed.items():
-                self._restart(j, exc)
+            for j, error in failed.items():
+                self._restart(j, error)
             if failed and self.sync is not None:
                 # A restarted engine starts from the model on disk: give it the current weights.
                 self.sync.sync()

@@ -148,6 +148,7 @@ def new_sync_group(
     store = dist.TCPStore(
         host, port, world_size, is_master=(rank == 0), timeout=timeout, wait_for_workers=False
     )
+    group: Any
     if backend == "gloo":
         group = dist.ProcessGroupGloo(store, rank, world_size, timeout)
     elif backend == "nccl":
