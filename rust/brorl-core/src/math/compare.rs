@@ -18,6 +18,7 @@ use super::budget::{Budget, Limits};
 use super::extract::{extract_marked, last_number_in};
 use super::lexer::{lex, LexMode, Tok};
 use super::parser::parse;
+use super::precise;
 use super::value::{EvalErr, Evaluator, Val};
 use super::{Options, Status};
 
@@ -33,6 +34,8 @@ const MIN_SIGNIFICANT: u32 = 3;
 const MAX_ELEMENTS: usize = 64;
 /// At most this many variables in one expression.
 const MAX_SYMBOLS: usize = 8;
+/// Points of an identity whose `f64` agreement is re-checked at high precision.
+const CONFIRM_POINTS: usize = 2;
 /// At most this many alternatives when expanding `±`.
 const MAX_PM: usize = 16;
 
@@ -833,7 +836,12 @@ impl Cmp<'_> {
                 Err(_) => return Ok(false),
             };
             if values_equal(&vg, &va, REL_TOL) {
-                return Ok(true);
+                let both_exact = matches!((&vg, &va), (Val::Exact(_), Val::Exact(_)));
+                // An f64 agreement is confirmed at high precision (`e^{25} + 3` is not `e^{25}`);
+                // a difference found there still leaves the decimal rule below.
+                if both_exact || precise::agree(g, a, &env, self.budget) != Some(false) {
+                    return Ok(true);
+                }
             }
             if let Some((x, d, s)) = decimal_literal(a) {
                 if decimal_matches(&x, d, s, &vg) {
@@ -849,13 +857,17 @@ impl Cmp<'_> {
     }
 
     /// Evaluates both sides at the same points; `check` decides each point (None: skip it).
+    /// With `confirm`, the first points where approximate values agree are re-checked at high
+    /// precision (`precise`), which overrules an `f64` agreement.
     fn at_points(
         &mut self,
         g: &Node,
         a: &Node,
         syms: &[String],
+        confirm: bool,
         check: &mut dyn FnMut(&Val, &Val) -> Option<bool>,
     ) -> Result<bool, EvalErr> {
+        let mut confirmed = 0;
         let mut rng = Points(0x0B0B_5EED);
         let needed = self.limits.max_points.clamp(1, 32);
         let (mut agreed, mut tries) = (0, 0);
@@ -884,7 +896,16 @@ impl Cmp<'_> {
                 continue;
             }
             match check(&vg, &va) {
-                Some(true) => agreed += 1,
+                Some(true) => {
+                    let approx = !matches!((&vg, &va), (Val::Exact(_), Val::Exact(_)));
+                    if confirm && approx && confirmed < CONFIRM_POINTS {
+                        confirmed += 1;
+                        if precise::agree(g, a, &env, self.budget) == Some(false) {
+                            return Ok(false);
+                        }
+                    }
+                    agreed += 1
+                }
                 Some(false) => return Ok(false),
                 None => {}
             }
@@ -893,7 +914,9 @@ impl Cmp<'_> {
     }
 
     fn identity(&mut self, g: &Node, a: &Node, syms: &[String]) -> Result<bool, EvalErr> {
-        self.at_points(g, a, syms, &mut |x, y| Some(values_equal(x, y, POINT_TOL)))
+        self.at_points(g, a, syms, true, &mut |x, y| {
+            Some(values_equal(x, y, POINT_TOL))
+        })
     }
 
     /// `h = c·f` for one constant c ≠ 0 (c > 0 when `positive`).
@@ -906,7 +929,7 @@ impl Cmp<'_> {
             return Ok(false);
         }
         let mut ratio: Option<Val> = None;
-        self.at_points(f, h, &syms, &mut |x, y| {
+        self.at_points(f, h, &syms, false, &mut |x, y| {
             match (x.is_zero(), y.is_zero()) {
                 (true, true) => return None,
                 (true, false) | (false, true) => return Some(false),

@@ -14,6 +14,7 @@ pub mod compare;
 pub mod extract;
 pub mod lexer;
 pub mod parser;
+pub mod precise;
 pub mod value;
 
 use std::collections::HashMap;
