@@ -341,6 +341,35 @@ def test_polynomials_agree_with_coefficient_reference(coeffs, delta, seed, facto
     assert brorl.verify_math(gold, resp) == want, (gold, resp)
 
 
+@st.composite
+def sympy_exprs(draw, depth=3):
+    """Random expressions in x and y (SymPy is the reference: it knows their value exactly)."""
+    sp = pytest.importorskip("sympy")
+    x, y = sp.symbols("x y")
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from([x, y, sp.Integer(draw(st.integers(-5, 5))), sp.Rational(1, 3), sp.sqrt(2)]))
+    op = draw(st.sampled_from(["add", "mul", "sub", "pow", "sin", "cos", "exp"]))
+    a = draw(sympy_exprs(depth=depth - 1))
+    if op in ("add", "mul", "sub"):
+        b = draw(sympy_exprs(depth=depth - 1))
+        return {"add": a + b, "mul": a * b, "sub": a - b}[op]
+    if op == "pow":
+        return a ** draw(st.integers(2, 3))
+    return {"sin": sp.sin, "cos": sp.cos, "exp": sp.exp}[op](a)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(e=sympy_exprs(), k=st.integers(1, 3))
+def test_sympy_latex_forms_agree(e, k):
+    """SymPy's LaTeX of an expression and of its expansion are the same function; adding a
+    nonzero constant makes a different one."""
+    sp = pytest.importorskip("sympy")
+    same = sp.latex(sp.expand(e))
+    assert brorl.verify_math(sp.latex(e), same), (sp.latex(e), same)
+    other = sp.latex(e + k)
+    assert not brorl.verify_math(sp.latex(e), other), (sp.latex(e), other)
+
+
 # ---------------------------------------------------------------------------- never hangs, never crashes
 
 SNIPPETS = [
