@@ -133,25 +133,23 @@ def test_cluster_config_names_bad_field(field, value, match):
 
 
 def test_cluster_config_cross_field_checks():
-    with pytest.raises(ConfigError, match="engine_tensor_parallel"):
-        ClusterConfig(device="cpu", engine_tensor_parallel=2)
-    with pytest.raises(ConfigError, match="must equal cluster.num_trainer_ranks"):
-        ClusterConfig(device="gpu", placement="colocated", num_engines=2, num_trainer_ranks=8)
+    with pytest.raises(ConfigError, match="must be <= cluster.num_trainer_ranks"):
+        ClusterConfig(device="gpu", placement="colocated", num_engines=4, num_trainer_ranks=2)
     with pytest.raises(ConfigError, match="cluster.nodes is not a cluster setting"):
         ClusterConfig.from_dict({"nodes": 2})
 
 
 def test_bundles_separate_and_colocated():
-    cfg = ClusterConfig(num_engines=2, engine_tensor_parallel=2, num_trainer_ranks=4, device="gpu")
+    cfg = ClusterConfig(num_engines=2, num_trainer_ranks=4, device="gpu")
     bundles, ranks, engines = bundles_for(cfg, "gpu")
-    assert len(bundles) == 4 + 2 * 2 and all(b["GPU"] == 1.0 for b in bundles)
-    assert ranks == [0, 1, 2, 3] and engines == [[4, 5], [6, 7]]
-    cfg = ClusterConfig(num_engines=2, engine_tensor_parallel=2, num_trainer_ranks=4, device="gpu", placement="colocated")
+    assert len(bundles) == 6 and all(b["GPU"] == 1.0 for b in bundles)
+    assert ranks == [0, 1, 2, 3] and engines == [4, 5]
+    cfg = ClusterConfig(num_engines=2, num_trainer_ranks=4, device="gpu", placement="colocated")
     bundles, ranks, engines = bundles_for(cfg, "gpu")
-    assert len(bundles) == 4 and engines == [[0, 1], [2, 3]]
-    cfg = ClusterConfig(num_engines=1, num_trainer_ranks=2, placement="colocated", cpus_per_rank=0.5, cpus_per_engine=0.25)
+    assert len(bundles) == 4 and engines == [0, 1]
+    cfg = ClusterConfig(num_engines=3, num_trainer_ranks=2, placement="colocated", cpus_per_rank=0.5, cpus_per_engine=0.25)
     bundles, ranks, engines = bundles_for(cfg, "cpu")
-    assert bundles == [{"CPU": 0.75}, {"CPU": 0.5}] and engines == [[0]]
+    assert bundles == [{"CPU": 1.0}, {"CPU": 0.75}] and engines == [0, 1, 0]
 
 
 def test_gpu_config_is_the_papers_setting_on_64_gpus(tmp_path):

@@ -88,7 +88,7 @@ def resolve_device(cfg: ClusterConfig) -> str:
         return "gpu" if gpus > 0 else "cpu"
     if cfg.device == "gpu":
         needed = cfg.num_trainer_ranks + (
-            0 if cfg.placement == "colocated" else cfg.num_engines * cfg.engine_tensor_parallel
+            0 if cfg.placement == "colocated" else cfg.num_engines
         )
         if gpus < needed:
             raise ConfigError(

