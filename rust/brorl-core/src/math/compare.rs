@@ -825,15 +825,19 @@ impl Cmp<'_> {
         }
         if syms.is_empty() {
             let env = HashMap::new();
+            // Past f64's range (`e^{3000}`) only the high-precision evaluation can compare.
+            let beyond_f64 = |cmp: &mut Self| precise::agree(g, a, &env, cmp.budget) == Some(true);
             let vg = match self.eval(g, &env) {
                 Ok(v) => v,
                 Err(EvalErr::Budget) => return Err(EvalErr::Budget),
-                Err(_) => return Ok(false),
+                Err(EvalErr::Undefined) => return Ok(beyond_f64(self)),
+                Err(EvalErr::Unsupported) => return Ok(false),
             };
             let va = match self.eval(a, &env) {
                 Ok(v) => v,
                 Err(EvalErr::Budget) => return Err(EvalErr::Budget),
-                Err(_) => return Ok(false),
+                Err(EvalErr::Undefined) => return Ok(beyond_f64(self)),
+                Err(EvalErr::Unsupported) => return Ok(false),
             };
             if values_equal(&vg, &va, REL_TOL) {
                 let both_exact = matches!((&vg, &va), (Val::Exact(_), Val::Exact(_)));
