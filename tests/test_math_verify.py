@@ -431,4 +431,9 @@ def test_cli_rejects_bad_jsonl(tmp_path, capsys):
     f = tmp_path / "bad.jsonl"
     f.write_text(json.dumps({"gold": "1"}) + "\n")
     assert cli_main(["verify", "math", "--jsonl", str(f)]) == 2
-    assert "row 0" in capsys.readouterr().err
+    assert "row 0: field `response` must be a string" in capsys.readouterr().err
+    f.write_text(json.dumps({"gold": "1", "response": "1"}) + "\n")
+    assert cli_main(["verify", "math", "--jsonl", str(f), "--threads", "0"]) == 2
+    assert "`threads` must be at least 1" in capsys.readouterr().err
+    assert cli_main(["verify", "math", "--gold", "1"]) == 2
+    assert "--gold needs --response" in capsys.readouterr().err

@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"brorl verify math: {args.jsonl}: {e}", file=sys.stderr)
         return 2
-    codes = brorl.verify_math_batch_status(golds, responses, threads=args.threads, last_number=last_number)
+    try:
+        codes = brorl.verify_math_batch_status(
+            golds, responses, threads=args.threads, last_number=last_number
+        )
+    except brorl.BrorlError as e:
+        print(f"brorl verify math: {e}", file=sys.stderr)
+        return 2
     names = [brorl.MATH_STATUSES[c] for c in codes]
     for i, name in enumerate(names):
         print(json.dumps({"row": i, "status": name}))
