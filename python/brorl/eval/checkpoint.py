@@ -43,10 +43,9 @@ def export(run_dir: Path, step_dir: Path, log=print) -> Path:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from brorl.train.config import load_config
     from brorl.train.loop import resolve_model
 
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = _run_config(run_dir / "config.yaml")
     # The base model gives the architecture and tokenizer (for the built-in model: its cached
     # warm-up, rebuilt the same way if the cache is gone).
     base = resolve_model(cfg, None, log)
@@ -66,3 +65,27 @@ def export(run_dir: Path, step_dir: Path, log=print) -> Path:
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(tmp)
     tmp.rename(out)
     return out
+
+
+def _run_config(path: Path):
+    """The run's config, enough of it to find its base model. A run written by another brorl
+    version may have fields this one does not know; only ``model``, ``data``, ``warmup`` and
+    the run seed decide the base model, so fall back to those."""
+    import yaml
+
+    from brorl.errors import ConfigError
+    from brorl.train.config import from_dict, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as full_error:
+        data = yaml.safe_load(path.read_text()) or {}
+        part = {k: data[k] for k in ("model", "data", "warmup") if k in data}
+        if isinstance(data.get("run"), dict) and "seed" in data["run"]:
+            part["run"] = {"seed": data["run"]["seed"]}
+        try:
+            return from_dict(part)
+        except ConfigError as e:
+            raise InvalidArgumentError(
+                f"invalid value for `--model`: cannot read the run config {str(path)!r} to find the base model: {full_error}; {e}"
+            ) from e
