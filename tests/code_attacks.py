@@ -73,10 +73,11 @@ def cases(port: int, outside: str, secret: str) -> dict[str, tuple[str, str]]:
             "passed",
         ),
         "ctypes_segfault": ("import ctypes\ndef double(x):\n    return ctypes.string_at(0)\n", "runtime_error"),
+        # Output counts against the file-size limit (16 MiB): past it, writes fail.
         "output_100mb": (
             "import sys\ndef double(x):\n    for _ in range(100):\n        sys.stdout.write('x' * (1 << 20))\n"
             "    return 2 * x\n",
-            "passed",
+            "runtime_error",
         ),
         "child_outlives_parent": (
             "import os, time\ndef double(x):\n    if os.fork() == 0:\n        os.setsid()\n"

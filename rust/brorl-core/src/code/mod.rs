@@ -183,12 +183,13 @@ pub struct Limits {
     pub memory_mb: u64,
     /// Processes and threads of the sample's uid (RLIMIT_NPROC).
     pub nproc: u64,
-    /// Largest file the sample may write (RLIMIT_FSIZE).
+    /// Largest file the sample may write (RLIMIT_FSIZE); stdout and stderr are memory files
+    /// under the same limit.
     pub fsize_mb: u64,
     /// Open files (RLIMIT_NOFILE).
     pub nofile: u64,
-    /// Bytes of stdout kept per test (more is read and dropped); stdio raises it to fit the
-    /// expected output.
+    /// Bytes of stdout kept per test (the rest is dropped, and flags a `stdio` test as wrong);
+    /// stdio raises it to fit the expected output.
     pub output_cap: usize,
 }
 

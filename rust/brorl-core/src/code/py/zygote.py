@@ -7,13 +7,12 @@
 # a UTF-8 JSON body. After the imports the worker sends {"ready": ...}; then one response per
 # request. The sample's verdict travels on a dedicated channel (a memory file at fd 3 in the
 # sample, read here once the sample is gone), every line prefixed by a random nonce drawn here
-# for that run; stdout/stderr are pipes only ever shown as excerpts, so printing anything
-# proves nothing.
+# for that run; stdout/stderr are memory files only ever shown as excerpts, so printing
+# anything proves nothing.
 import os
 import sys
 import json
 import struct
-import fcntl
 import select
 import signal
 import resource
@@ -159,20 +158,23 @@ class Limits:
             resource.setrlimit(res, val)
 
 
+def capture(fd, cap):
+    """(first `cap` bytes written to memory file `fd`, whether more was written)."""
+    size = os.fstat(fd).st_size
+    return os.pread(fd, min(cap, size), 0), size > cap
+
+
 def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
     """Forks one sandboxed sample and supervises it until it ends, times out or is killed.
 
-    Returns its wait status (None if lost), whether it timed out, stdout (capped) and whether
-    more was written, stderr (capped) and the verdict lines that carry this run's nonce.
-    Everything the sample started is dead and reaped on return."""
-    out_r, out_w = os.pipe()
-    try:
-        fcntl.fcntl(out_r, fcntl.F_SETPIPE_SZ, 1 << 20)  # fewer wake-ups on chatty samples
-    except OSError:
-        pass
-    err_r, err_w = os.pipe()
-    # The verdict lines go to a memory file read once the sample is gone: no wake-up per
-    # line, and a sample that rewinds or truncates it can only erase its own verdict.
+    Returns its wait status, whether it timed out, stdout (capped) and whether more was
+    written, stderr (capped) and the verdict lines that carry this run's nonce. Everything the
+    sample started is dead and reaped on return."""
+    # stdout, stderr and the verdict go to memory files read once the sample is gone: this
+    # worker sleeps until then (one wake-up per sample), RLIMIT_FSIZE bounds what they hold,
+    # and a sample that rewinds or truncates them can only erase its own output.
+    out_fd = os.memfd_create("stdout")
+    err_fd = os.memfd_create("stderr")
     res_fd = os.memfd_create("verdict")
     if stdin_data is None:
         in_fd = os.dup(DEV_NULL)
@@ -181,7 +183,7 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
         os.write(in_fd, stdin_data.encode())
         os.lseek(in_fd, 0, os.SEEK_SET)
     os.mkdir(workdir, 0o700)
-    top_fd = max(TOP_FD, out_r, out_w, err_r, err_w, res_fd, in_fd)
+    top_fd = max(TOP_FD, out_fd, err_fd, res_fd, in_fd)
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -190,8 +192,8 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
         try:
             os.setpgid(0, 0)
             os.dup2(in_fd, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
             os.dup2(res_fd, 3)
             os.closerange(4, top_fd + 1)
             os.chdir(workdir)
@@ -209,60 +211,27 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
                 except:  # noqa: E722
                     pass
             os._exit(status)
-    for fd in (in_fd, out_w, err_w):
-        os.close(fd)
+    os.close(in_fd)
     pidfd = os.pidfd_open(pid)
-    bufs = {out_r: bytearray(), err_r: bytearray()}
-    caps = {out_r: limits.out_cap, err_r: limits.err_cap}
-    seen = {out_r: 0, err_r: 0}
     poller = select.poll()
-    for fd in (out_r, err_r, pidfd):
-        poller.register(fd, select.POLLIN)
-    open_fds = {out_r, err_r}
-    deadline = start + wall_s
-    wstatus = None
-    timed_out = False
-    while open_fds or wstatus is None:
-        if wstatus is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                _, wstatus = os.waitpid(pid, 0)
-                poller.unregister(pidfd)
-                sweep()
-                continue
-            timeout_ms = max(1, int(left * 1000) + 1)
-        else:
-            timeout_ms = 2000  # everything was killed: the pipes reach EOF at once
-        events = poller.poll(timeout_ms)
-        if not events and wstatus is not None:
-            break
-        for fd, _ in events:
-            if fd == pidfd:
-                _, wstatus = os.waitpid(pid, 0)
-                poller.unregister(pidfd)
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                sweep()
-                continue
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                poller.unregister(fd)
-                open_fds.discard(fd)
-                continue
-            seen[fd] += len(chunk)
-            room = caps[fd] - len(bufs[fd])
-            if room > 0:
-                bufs[fd] += chunk[:room]
+    poller.register(pidfd, select.POLLIN)
+    timed_out = not poller.poll(max(1, int(wall_s * 1000) + 1))
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, wstatus = os.waitpid(pid, 0)
     elapsed = time.monotonic() - start
-    verdict = os.pread(res_fd, 1 << 20, 0)
-    for fd in (out_r, err_r, pidfd, res_fd):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    sweep()
+    stdout, truncated = capture(out_fd, limits.out_cap)
+    stderr, _ = capture(err_fd, limits.err_cap)
+    verdict, _ = capture(res_fd, 1 << 20)
+    for fd in (out_fd, err_fd, res_fd, pidfd):
         os.close(fd)
     rmtree(workdir)
     if IS_INIT:
@@ -282,9 +251,9 @@ def run_child(harness, job, limits, wall_s, workdir, stdin_data, nonce):
     return {
         "wstatus": wstatus,
         "timed_out": timed_out,
-        "stdout": bytes(bufs[out_r]),
-        "stdout_truncated": seen[out_r] > len(bufs[out_r]),
-        "stderr": bytes(bufs[err_r]),
+        "stdout": stdout,
+        "stdout_truncated": truncated,
+        "stderr": stderr,
         "lines": lines,
         "elapsed": elapsed,
     }
