@@ -319,3 +319,16 @@ def test_a_forked_child_gets_its_own_workers():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert he(GOOD).statuses == ["passed"]  # the parent's workers were left alone
+
+
+def test_namespaces_make_the_worker_pid_1_and_hide_the_network():
+    # With namespaces the sample's parent is its worker, pid 1 of a namespace holding only the
+    # sandbox, and the only network interface is a loopback that is down.
+    prog = (
+        "import os, socket\ndef double(x):\n"
+        "    pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    names = [n for _, n in socket.if_nameindex()]\n"
+        "    return 2 * x if os.getppid() == 1 and len(pids) <= 3 and names == ['lo'] else 0\n"
+    )
+    r = he(prog, isolation="namespaces")
+    assert r.statuses == ["passed"], r.stdout + r.stderr

@@ -418,7 +418,7 @@ def main():
 
     gc.freeze()  # keep the collector in a sample off the inherited objects (fewer page copies)
     # Every descriptor this worker holds between samples; a sample closes all above 3 up to
-    # the highest of these and of its own pipes (no need to sweep the whole fd table).
+    # the highest of these and of its own files (no need to sweep the whole fd table).
     sys.stdout.flush()
     sys.stderr.flush()
     try:
