@@ -228,11 +228,23 @@ impl Pool {
         req: &Value,
         deadline: Instant,
     ) -> Result<Result<Value, WorkerError>, CodeError> {
-        let mut w = self.checkout()?;
-        let slot = w.slot;
-        let out = w.request(req, deadline);
-        self.checkin(out.is_ok().then_some(w), slot);
-        Ok(out)
+        // A worker that died while idle (say, killed by the OOM killer) fails the send: that
+        // is not the sample's fault, so it gets one fresh worker.
+        for attempt in 0..2 {
+            let mut w = self.checkout()?;
+            let slot = w.slot;
+            if let Err(e) = w.send(req, deadline) {
+                self.checkin(None, slot);
+                if attempt == 0 {
+                    continue;
+                }
+                return Ok(Err(e));
+            }
+            let out = w.recv(deadline);
+            self.checkin(out.is_ok().then_some(w), slot);
+            return Ok(out);
+        }
+        unreachable!("the second attempt returns")
     }
 }
 

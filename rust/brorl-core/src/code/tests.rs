@@ -172,3 +172,19 @@ fn bad_arguments_name_the_field() {
         .to_string()
         .contains("entry_point=1x"));
 }
+
+#[test]
+fn a_worker_that_died_while_idle_is_replaced_without_failing_the_sample() {
+    let Some(p) = pool(Isolation::Auto) else {
+        return;
+    };
+    let good = humaneval("def double(x):\n    return 2 * x\n");
+    assert_eq!(verify(&p, &good).unwrap().statuses, [TestStatus::Passed]);
+    let pids = p.idle_worker_pids();
+    assert_eq!(pids.len(), 1);
+    // SAFETY: killing our own idle worker (and with it its namespace).
+    unsafe { libc::kill(pids[0], libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(verify(&p, &good).unwrap().statuses, [TestStatus::Passed]);
+    assert_ne!(p.idle_worker_pids(), pids);
+}

@@ -249,12 +249,6 @@ impl Worker {
         out
     }
 
-    /// Sends one request and waits for its answer until `deadline`.
-    pub fn request(&mut self, req: &Value, deadline: Instant) -> Result<Value, WorkerError> {
-        self.send(req, deadline)?;
-        self.recv(deadline)
-    }
-
     fn kill(&mut self) {
         if self.env.pid > 0 {
             sandbox::kill(&self.env, self.namespaces);
