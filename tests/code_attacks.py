@@ -128,16 +128,15 @@ def _process_table() -> dict[int, tuple[int, bool]]:
 
 def leftovers() -> list[int]:
     """Processes that must not exist between calls: anything below one of this process's
-    idle workers (a worker's descendants are samples), and orphaned worker forks."""
+    idle workers. (A sample's orphans are re-parented to its worker, pid 1 of the namespace
+    or a child subreaper, so they would show up here. Orphaned workers of *other* processes
+    are not counted: they exit on their own once their parent is gone.)"""
     me = os.getpid()
     table = _process_table()
     workers = {pid for pid, (ppid, w) in table.items() if w and ppid == me}
     bad = []
-    for pid, (ppid, is_worker_fork) in table.items():
+    for pid, (ppid, _) in table.items():
         if pid in workers:
-            continue
-        if is_worker_fork and ppid == 1:
-            bad.append(pid)
             continue
         seen = 0
         while ppid > 1 and seen < 64:
