@@ -357,7 +357,7 @@ fn assignment_rhs(n: &Node) -> Option<&Node> {
     if !ops.iter().all(|o| *o == RelOp::Eq) {
         return None;
     }
-    let named = is_name(&items[0]) && items[1..].iter().all(is_constant_or_single_name_free);
+    let named = is_name(&items[0]) && items[1..].iter().all(is_not_a_bare_name);
     // `m + n = 7`, `AB = 5`: a response that states the value of what was asked.
     let ends_constant = items.last().is_some_and(is_constant);
     if named || ends_constant {
@@ -368,7 +368,7 @@ fn assignment_rhs(n: &Node) -> Option<&Node> {
 }
 
 /// Right-hand sides of a named assignment must not themselves be names (`x = y` is an equation).
-fn is_constant_or_single_name_free(n: &Node) -> bool {
+fn is_not_a_bare_name(n: &Node) -> bool {
     !matches!(n, Node::Sym(_))
 }
 
