@@ -198,6 +198,8 @@ def cached_warm_model(
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     out = root / f"tiny-{key}"
+    if (out / "model.safetensors").is_file():  # built before: no need to wait for the lock
+        return out
     with FileLock(str(root / f"tiny-{key}.lock")):
         if (out / "model.safetensors").is_file():
             return out
