@@ -95,6 +95,7 @@ def collect_step(
     rewards_all, lengths_all, trunc_all = [], [], []
     rounds = 0
     groups_gen = 0
+    n_passing = 0  # groups dynamic sampling would keep (some may exceed what the step needs)
     while have < groups_wanted and rounds < max_rounds:
         k = math.ceil(oversample * (groups_wanted - have))
         prompts = take_prompts(k)
@@ -114,6 +115,7 @@ def collect_step(
         if on_groups is not None:
             on_groups(prompts, b.group_stats()["pass_rate"])
         mask = b.varied_groups() if dynamic_sampling else np.ones(b.n_groups, dtype=bool)
+        n_passing += int(mask.sum())
         # never keep more groups than the step wants
         idx = np.flatnonzero(mask)[: groups_wanted - have]
         mask = np.zeros(b.n_groups, dtype=bool)
@@ -128,7 +130,7 @@ def collect_step(
     metrics = {
         "reward_mean": float(rew.mean()),
         "pass_rate": float((rew >= 1.0).mean()),
-        "kept_group_share": have / max(groups_gen, 1),
+        "kept_group_share": n_passing / max(groups_gen, 1),
         "gen_rounds": float(rounds),
         "gen_rounds_capped": float(have < groups_wanted),
         "groups_generated": float(groups_gen),
