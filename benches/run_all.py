@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -162,7 +163,7 @@ ROWS = [
     Row("generation", "vLLM generation, 1,024 samples per N", "N = 16 (ProRL)",
         "benches/bench_generation.py", ["--n", "16", "64", "256", "512", "--samples", "1024"], _generation, 480),
     Row("trl", "RL training, same tiny model and samples", "TRL GRPOTrainer",
-        "benches/bench_trl.py", ["--n", "64", "--prompts", "4", "--steps", "4"], _trl, 480),
+        "benches/bench_trl.py", ["--n", "64", "--prompts", "4", "--steps", "4"], _trl, 600),
 ]
 
 
@@ -199,17 +200,23 @@ def run_row(row: Row) -> Outcome:
         return Outcome(row, [], f"not run: {row.script} does not exist", 0.0, None, load)
     cmd = [str(ROOT / PY), str(script), "--json", *row.args]
     t0 = time.perf_counter()
+    # Own process group: a bench that times out is stopped with every process it started
+    # (engine workers, compilers), not just its top process.
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **row.env}, start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, timeout=row.timeout_s, env={**os.environ, **row.env}
-        )
+        stdout, stderr = proc.communicate(timeout=row.timeout_s)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return Outcome(row, [], f"failed: no result within {row.timeout_s} s", time.perf_counter() - t0, None, load)
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
-        tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["(no stderr)"]
+        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["(no stderr)"]
         return Outcome(row, [], f"failed: exit code {proc.returncode}: {tail[0][:200]}", secs, None, load)
-    raw = _last_json(proc.stdout)
+    raw = _last_json(stdout)
     if not isinstance(raw, dict):
         return Outcome(row, [], "failed: the script printed no JSON object", secs, None, load)
     try:
