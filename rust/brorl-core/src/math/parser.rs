@@ -258,6 +258,13 @@ impl Parser<'_> {
 
     fn term(&mut self) -> Result<Node, Fail> {
         let mut acc = self.unary()?;
+        // Leading words annotate what follows (`\text{area } 5`): keep the quantity.
+        while matches!(acc, Node::Text(_))
+            && (self.starts_atom(self.peek())
+                || matches!(self.peek(), Some(Tok::Minus | Tok::Plus)))
+        {
+            acc = self.unary()?;
+        }
         loop {
             self.budget.tick(1)?;
             match self.peek() {
