@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from brorl.eval.tasks import Problem, TaskSet
+from brorl.eval.tasks import HUMANEVAL_STOP, Problem, TaskSet
 
 _CODE_BLOCK = re.compile(r"```(?:[Pp]ython3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
 _OPEN_BLOCK = re.compile(r"```(?:[Pp]ython3?|py)?[ \t]*\n(.*)$", re.DOTALL)
@@ -25,8 +25,6 @@ def humaneval_program(problem: Problem, response: str, chat: bool) -> str:
     """
     prompt = problem.meta["prompt"]
     if not chat:
-        from brorl.eval.tasks import HUMANEVAL_STOP
-
         cut = min((i for i in (response.find(s) for s in HUMANEVAL_STOP) if i >= 0), default=len(response))
         return prompt + response[:cut]
     blocks = _CODE_BLOCK.findall(response)
