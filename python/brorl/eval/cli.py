@@ -9,10 +9,10 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="Hugging Face model directory, or a `brorl train` run/checkpoint directory (its newest saved model is used)")
+    p.add_argument("--model", required=True, help="Hugging Face model directory, or a `brorl train` run or checkpoints/step_* directory (its newest checkpoint, exported once to <step>/hf)")
     p.add_argument(
         "--data", required=True, nargs="+", metavar="SPEC",
-        help="task sets: a .jsonl math file, 'humaneval', or rg:<task>[,<task>...] (Reasoning Gym tasks or categories)",
+        help="task sets: a .jsonl math file, 'humaneval', or rg:<task>[,<task>...] (Reasoning Gym tasks or categories; a task may carry its config: rg:chain_sum[min_terms=2])",
     )
     p.add_argument("--samples", type=int, default=16, help="responses per problem (paper: 16)")
     p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (paper: 0.6)")
