@@ -58,7 +58,40 @@ def init_distributed(backend: str = "auto") -> tuple[int, int]:
         import deepspeed
 
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+        global _OWNS_GROUP
+        _OWNS_GROUP = True
     return dist.get_rank(), dist.get_world_size()
+
+
+_OWNS_GROUP = False
+
+
+def release_distributed() -> None:
+    """Tear down the process group this process created (and the groups vLLM and DeepSpeed
+    cached on it), so a later job in the same process starts clean. A group created by the
+    caller (e.g. torchrun's script) is left alone."""
+    global _OWNS_GROUP
+    if not _OWNS_GROUP:
+        return
+    import torch.distributed as dist
+
+    if "vllm" in sys.modules:
+        try:
+            from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+            destroy_model_parallel()
+            destroy_distributed_environment()
+        except Exception:  # noqa: BLE001 - best effort: the group is destroyed below anyway
+            pass
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    try:
+        from deepspeed.utils import groups
+
+        groups._release_process_group_references(None)
+    except Exception:  # noqa: BLE001 - older DeepSpeed without the helper
+        pass
+    _OWNS_GROUP = False
 
 
 def micro_batch_tensors(

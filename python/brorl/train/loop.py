@@ -372,6 +372,9 @@ class Trainer:
             if generator is not None:
                 generator.close()
             learner.close()
+            from brorl.train.learner import release_distributed
+
+            release_distributed()
             if parts is not None:
                 parts.close()
         result.pass1_before = evals.get("pass1_before")
