@@ -85,6 +85,14 @@ def cases(port: int, outside: str, secret: str) -> dict[str, tuple[str, str]]:
             "    return 2 * x\n",
             "passed",
         ),
+        # Kernel surface a sandbox escape would go through: denied by the seccomp filter.
+        "new_namespaces_and_ptrace": (
+            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\ndef double(x):\n"
+            "    opened = sum(libc.unshare(flag) == 0 for flag in (0x10000000, 0x40000000, 0x20000))\n"
+            "    traced = libc.ptrace(16, os.getppid(), 0, 0) == 0  # PTRACE_ATTACH to the worker\n"
+            "    return 2 * x + opened + traced\n",
+            "passed",
+        ),
         "sys_exit_before_asserts": ("import sys\nsys.exit(0)\ndef double(x):\n    return 0\n", "runtime_error"),
         "os_exit_before_asserts": ("import os\nos._exit(0)\n", "runtime_error"),
         "print_the_marker": (

@@ -4,8 +4,10 @@
 //! the worker becomes pid 1 of a new pid namespace (so every process a sample starts dies
 //! with it and `kill(-1)` from the worker reaches exactly the samples), gets an empty
 //! network namespace, and sees a read-only root with fresh private `/tmp`, `/dev/shm` and
-//! `/proc`. Without namespaces ("basic") a seccomp filter denies network sockets instead. In
-//! both cases: its own session and process group, `PR_SET_NO_NEW_PRIVS`, no core dumps, a
+//! `/proc`. Without namespaces ("basic") the seccomp filter also denies network sockets. In
+//! both cases: a seccomp filter against syscalls that only widen the kernel surface (new
+//! namespaces, mounts, ptrace, bpf, io_uring, ...; see `seccomp`), its own session and process
+//! group, `PR_SET_NO_NEW_PRIVS`, no core dumps, a
 //! bounded number of open files, an empty environment, all inherited descriptors closed, and
 //! (when started as root) an unprivileged uid/gid with no supplementary groups.
 //!
@@ -47,7 +49,7 @@ pub struct EnvelopeSpec {
     pub expose: Vec<PathBuf>,
     /// Size of the private `/tmp` (the samples' working directories live there).
     pub tmpfs_mb: u64,
-    /// Deny network sockets with seccomp (the fallback when there is no network namespace).
+    /// Also deny network sockets in the seccomp filter (when there is no network namespace).
     pub deny_sockets: bool,
     /// RLIMIT_NOFILE of the worker.
     pub nofile: u64,
@@ -431,13 +433,16 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     let mut argv: Vec<*const c_char> = argv_c.iter().map(|s| s.as_ptr()).collect();
     argv.push(std::ptr::null());
     let envp: [*const c_char; 1] = [std::ptr::null()];
-    let filter = if spec.deny_sockets {
-        Some(seccomp::deny_sockets_program().ok_or(SpawnError {
-            step: "seccomp (unsupported architecture)".into(),
-            errno: libc::ENOSYS,
-        })?)
-    } else {
-        None
+    // The hardening filter is skipped on an architecture without syscall tables, unless it
+    // is the only thing keeping the network out.
+    let filter = match seccomp::program(spec.deny_sockets) {
+        None if spec.deny_sockets => {
+            return Err(SpawnError {
+                step: "seccomp (unsupported architecture)".into(),
+                errno: libc::ENOSYS,
+            })
+        }
+        filter => filter,
     };
     let nofile = libc::rlimit {
         rlim_cur: spec.nofile,

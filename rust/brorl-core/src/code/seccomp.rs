@@ -1,26 +1,70 @@
-//! A seccomp filter that denies network sockets: the fallback when no network namespace can
-//! be made. `socket()` is allowed only for AF_UNIX; io_uring (which can open sockets on its
-//! own) is denied; a foreign syscall ABI (i386 or x32 entry points) gets EPERM as well.
+//! The seccomp filter every worker (and so every sample) runs under. It denies what a
+//! program under test never needs and what widens the kernel surface a sandbox escape would
+//! go through: new namespaces (`unshare`/`clone` with namespace flags; `clone3` answers
+//! ENOSYS so libc falls back to `clone`, whose flags can be checked), mounting, `ptrace`,
+//! `bpf`, `perf_event_open`, `userfaultfd`, io_uring, keyrings, module and kexec loading,
+//! reading other processes' memory. Without a network namespace (`deny_sockets`) it also
+//! limits `socket()` to AF_UNIX. A foreign syscall ABI (i386 or x32 entry points) gets EPERM.
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 
 const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const OFF_ARG0: u32 = 16; // low 32 bits of args[0] on little-endian
-const SYS_IO_URING_SETUP: u32 = 425;
+
+/// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
+const NS_FLAGS: u32 =
+    0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
+/// CLONE_NEWTIME: only for unshare (in clone's flags that bit is part of the exit signal).
+const NEWTIME: u32 = 0x80;
+const CLONE3: u32 = 435;
+/// Numbers shared by every architecture (added after the tables were unified).
+const GENERIC_DENY: [u32; 10] = [425, 426, 427, 428, 429, 430, 431, 432, 433, 442]; // io_uring_*, open_tree, move_mount, fs*, mount_setattr
+
+struct Arch {
+    audit: u32,
+    socket: u32,
+    clone: u32,
+    unshare: u32,
+    /// mount umount2 pivot_root chroot setns ptrace bpf perf_event_open keyctl add_key
+    /// request_key userfaultfd kexec_load kexec_file_load init_module finit_module
+    /// delete_module reboot swapon swapoff acct open_by_handle_at process_vm_readv
+    /// process_vm_writev
+    deny: [u32; 24],
+}
 
 #[cfg(target_arch = "x86_64")]
-const ARCH: Option<(u32, u32)> = Some((0xC000_003E, 41)); // AUDIT_ARCH_X86_64, SYS_socket
+const ARCH: Option<Arch> = Some(Arch {
+    audit: 0xC000_003E,
+    socket: 41,
+    clone: 56,
+    unshare: 272,
+    deny: [
+        165, 166, 155, 161, 308, 101, 321, 298, 250, 248, 249, 323, 246, 320, 175, 313, 176, 169,
+        167, 168, 163, 304, 310, 311,
+    ],
+});
 #[cfg(target_arch = "aarch64")]
-const ARCH: Option<(u32, u32)> = Some((0xC000_00B7, 198)); // AUDIT_ARCH_AARCH64, SYS_socket
+const ARCH: Option<Arch> = Some(Arch {
+    audit: 0xC000_00B7,
+    socket: 198,
+    clone: 220,
+    unshare: 97,
+    deny: [
+        40, 39, 41, 51, 268, 117, 280, 241, 219, 217, 218, 282, 104, 294, 105, 273, 106, 142, 224,
+        225, 89, 265, 270, 271,
+    ],
+});
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const ARCH: Option<(u32, u32)> = None;
+const ARCH: Option<Arch> = None;
 
 const fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
@@ -34,24 +78,51 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
+/// `nr` -> `action`, else fall through to the next rule.
+fn rule(p: &mut Vec<sock_filter>, nr: u32, action: u32) {
+    p.push(jump(JEQ_K, nr, 0, 1));
+    p.push(stmt(RET_K, action));
+}
+
+/// `nr` with any of `mask` set in its first argument -> EPERM, without -> allowed.
+fn flags_rule(p: &mut Vec<sock_filter>, nr: u32, mask: u32) {
+    p.extend([
+        jump(JEQ_K, nr, 0, 4),
+        stmt(LD_W_ABS, OFF_ARG0),
+        jump(JSET_K, mask, 0, 1),
+        stmt(RET_K, RET_EPERM),
+        stmt(RET_K, RET_ALLOW),
+    ]);
+}
+
 /// The BPF program, or `None` on an architecture we have no syscall numbers for.
-pub fn deny_sockets_program() -> Option<Vec<sock_filter>> {
-    let (arch, sys_socket) = ARCH?;
-    Some(vec![
+pub fn program(deny_sockets: bool) -> Option<Vec<sock_filter>> {
+    let arch = ARCH?;
+    let mut p = vec![
         stmt(LD_W_ABS, OFF_ARCH),
-        jump(JEQ_K, arch, 1, 0),
+        jump(JEQ_K, arch.audit, 1, 0),
         stmt(RET_K, RET_EPERM),
         stmt(LD_W_ABS, OFF_NR),
         jump(JGE_K, 0x4000_0000, 0, 1), // x32 syscall numbers
         stmt(RET_K, RET_EPERM),
-        jump(JEQ_K, SYS_IO_URING_SETUP, 0, 1),
-        stmt(RET_K, RET_EPERM),
-        jump(JEQ_K, sys_socket, 0, 3),
-        stmt(LD_W_ABS, OFF_ARG0),
-        jump(JEQ_K, libc::AF_UNIX as u32, 1, 0),
-        stmt(RET_K, RET_EPERM),
-        stmt(RET_K, RET_ALLOW),
-    ])
+    ];
+    for nr in arch.deny.iter().chain(&GENERIC_DENY) {
+        rule(&mut p, *nr, RET_EPERM);
+    }
+    rule(&mut p, CLONE3, RET_ENOSYS);
+    flags_rule(&mut p, arch.clone, NS_FLAGS);
+    flags_rule(&mut p, arch.unshare, NS_FLAGS | NEWTIME);
+    if deny_sockets {
+        p.extend([
+            jump(JEQ_K, arch.socket, 0, 4),
+            stmt(LD_W_ABS, OFF_ARG0),
+            jump(JEQ_K, libc::AF_UNIX as u32, 0, 1),
+            stmt(RET_K, RET_ALLOW),
+            stmt(RET_K, RET_EPERM),
+        ]);
+    }
+    p.push(stmt(RET_K, RET_ALLOW));
+    Some(p)
 }
 
 /// Installs `program` on the calling thread. Async-signal-safe (used between fork and exec);
