@@ -429,7 +429,9 @@ def main():
     counter = 0
     while True:
         frame = read_frame(0)
-        if frame is None:
+        if frame is None:  # brorl closed the pool or exited
+            if not IS_INIT:
+                rmtree(WORK_BASE)  # our host-side directory (with namespaces it is our tmpfs)
             os._exit(0)
         counter += 1
         try:
