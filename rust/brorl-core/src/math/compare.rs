@@ -440,6 +440,17 @@ fn intervals(n: &Node) -> Option<Vec<Interval<'_>>> {
             Some(out)
         }
         Node::Rel(..) => inequality_interval(n).map(|i| vec![i]),
+        // Alternatives joined by "or" are a union.
+        Node::List(parts) => {
+            let mut out = Vec::new();
+            for p in parts {
+                if !matches!(p, Node::Rel(..) | Node::Interval { .. }) {
+                    return None;
+                }
+                out.extend(intervals(p)?);
+            }
+            Some(out)
+        }
         _ => None,
     }
 }
@@ -623,6 +634,13 @@ impl Cmp<'_> {
             }
         }
         match (g, a) {
+            // `x < 1 \text{ or } x > 3` against `(-\infty, 1) \cup (3, \infty)`.
+            (Node::List(_), _) if is_intervalish(a) && intervals(g).is_some() => {
+                self.interval_sets(g, a)
+            }
+            (_, Node::List(_)) if is_intervalish(g) && intervals(a).is_some() => {
+                self.interval_sets(g, a)
+            }
             (Node::List(_) | Node::Set(_), _) | (_, Node::List(_) | Node::Set(_)) => {
                 self.collections(g, a)
             }
