@@ -241,29 +241,30 @@ fn build_request(
     })
 }
 
-/// The sandbox configuration for this interpreter: its own executable, and its prefixes
-/// exposed to the sandbox uid (a Python under /root is otherwise unreachable once dropped).
+/// The sandbox configuration for this interpreter. Samples need only the standard library,
+/// so the worker runs the real interpreter binary behind `sys.executable` (a virtual
+/// environment's `python` is a symlink that may live anywhere, e.g. a checkout under /tmp,
+/// which the sandbox's private /tmp hides) with its base prefixes exposed to the sandbox uid
+/// (a Python under /root is otherwise unreachable once dropped).
 fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     let sys = py.import("sys")?;
-    let python: String = sys.getattr("executable")?.extract()?;
-    if python.is_empty() {
+    let executable: String = sys.getattr("executable")?.extract()?;
+    if executable.is_empty() {
         return Err(raise(
             py,
             "SandboxUnavailableError",
             "sys.executable is empty: no interpreter to run samples".into(),
         ));
     }
-    let mut cfg = SandboxConfig::new(python.clone());
+    let real = std::fs::canonicalize(&executable).unwrap_or_else(|_| PathBuf::from(&executable));
+    let mut cfg = SandboxConfig::new(real.to_string_lossy().into_owned());
     cfg.isolation = Isolation::parse(isolation).map_err(|e| code_err(py, e))?;
-    for attr in ["prefix", "base_prefix", "exec_prefix", "base_exec_prefix"] {
-        cfg.expose
-            .push(PathBuf::from(sys.getattr(attr)?.extract::<String>()?));
+    for attr in ["base_prefix", "base_exec_prefix"] {
+        let dir = PathBuf::from(sys.getattr(attr)?.extract::<String>()?);
+        cfg.expose.push(std::fs::canonicalize(&dir).unwrap_or(dir));
     }
-    if let Some(dir) = std::fs::canonicalize(&python)
-        .ok()
-        .and_then(|p| p.parent().map(PathBuf::from))
-    {
-        cfg.expose.push(dir);
+    if let Some(dir) = real.parent() {
+        cfg.expose.push(dir.to_path_buf());
     }
     cfg.expose.sort();
     cfg.expose.dedup();
