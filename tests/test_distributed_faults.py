@@ -123,6 +123,21 @@ def _step(parts, prompts, cfg, seed, random_advantages=False):
     return ro, rewards, metrics
 
 
+def _ray_workers(title: str) -> list:
+    """Ray worker processes titled 'ray::<title>...', without their forked children (which keep
+    the parent's title)."""
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if " ".join(p.info["cmdline"] or []).startswith("ray::" + title):
+            try:
+                parent = " ".join(p.parent().cmdline())
+            except (psutil.Error, AttributeError):
+                continue
+            if not parent.startswith("ray::"):
+                out.append(p)
+    return out
+
+
 def _kill_when_running(title: str, timeout_s: float = 120.0) -> threading.Thread:
     """Kill -9 the first process whose Ray title shows it running ``title`` (Ray renames a
     worker to 'ray::<actor>.<method>' / 'ray::<task name>' while it executes)."""
@@ -131,12 +146,10 @@ def _kill_when_running(title: str, timeout_s: float = 120.0) -> threading.Thread
     def watch():
         end = time.monotonic() + timeout_s
         while time.monotonic() < end and not killed:
-            for p in psutil.process_iter(["pid", "cmdline"]):
-                cmd = " ".join(p.info["cmdline"] or [])
-                if cmd.startswith("ray::" + title):
-                    p.kill()
-                    killed.append(p.info["pid"])
-                    break
+            for p in _ray_workers(title):
+                p.kill()
+                killed.append(p.pid)
+                break
             time.sleep(0.02)
 
     t = threading.Thread(target=watch, daemon=True)

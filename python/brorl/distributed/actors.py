@@ -115,11 +115,17 @@ class TrainerRank:
         t0 = time.perf_counter()
         weights = self._weights(method)
         peak = 0
-        for bucket in plan:
-            buf = ws.pack_bucket(bucket, weights)
-            peak = max(peak, buf.numel())
-            ws.broadcast_bucket(self._sync[1], buf)
-            del buf
+        try:
+            for bucket in plan:
+                buf = ws.pack_bucket(bucket, weights)
+                peak = max(peak, buf.numel())
+                ws.broadcast_bucket(self._sync[1], buf)
+                del buf
+        except BaseException:
+            # Dropping the group closes its sockets, so engines still waiting in this broadcast
+            # fail at once instead of at the group's timeout; the driver builds a new group.
+            self._sync = None
+            raise
         return {"seconds": time.perf_counter() - t0, "buckets": len(plan), "max_bucket_bytes": peak}
 
     def put_weights(self, method: str, plan: list[ws.Bucket]) -> list[Any]:
@@ -164,7 +170,11 @@ class EngineActor:
         def receive(bucket: ws.Bucket) -> torch.Tensor:
             return ws.broadcast_bucket(group, torch.empty(bucket.nbytes, dtype=torch.uint8, device=device))
 
-        self._load(load_method, ws.iter_received(plan, receive))
+        try:
+            self._load(load_method, ws.iter_received(plan, receive))
+        except BaseException:
+            self._sync = None  # see TrainerRank.broadcast_weights
+            raise
         return time.perf_counter() - t0
 
     def receive_objects(self, load_method: str, plan: list[ws.Bucket], refs: list[Any]) -> float:

@@ -27,6 +27,9 @@ def worker_env() -> dict[str, str]:
         "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # Spinning OpenMP waits starve the other actors sharing a node's cores (as on one machine,
+        # where brorl.train sets the same default).
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
     for key in list(env):
         if key in os.environ:

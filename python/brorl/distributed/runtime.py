@@ -51,6 +51,17 @@ def _system_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _alive(actor: Any, timeout_s: float = 30.0) -> bool:
+    """Whether an actor still answers (a cheap call queued behind nothing long)."""
+    import ray
+
+    try:
+        ray.get(actor.pid.remote(), timeout=timeout_s)
+        return True
+    except Exception:
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # rollout slicing (pure)
 
@@ -447,7 +458,29 @@ class WeightSync:
         self._group_ok = True
 
     def sync(self) -> dict[str, float]:
-        """Send the current weights to every engine; returns timing for the step's metrics."""
+        """Send the current weights to every engine; returns timing for the step's metrics.
+
+        If a participant died during the sync: a dead trainer rank 0 stops the run
+        (:class:`TrainerRankLostError`); dead engines are restarted and the sync is redone once.
+        """
+        try:
+            return self._sync_once()
+        except WorkerLostError as exc:
+            rank0 = self.trainer.ranks[0]
+            if not _alive(rank0):
+                self.trainer.kill()
+                raise TrainerRankLostError(
+                    "trainer rank 0 died during the weight sync; the run is stopped. "
+                    + self.trainer._resume_message()
+                ) from exc
+            dead = [j for j, e in enumerate(self.engines.engines) if not _alive(e)]
+            if not dead:
+                raise
+            for j in dead:
+                self.engines._restart(j, exc.__cause__ or exc)
+            return self._sync_once()
+
+    def _sync_once(self) -> dict[str, float]:
         import ray
 
         t0 = time.perf_counter()
@@ -471,10 +504,11 @@ class WeightSync:
                 stats = ray.get(send, timeout=self.cfg.timeout_s)
                 ray.get(recvs, timeout=self.cfg.timeout_s)
                 max_bucket = stats["max_bucket_bytes"]
-        except _system_errors() as exc:
-            # Whichever side died, the group is gone; the caller's fault handling decides what next.
+        except Exception as exc:
+            # A dead participant shows as a Ray error on its own call and as a gloo/NCCL error on
+            # the others'; either way the group is gone. sync() decides what to restart.
             self._group_ok = False
-            raise WorkerLostError(f"weight sync failed: a participant died ({type(exc).__name__})") from exc
+            raise WorkerLostError(f"weight sync failed ({type(exc).__name__}: {exc})") from exc
         seconds = time.perf_counter() - t0
         self.last = {
             "weight_sync_s": seconds,
