@@ -69,9 +69,10 @@ def test_jsonl_source_loads_and_splits(tmp_path):
 def test_reasoning_gym_source_has_disjoint_held_out():
     cfg = load_config(overrides=["data.eval_size=50"])
     (src,) = load_sources(cfg.data, CharTok(), False, lambda s: None)
-    assert len(src.train) == 4000 and len(src.eval) == 50
+    size = cfg.data.sources[0].size
+    assert len(src.train) == size and len(src.eval) == 50
     assert not {p.text for p in src.eval} & {p.text for p in src.train}
-    assert len({p.uid for p in src.train + src.eval}) == 4050
+    assert len({p.uid for p in src.train + src.eval}) == size + 50
 
 
 def test_unknown_reasoning_gym_task_is_config_error():
