@@ -27,6 +27,10 @@ def tiny_dir(tmp_path_factory):
 def run_worker(tmp_path, tiny_dir, world, stage):
     out = tmp_path / f"ws{world}_z{stage}.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
+    # An in-process learner earlier in this pytest session leaves its rendezvous variables in
+    # os.environ; a child must pick its own port instead of colliding with that group.
+    for var in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(var, None)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     if world == 1:
