@@ -48,9 +48,15 @@ def run_worker(tmp_path, tiny_dir, world, stage):
     return json.loads(out.read_text())
 
 
+@pytest.fixture(scope="module")
+def world_1(tmp_path_factory, tiny_dir):
+    # one world-size-1 reference for both stages: the ZeRO stage does not change the math
+    return run_worker(tmp_path_factory.mktemp("ws1"), tiny_dir, 1, 2)
+
+
 @pytest.mark.parametrize("stage", [2, 3])
-def test_world_size_2_matches_world_size_1(tmp_path, tiny_dir, stage):
-    one = run_worker(tmp_path, tiny_dir, 1, stage)
+def test_world_size_2_matches_world_size_1(tmp_path, tiny_dir, world_1, stage):
+    one = world_1
     two = run_worker(tmp_path, tiny_dir, 2, stage)
     assert (one["world"], two["world"]) == (1, 2)
     for k in ("loss", "pg_loss", "kl", "entropy", "clip_frac"):
