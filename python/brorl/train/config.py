@@ -465,10 +465,12 @@ _DEFAULT: dict = {
         "kl_coef": 1e-4,
         "ref_reset_every": 10,
     },
-    "optim": {"lr": 3e-4, "weight_decay": 0.0},
+    # 1e-4: training reward rose steadily (0.10 -> 0.19 in 16 steps); 3e-4 and 1e-3 drifted
+    # (KL spikes) without gains
+    "optim": {"lr": 1e-4, "weight_decay": 0.0},
     "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
     "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000},
-    "run": {"steps": 16, "save_every": 8, "output_dir": "runs"},
+    "run": {"steps": 24, "save_every": 8, "output_dir": "runs"},
 }
 
 # Table 1 of the paper: same code path, only N / prompts per step / lr differ. lr follows the
