@@ -31,11 +31,14 @@ from brorl.errors import (
     BrorlTypeError,
     BudgetExceededError,
     ConfigError,
+    DataFormatError,
     InternalError,
     InvalidArgumentError,
     MissingRewardsError,
     NonFiniteError,
     SandboxUnavailableError,
+    TrainerRankLostError,
+    WorkerLostError,
 )
 
 __all__ = [
@@ -64,6 +67,9 @@ __all__ = [
     "BrorlTypeError",
     "BudgetExceededError",
     "ConfigError",
+    "DataFormatError",
+    "TrainerRankLostError",
+    "WorkerLostError",
     "InternalError",
     "InvalidArgumentError",
     "MissingRewardsError",
