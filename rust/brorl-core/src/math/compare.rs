@@ -455,6 +455,16 @@ fn intervals(n: &Node) -> Option<Vec<Interval<'_>>> {
     }
 }
 
+/// The ± expansion of `n` as one node: the single alternative, or a list of them.
+fn plus_minus_alternatives(n: &Node) -> Node {
+    let mut alts = expand_pm(n);
+    if alts.len() == 1 {
+        alts.pop().expect("one")
+    } else {
+        Node::List(alts)
+    }
+}
+
 /// `±` expanded into its alternatives (lists and sets flatten them into elements).
 fn expand_pm(n: &Node) -> Vec<Node> {
     fn cap(mut v: Vec<Node>) -> Vec<Node> {
@@ -598,12 +608,7 @@ impl Cmp<'_> {
     fn equiv(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
         self.budget.tick(1)?;
         if g.has_plus_minus() {
-            let alts = expand_pm(g);
-            let alt = if alts.len() == 1 {
-                alts.into_iter().next().expect("one")
-            } else {
-                Node::List(alts)
-            };
+            let alt = plus_minus_alternatives(g);
             return if alt.has_plus_minus() {
                 Ok(false)
             } else {
@@ -611,12 +616,7 @@ impl Cmp<'_> {
             };
         }
         if a.has_plus_minus() {
-            let alts = expand_pm(a);
-            let alt = if alts.len() == 1 {
-                alts.into_iter().next().expect("one")
-            } else {
-                Node::List(alts)
-            };
+            let alt = plus_minus_alternatives(a);
             return if alt.has_plus_minus() {
                 Ok(false)
             } else {
