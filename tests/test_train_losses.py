@@ -114,3 +114,49 @@ def test_policy_loss_combines_terms():
     loss.backward()
     # d/dlogp of -r*A*w at r=1 is -A*w/2 ; plus kl_coef * d(x^2/2)/dx / 2 = 0.1*x/2
     assert logp.grad.tolist()[0] == pytest.approx([-2 / 2 + 0.1 * 1.0 / 2, 1 / 2], abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+@pytest.mark.parametrize("seed", range(5))
+def test_merged_duplicates_give_the_same_loss_and_gradient(mode, seed):
+    # B distinct sequences, copy j of row b has its own engine log-probs. The merged form
+    # (each row once, weighted by its copy count, mean IS weight) must equal the loss over
+    # the batch with every copy spelled out — value and gradient.
+    g = torch.Generator().manual_seed(seed)
+    b, tt = 4, 5
+    counts = torch.randint(1, 5, (b,), generator=g)
+    lengths = torch.randint(1, tt + 1, (b,), generator=g)
+    mask = (torch.arange(tt).unsqueeze(0) < lengths.unsqueeze(1)).float()
+    base = torch.randn(b, tt, generator=g) * 0.3 - 1.0
+    old = base + torch.randn(b, tt, generator=g) * 0.05
+    ref = base + torch.randn(b, tt, generator=g) * 0.1
+    adv = torch.randn(b, 1, generator=g).expand(b, tt).contiguous()
+    owner = torch.repeat_interleave(torch.arange(b), counts)
+    member_elp = old[owner] + torch.randn(len(owner), tt, generator=g) * 0.4
+    kw = dict(clip_low=0.2, clip_high=0.28, loss_agg=mode, kl_coef=0.1, kl_estimator="k3", kl_clamp=10.0,
+              tis_low=0.5, tis_high=5.0)
+
+    logp_full = base.clone().requires_grad_(True)
+    lp = logp_full[owner]
+    full, mf = L.policy_loss(lp, old[owner], ref[owner], member_elp, adv[owner], mask[owner], **kw)
+    full.backward()
+
+    logp_m = base.clone().requires_grad_(True)
+    w = L.duplicate_tis_weights(old, member_elp, owner, 0.5, 5.0)
+    merged, mm = L.policy_loss(logp_m, old, ref, None, adv, mask, counts=counts.float(), tis_weight=w, **kw)
+    merged.backward()
+
+    assert merged.item() == pytest.approx(full.item(), rel=1e-5, abs=1e-7)
+    assert torch.allclose(logp_m.grad, logp_full.grad, rtol=1e-5, atol=1e-7)
+    for k in mf:
+        assert mm[k].item() == pytest.approx(mf[k].item(), rel=1e-5, abs=1e-7), k
+
+
+def test_duplicate_tis_weights_single_copies_equal_tis_weights():
+    old = t([[-1.0, -2.0], [-0.5, -0.1]])
+    eng = t([[-1.5, -1.0], [-0.5, -3.0]])
+    w = L.duplicate_tis_weights(old, eng, torch.tensor([0, 1]), 0.5, 5.0)
+    assert torch.allclose(w, L.tis_weights(old, eng, 0.5, 5.0))
+    # two copies of row 0: mean of clip(e^0.5)=1.6487 and clip(e^-1)=0.5 (clipped up from 0.37)
+    w2 = L.duplicate_tis_weights(old[:1], torch.stack([eng[0], old[0] + 1.0]), torch.tensor([0, 0]), 0.5, 5.0)
+    assert w2[0, 0].item() == pytest.approx((math.exp(0.5) + 0.5) / 2, rel=1e-6)

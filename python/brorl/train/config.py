@@ -259,6 +259,13 @@ class DeepSpeedConfig:
         "under it so N=512 never needs all sequences in memory at once.",
     )
     offload_optimizer: bool = _f(False, "ZeRO-Offload of optimizer state to CPU (GPU runs).")
+    merge_duplicates: bool = _f(
+        True,
+        "Run each distinct (prompt, response) of a group once, weighted by how many rollouts "
+        "produced it. The loss and its gradient are unchanged (each copy's own engine "
+        "log-probs still enter its IS weight); at large N with short answers most rollouts "
+        "are copies, so this removes most of the update's compute.",
+    )
 
 
 @dataclass

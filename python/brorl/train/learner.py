@@ -29,7 +29,7 @@ import numpy as np
 from brorl.train import losses as L
 from brorl.train.interfaces import TrainBatch
 
-__all__ = ["DeepSpeedLearner", "init_distributed", "micro_batch_tensors"]
+__all__ = ["DeepSpeedLearner", "init_distributed", "micro_batch_tensors", "distinct_rollouts"]
 
 
 def _free_port() -> int:
@@ -142,6 +142,47 @@ def micro_batch_tensors(
     }
 
 
+def distinct_rollouts(
+    group_of: np.ndarray, advantages: np.ndarray, token_ids: np.ndarray, offsets: np.ndarray, sel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge identical rollouts of the selection ``sel`` (rollout indices).
+
+    Two rollouts are identical when they belong to the same group, got the same advantage and
+    sampled the same tokens; their loss terms then differ only by the engine's log-probs (the
+    IS weight), which the caller keeps per copy. Returns ``(distinct, owner, counts)``:
+    ``distinct`` the first rollout of each distinct sequence (in ``sel`` order), ``owner[k]``
+    the position in ``distinct`` of ``sel[k]``, ``counts`` the copies of each.
+    """
+    index: dict[tuple[int, float, bytes], int] = {}
+    distinct: list[int] = []
+    owner = np.empty(len(sel), dtype=np.int64)
+    for k, i in enumerate(sel.tolist()):
+        key = (int(group_of[i]), float(advantages[i]), token_ids[offsets[i] : offsets[i + 1]].tobytes())
+        j = index.get(key)
+        if j is None:
+            j = index[key] = len(distinct)
+            distinct.append(i)
+        owner[k] = j
+    counts = np.bincount(owner, minlength=len(distinct)).astype(np.int64)
+    return np.asarray(distinct, dtype=np.int64), owner, counts
+
+
+def member_engine_logp(member_rows: list[int], batch: TrainBatch, t_len: int) -> Any:
+    """Engine log-probs of the rollouts ``member_rows``, right-padded to ``[M, t_len]``."""
+    import torch
+
+    ro = batch.rollouts
+    off, elp = ro.offsets, ro.logprobs
+    out = torch.zeros((len(member_rows), t_len), dtype=torch.float32)
+    if elp is None:
+        return out
+    for j, i in enumerate(member_rows):
+        n = int(off[i + 1] - off[i])
+        if n:
+            out[j, :n] = torch.from_numpy(elp[off[i] : off[i + 1]])
+    return out
+
+
 def _response_logits(logits: Any, resp_start: Any, t: int) -> Any:
     """Logits that predict each response token: ``[B, L, V]`` -> ``[B, t, V]`` (position
     ``resp_start - 1 + k`` predicts response token ``k``)."""
@@ -223,25 +264,41 @@ class DeepSpeedLearner:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         first_probs: dict[int, Any] = {}
-        grad_norms, n_micro = [], 0
+        grad_norms, n_micro, n_rows = [], 0, 0
         minis = []
         for m in range(a.mini_batches):
             sel = np.flatnonzero((group_of_rollout >= m * per_mini) & (group_of_rollout < (m + 1) * per_mini))
             if len(sel):
                 minis.append(sel)
+        # Each mini-batch's micro-batches (of distinct sequences when merging copies), planned
+        # once so the old-log-prob pass and the update see the same micro-batches.
+        merge = self.cfg.deepspeed.merge_duplicates
+        count_of: dict[int, int] = {}
+        members_of: dict[int, list[int]] = {}
+        plans = []
+        for sel in minis:
+            if merge:
+                distinct, owner, counts = distinct_rollouts(group_of_rollout, batch.advantages, ro.token_ids, ro.offsets, sel)
+                members: list[list[int]] = [[] for _ in range(len(distinct))]
+                for k, i in enumerate(sel.tolist()):
+                    members[owner[k]].append(i)
+                count_of.update(zip(distinct.tolist(), counts.tolist()))
+                members_of.update(zip(distinct.tolist(), members))
+                plans.append((sel, self._micro_batches(ro, distinct, plen)))
+            else:
+                plans.append((sel, self._micro_batches(ro, sel, plen)))
         # Old log-probs only differ from the current policy's after the first optimizer step of
         # this training step; with one mini-batch they are the current log-probs, detached.
         old_cache: dict[int, Any] = {}
         if len(minis) > 1:
             with torch.no_grad():
-                for sel in minis:
-                    for mb in self._micro_batches(ro, sel, plen):
+                for _, mbs in plans:
+                    for mb in mbs:
                         t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
                         lp, _, _ = self._logp(self.engine, t, grad=False)
                         for j, i in enumerate(mb.tolist()):
                             old_cache[i] = lp[j].clone()
-        for sel in minis:
-            mbs = self._micro_batches(ro, sel, plen)
+        for sel, mbs in plans:
             total_tokens = float(ro.response_lengths[sel].sum())
             total_seqs = float(len(sel))
             for k, mb in enumerate(mbs):
@@ -253,6 +310,18 @@ class DeepSpeedLearner:
                     old = torch.stack([old_cache[i] for i in mb.tolist()])
                 else:
                     old = logp.detach()
+                cnt = tis_w = None
+                if merge:
+                    rows = mb.tolist()
+                    cnt = torch.tensor([count_of[i] for i in rows], dtype=torch.float32)
+                    member_rows = [m for i in rows for m in members_of[i]]
+                    member_owner = torch.tensor([j for j, i in enumerate(rows) for _ in members_of[i]], dtype=torch.long)
+                    member_elp = member_engine_logp(member_rows, batch, t["mask"].shape[1])
+                    if a.tis and ro.logprobs is not None:
+                        tis_w = L.duplicate_tis_weights(old, member_elp, member_owner, a.tis_low, a.tis_high)
+                    mismatch = ((old[member_owner] - member_elp).abs() * t["mask"][member_owner]).sum()
+                else:
+                    mismatch = ((old - t["engine_logp"]).abs() * t["mask"]).sum()
                 loss, met = L.policy_loss(
                     logp, old, ref_lp, t["engine_logp"] if a.tis else None, t["adv"], t["mask"],
                     clip_low=a.clip_low, clip_high=a.clip_high, loss_agg=a.loss_agg, kl_coef=a.kl_coef,
@@ -260,6 +329,7 @@ class DeepSpeedLearner:
                     tis_low=a.tis_low if a.tis else None, tis_high=a.tis_high if a.tis else None,
                     entropy=ent, entropy_coef=a.entropy_coef,
                     total_tokens=total_tokens / self.world, total_seqs=total_seqs / self.world,
+                    counts=cnt, tis_weight=tis_w,
                 )
                 # DeepSpeed averages gradients over ranks; the global denominators above were
                 # divided by the world size so the average is the mini-batch loss.
@@ -268,14 +338,13 @@ class DeepSpeedLearner:
                 for key, v in met.items():
                     sums[key] = sums.get(key, 0.0) + float(v)
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-                with torch.no_grad():
-                    # engine-vs-trainer mismatch of the sampled tokens (what TIS corrects)
-                    d = (old - t["engine_logp"]).abs() * t["mask"]
-                    sums["logp_mismatch"] = sums.get("logp_mismatch", 0.0) + float(d.sum()) / max(total_tokens / self.world, 1.0)
+                # engine-vs-trainer mismatch of the sampled tokens (what TIS corrects)
+                sums["logp_mismatch"] = sums.get("logp_mismatch", 0.0) + float(mismatch) / max(total_tokens / self.world, 1.0)
                 for j, p in enumerate(t["prompt_of"].tolist()):
                     if p not in first_probs:
                         first_probs[p] = first[j]
                 n_micro += 1
+                n_rows += len(mb)
             self.engine.step()
             self.optimizer_steps += 1
             gn = self.engine.get_global_grad_norm()
@@ -283,6 +352,7 @@ class DeepSpeedLearner:
                 grad_norms.append(float(gn))
         n_minis = max(len(minis), 1)
         out = {k: v / n_minis for k, v in sums.items()}
+        out["rows_trained"] = float(n_rows)
         out = self._all_reduce_mean(out, sum_keys=True)
         out["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else float("nan")
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else float("nan")
@@ -339,12 +409,16 @@ class DeepSpeedLearner:
     # -- helpers ------------------------------------------------------------------------------
 
     def _micro_batches(self, ro: Any, sel: np.ndarray, plen: np.ndarray) -> list[np.ndarray]:
-        """This rank's micro-batches (rollout indices) of the mini-batch ``sel``."""
-        mask = np.zeros(ro.n_groups, dtype=bool)
-        groups = np.repeat(np.arange(ro.n_groups), ro.group_sizes)[sel]
-        mask[np.unique(groups)] = True
-        sub = ro.filter_groups(mask)
-        packed = sub.pack(self.cfg.deepspeed.micro_batch_tokens, n_ranks=self.world, prompt_lengths=plen[sel])
+        """This rank's micro-batches (rollout indices) of the rollouts ``sel``."""
+        from brorl._core import RolloutBatch
+
+        lengths = ro.response_lengths[sel]
+        # The packer only looks at lengths: a batch of the selected rows' shapes is enough.
+        shape_only = RolloutBatch(
+            ro.prompt_index[sel], np.zeros(int(lengths.sum()), dtype=np.int32),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        )
+        packed = shape_only.pack(self.cfg.deepspeed.micro_batch_tokens, n_ranks=self.world, prompt_lengths=plen[sel])
         return [sel[mb] for mb in packed[self.rank] if len(mb)]
 
     def _logp(self, model: Any, t: dict[str, Any], grad: bool) -> tuple[Any, Any, Any]:

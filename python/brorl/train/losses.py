@@ -20,6 +20,7 @@ __all__ = [
     "ppo_clip_loss",
     "kl_penalty",
     "tis_weights",
+    "duplicate_tis_weights",
     "aggregate",
     "entropy_from_logits",
     "token_logprobs",
@@ -89,12 +90,40 @@ def tis_weights(
         return torch.clamp(torch.exp(trainer_old_logp - engine_logp), low, high)
 
 
+def duplicate_tis_weights(
+    trainer_old_logp: torch.Tensor,
+    member_engine_logp: torch.Tensor,
+    member_owner: torch.Tensor,
+    low: float,
+    high: float,
+) -> torch.Tensor:
+    """Mean truncated-IS weight of each distinct sequence over its identical copies, ``[B, T]``.
+
+    At large N many rollouts of a prompt are the same token sequence; the learner runs each
+    distinct sequence once and weighs it by its copy count. The copies share the trainer's
+    log-probs but each has its own engine log-probs, so their PPO terms differ only by the IS
+    weight: Σ_copies w_j · loss = count · mean_j(w_j) · loss. ``member_engine_logp [M, T]``
+    holds every copy's engine log-probs and ``member_owner [M]`` the row (0..B-1) of the
+    distinct sequence it copies. With one copy per row this equals :func:`tis_weights`.
+    """
+    import torch
+
+    with torch.no_grad():
+        w = torch.clamp(torch.exp(trainer_old_logp[member_owner] - member_engine_logp), low, high)
+        total = torch.zeros_like(trainer_old_logp).index_add_(0, member_owner, w)
+        counts = torch.zeros(trainer_old_logp.shape[0], dtype=w.dtype).index_add_(
+            0, member_owner, torch.ones(member_owner.shape[0], dtype=w.dtype)
+        )
+        return total / torch.clamp(counts, min=1.0).unsqueeze(-1)
+
+
 def aggregate(
     values: torch.Tensor,
     mask: torch.Tensor,
     mode: str = "token-mean",
     total_tokens: float | None = None,
     total_seqs: float | None = None,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce per-token ``values [B, T]`` under ``mask [B, T]`` to a scalar, named by ``mode``.
 
@@ -106,14 +135,19 @@ def aggregate(
     When a mini-batch is split into micro-batches, pass the mini-batch's ``total_tokens``
     (token-mean) or ``total_seqs`` (seq-mean-*) so the micro-batch losses sum to the
     mini-batch loss instead of averaging averages.
+
+    ``counts [B]`` (optional) is how many identical rollouts each row stands for: the result
+    equals the aggregate over the batch with every row repeated that many times.
     """
     import torch
 
+    seq_tokens = mask.sum(dim=-1)
+    if counts is not None:
+        mask = mask * counts.to(mask.dtype).unsqueeze(-1)
     vm = values * mask
     if mode == "token-mean":
         denom = mask.sum() if total_tokens is None else torch.tensor(float(total_tokens))
         return vm.sum() / torch.clamp(denom, min=1.0)
-    seq_tokens = mask.sum(dim=-1)
     if mode == "seq-mean-token-mean":
         per_seq = vm.sum(dim=-1) / torch.clamp(seq_tokens, min=1.0)
     elif mode == "seq-mean-token-sum":
@@ -123,7 +157,10 @@ def aggregate(
             f"algorithm.loss_agg = {mode!r}: use 'token-mean', 'seq-mean-token-mean' or "
             "'seq-mean-token-sum'"
         )
-    n = float(values.shape[0]) if total_seqs is None else float(total_seqs)
+    if total_seqs is not None:
+        n = float(total_seqs)
+    else:
+        n = float(values.shape[0]) if counts is None else float(counts.sum())
     return per_seq.sum() / max(n, 1.0)
 
 
@@ -170,6 +207,8 @@ def policy_loss(
     entropy_coef: float = 0.0,
     total_tokens: float | None = None,
     total_seqs: float | None = None,
+    counts: torch.Tensor | None = None,
+    tis_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The full per-micro-batch objective, all tensors ``[B, T]``:
 
@@ -177,14 +216,18 @@ def policy_loss(
 
     ``engine_logp``/``tis_*`` None disables truncated IS; ``ref_logp`` None or kl_coef 0
     disables the KL term. Returns the scalar loss and detached metrics (same aggregation).
-    """
-    import torch
 
+    ``counts [B]``: rows stand for that many identical rollouts (see :func:`aggregate`);
+    ``tis_weight [B, T]``: precomputed IS weights (e.g. :func:`duplicate_tis_weights`) used
+    instead of computing them from ``engine_logp``.
+    """
     pg, clipped = ppo_clip_loss(logp, old_logp, advantages, clip_low, clip_high)
-    if engine_logp is not None and tis_low is not None and tis_high is not None:
+    if tis_weight is not None:
+        pg = pg * tis_weight
+    elif engine_logp is not None and tis_low is not None and tis_high is not None:
         # Importance weight of the *sampling* policy: trainer's old logp vs the engine's.
         pg = pg * tis_weights(old_logp, engine_logp, tis_low, tis_high)
-    agg = lambda v: aggregate(v, mask, loss_agg, total_tokens, total_seqs)  # noqa: E731
+    agg = lambda v: aggregate(v, mask, loss_agg, total_tokens, total_seqs, counts)  # noqa: E731
     loss = agg(pg)
     metrics = {"pg_loss": loss.detach(), "clip_frac": agg(clipped).detach()}
     if ref_logp is not None:
