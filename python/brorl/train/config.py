@@ -303,6 +303,11 @@ class RunConfig:
     eval_before: bool = _f(True, "Measure held-out pass@1 before training.")
     eval_after: bool = _f(True, "Measure held-out pass@1 after training.")
     eval_every: int = _f(0, "Also evaluate every this many steps (0: only before/after).")
+    eval_samples: int = _f(
+        16,
+        "Samples per held-out prompt for pass@1 (at the training temperature); more samples "
+        "make the before/after difference less noisy.",
+    )
     tensorboard: bool = _f(True, "Write TensorBoard event files.")
     plots: bool = _f(True, "Write PNG plots of the main curves as the run goes.")
     progress: bool = _f(True, "Show a progress bar with ETA on the terminal.")
@@ -656,6 +661,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(r.save_every >= 0, "run.save_every", r.save_every, "must be >= 0 (0: only at the end)")
     _check(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, "must be >= 1")
     _check(r.eval_every >= 0, "run.eval_every", r.eval_every, "must be >= 0")
+    _check(r.eval_samples >= 1, "run.eval_samples", r.eval_samples, "must be >= 1")
     return cfg
 
 

@@ -328,7 +328,7 @@ class Trainer:
                 self.log(f"[brorl] resumed {run_dir} at step {start} from {ck.name}")
             elif rank == 0 and logger.path.exists():
                 logger.path.unlink()
-            eval_samples = 4
+            eval_samples = cfg.run.eval_samples
             if cfg.run.eval_before and start == 0 and eval_prompts and generator is not None:
                 t0 = time.perf_counter()
                 evals["pass1_before"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
