@@ -1,9 +1,9 @@
 """Time per 1,000 rollouts of RL training: brorl (vLLM rollouts + DeepSpeed updates) vs TRL's
 GRPOTrainer, same tiny model, task, samples per step and machine, in one run.
 
-    .venv/bin/python benches/bench_trl.py [--json] [--n 64] [--prompts 4] [--steps 4]
+    .venv/bin/python benches/bench_trl.py [--json] [--n 256] [--prompts 4] [--steps 4]
 
-Both train the built-in tiny model (after its cached warm-up) on Reasoning Gym chain_sum with
+Both train the built-in tiny model (after its cached warm-up) on the default's Reasoning Gym task with
 N rollouts for each of P prompts per step (dynamic sampling off in brorl so both consume
 exactly N*P samples per step), max 12 new tokens, temperature 1, one optimizer step per
 training step. The first step of each is a warm-up and is not timed; the timed part is the
@@ -53,7 +53,11 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
 
     from brorl.train.data import render_prompt
 
-    ds = rg.create_dataset("chain_sum", size=prompts * steps * 2, seed=1, min_terms=2, max_terms=2, min_digits=1, max_digits=2)
+    from brorl.train.config import load_config
+
+    # the same task as brorl's run: the default config's Reasoning Gym source
+    src = load_config().data.sources[0]
+    ds = rg.create_dataset(src.task, size=prompts * steps * 2, seed=src.seed, **src.task_kwargs)
     rows = [{"prompt": render_prompt(None, e["question"], False), "entry": json.dumps(e)} for e in ds]
 
     def reward(completions: list[str], entry: list[str], **_: object) -> list[float]:
@@ -96,7 +100,7 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--n", type=int, default=64, help="rollouts per prompt")
+    ap.add_argument("--n", type=int, default=256, help="rollouts per prompt")
     ap.add_argument("--prompts", type=int, default=4, help="prompts per step")
     ap.add_argument("--steps", type=int, default=4, help="training steps (the first is not timed)")
     args = ap.parse_args()

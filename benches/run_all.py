@@ -163,7 +163,7 @@ ROWS = [
     Row("generation", "vLLM generation, 1,024 samples per N", "N = 16 (ProRL)",
         "benches/bench_generation.py", ["--n", "16", "64", "256", "512", "--samples", "1024"], _generation, 480),
     Row("trl", "RL training, same tiny model and samples", "TRL GRPOTrainer",
-        "benches/bench_trl.py", ["--n", "64", "--prompts", "4", "--steps", "4"], _trl, 600),
+        "benches/bench_trl.py", ["--n", "256", "--prompts", "4", "--steps", "4"], _trl, 600),
 ]
 
 
