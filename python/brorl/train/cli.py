@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
 
     import yaml
@@ -42,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from brorl.train.loop import Trainer
 
+    # under torchrun every rank runs this; rank 0 speaks for the job
+    lead = os.environ.get("RANK", "0") == "0"
     t_model = f"{cfg.model.path}"
-    print(f"[brorl] training {t_model}: N={cfg.algorithm.n} rollouts x {cfg.algorithm.prompts_per_step} prompts/step, "
-          f"{cfg.run.steps} steps, engine={cfg.generation.engine}, ZeRO-{cfg.deepspeed.zero_stage}", flush=True)
+    if lead:
+        print(f"[brorl] training {t_model}: N={cfg.algorithm.n} rollouts x {cfg.algorithm.prompts_per_step} prompts/step, "
+              f"{cfg.run.steps} steps, engine={cfg.generation.engine}, ZeRO-{cfg.deepspeed.zero_stage}"
+              + (f", {os.environ['WORLD_SIZE']} ranks" if os.environ.get("WORLD_SIZE", "1") != "1" else ""), flush=True)
     from brorl.errors import WorkerLostError
 
     try:
@@ -54,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         # which, where the last complete checkpoint is and how to resume.
         print(f"brorl train: {e}", file=sys.stderr)
         return 3
+    if res.rank != 0:
+        return 0
     print()
     print(f"[brorl] done: {res.steps_done} steps in {res.seconds:.0f}s")
     if res.pass1_before is not None or res.pass1_after is not None:

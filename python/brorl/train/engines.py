@@ -5,6 +5,8 @@
   of every sampled token returned, and after each optimizer step the new weights loaded into
   the running engine (``reload_weights`` over an iterator of tensors, no disk) followed by a
   prefix-cache reset (cached prefixes would otherwise give stale output).
+- :class:`EngineProcess`: the same in-process engine, but in a child process of its own; rank 0
+  of a multi-rank ``torchrun`` job uses it so vLLM never sees the trainers' process group.
 - :class:`HFGenerator`: transformers ``generate`` for environments without vLLM.
 
 Both return :class:`brorl.train.interfaces.Rollouts`.
@@ -24,7 +26,7 @@ import numpy as np
 from brorl._core import RolloutBatch
 from brorl.train.interfaces import Rollouts, SamplingSpec
 
-__all__ = ["VLLMGenerator", "HFGenerator", "make_generator", "configure_vllm_env"]
+__all__ = ["VLLMGenerator", "EngineProcess", "HFGenerator", "make_generator", "configure_vllm_env"]
 
 
 def _cpu_bind() -> str:
@@ -163,6 +165,163 @@ class VLLMGenerator:
             pass
 
 
+# What torchrun / the deepspeed launcher put in a rank's environment. The engine child drops
+# them: vLLM would otherwise read the trainer's rank and rendezvous as its own.
+_LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                  "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _engine_main(conn: Any, kwargs: dict[str, Any]) -> None:
+    """The child side of :class:`EngineProcess`: one VLLMGenerator, serving calls from ``conn``
+    until ``close`` or until the parent goes away."""
+    import traceback
+
+    for var in list(os.environ):
+        if var in _LAUNCHER_VARS or var.startswith("TORCHELASTIC_"):
+            del os.environ[var]
+    import torch.multiprocessing  # noqa: F401 - registers the tensor reducers (shared-memory buckets)
+
+    from brorl.distributed import serde
+    from brorl.distributed.weight_sync import iter_received
+
+    serde.register()  # Rollouts carry a RolloutBatch back to the parent
+    gen: VLLMGenerator | None = None
+    try:
+        gen = VLLMGenerator(**kwargs)
+        conn.send(("ok", None))
+        while True:
+            try:
+                method, args = conn.recv()
+            except (EOFError, OSError):  # the parent died: nothing left to serve
+                return
+            if method == "close":
+                conn.send(("ok", None))
+                return
+            try:
+                if method == "update_weights":
+                    (plan,) = args
+                    pending = iter(plan)
+
+                    def receive(bucket: Any) -> Any:
+                        next(pending)
+                        buf = conn.recv()
+                        conn.send(("next", None))  # the parent packs the next bucket meanwhile
+                        return buf
+
+                    try:
+                        # vLLM pulls the buckets lazily: at most two are alive in this process
+                        gen.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter_received(plan, receive)})
+                    finally:
+                        for bucket in pending:  # keep the pipe in step if the loader stopped early
+                            receive(bucket)
+                    gen.llm.reset_prefix_cache()
+                    value = None
+                else:
+                    value = getattr(gen, method)(*args)
+                conn.send(("ok", value))
+            except Exception:  # noqa: BLE001 - sent to the parent, which raises it
+                conn.send(("err", traceback.format_exc()))
+    except Exception:  # noqa: BLE001 - the engine did not start: tell the parent why
+        try:
+            conn.send(("err", traceback.format_exc()))
+        except OSError:
+            pass
+    finally:
+        if gen is not None:
+            gen.close()
+        conn.close()
+
+
+class EngineProcess:
+    """A :class:`VLLMGenerator` in a spawned child process, behind the same interface.
+
+    Why: an in-process vLLM engine builds its parallel state on torch.distributed's default
+    process group when one exists. Under ``torchrun --nproc_per_node 2`` that group is the
+    trainers' (world size 2), and vLLM's group creation waits forever for a rank that never
+    builds an engine. The child is a fresh interpreter with no process group and without the
+    launcher's RANK/WORLD_SIZE/MASTER_* variables, so it runs exactly the single-process engine.
+    Weights travel as flat shared-memory buckets over the pipe (``weight_bucket_mb`` each, one in
+    flight; no disk), rollouts come back pickled.
+    """
+
+    def __init__(self, model_path: str | Path, *, weight_bucket_mb: int = 256, start_timeout_s: float = 900.0,
+                 **kwargs: Any) -> None:
+        import multiprocessing as mp
+
+        import torch.multiprocessing  # noqa: F401 - registers the tensor reducers used by update_weights
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.bucket_bytes = int(weight_bucket_mb) << 20
+        self._proc: Any = ctx.Process(target=_engine_main, args=(child, {"model_path": model_path, **kwargs}),
+                                 name="brorl-engine", daemon=True)
+        self._proc.start()
+        child.close()
+        try:
+            if not self._conn.poll(start_timeout_s):
+                raise TimeoutError(f"the engine process did not start within {start_timeout_s:.0f}s")
+            self._reply("start")
+        except BaseException:
+            self.close()
+            raise
+
+    def _reply(self, method: str) -> Any:
+        from brorl.errors import WorkerLostError
+
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, OSError) as e:
+            code = self._proc.exitcode if self._proc is not None else None
+            raise WorkerLostError(f"the engine process died during {method} (exit code {code})") from e
+        if status == "err":
+            raise RuntimeError(f"engine process, {method}:\n{value}")
+        return value
+
+    def _call(self, method: str, *args: Any) -> Any:
+        self._conn.send((method, args))
+        return self._reply(method)
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
+        return self._call("generate", [list(map(int, p)) for p in prompts], n, sampling, seed)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        from brorl.distributed import weight_sync as ws
+
+        weights = dict(named_tensors)
+        plan = ws.plan_buckets(ws.specs_of(weights.items()), self.bucket_bytes)
+        self._conn.send(("update_weights", (plan,)))
+        for bucket in plan:
+            # pickling moves the buffer into shared memory, the child maps it and says when it
+            # has it: one bucket in flight
+            self._conn.send(ws.pack_bucket(bucket, weights, device="cpu"))
+            self._reply("update_weights")
+        self._reply("update_weights")
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def engine_weights(self) -> dict[str, Any]:
+        return self._call("engine_weights")
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is None:
+            return
+        try:
+            if proc.is_alive():
+                self._conn.send(("close", ()))
+                if self._conn.poll(60):
+                    self._conn.recv()
+        except (EOFError, OSError):
+            pass
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(10)
+        self._conn.close()
+        self._proc = None
+
+
 def _collect(outs: Any, seconds: float) -> Rollouts:
     prompt_index: list[int] = []
     tokens: list[list[int]] = []
@@ -270,11 +429,13 @@ class HFGenerator:
         gc.collect()
 
 
-def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_len: int, seed: int) -> Any:
-    """The generator a GenerationConfig names."""
+def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_len: int, seed: int,
+                   own_process: bool = False) -> Any:
+    """The generator a GenerationConfig names; ``own_process`` puts a vLLM engine in a child
+    process (:class:`EngineProcess`), as rank 0 of a multi-rank torchrun job needs."""
     if gen_cfg.engine == "hf":
         return HFGenerator(model_path, dtype=dtype, seed=seed)
-    return VLLMGenerator(
+    return (EngineProcess if own_process else VLLMGenerator)(
         model_path,
         dtype=dtype,
         kv_cache_gib=gen_cfg.kv_cache_gib,

@@ -357,6 +357,14 @@ class DeepSpeedLearner:
         out["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else float("nan")
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else float("nan")
         out["micro_batches"] = float(n_micro)
+        if self.world > 1:
+            # every rank's own count: the packer gives each rank its balanced share of the step
+            import torch.distributed as dist
+
+            counts = torch.zeros(self.world, dtype=torch.float64)
+            counts[self.rank] = n_micro
+            dist.all_reduce(counts)
+            out.update({f"micro_batches/rank{r}": float(c) for r, c in enumerate(counts.tolist())})
         if first_probs:
             from brorl.theory import unsampled_second_moment
 

@@ -11,6 +11,11 @@ One step:
 5. PPO update on the learner (clip-higher, k2 KL, truncated IS, token-mean);
 6. push the new weights into the running engine and reset its prefix cache.
 
+Under ``torchrun --nproc_per_node K`` (K > 1) rank 0 owns the engine (in a child process, see
+:class:`brorl.train.engines.EngineProcess`) and does steps 1-3; the step's batch is broadcast, all
+ranks compute advantages and take part in the DeepSpeed update, rank 0 syncs its engine, writes
+metrics, plots and the run state; every rank writes its part of each checkpoint.
+
 The loop only talks to a Generator, a RewardFn and a Learner (brorl.train.interfaces), so
 placing them elsewhere (Ray actors) does not change it. Everything random derives from
 (seed, step, round), and the sampler/tracker/RNG states go into checkpoints, so a resumed run
@@ -58,6 +63,8 @@ class TrainResult:
     plots: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     metrics: list[dict] = field(default_factory=list)
+    rank: int = 0  # this process's rank (torchrun); only rank 0 writes the run directory's files
+    world_size: int = 1
 
 
 def _seed(*parts: int) -> int:
@@ -286,7 +293,15 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         if rank == 0:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        if world > 1 and rank != 0:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 builds (or finds) the cached built-in model first
         model_path = resolve_model(cfg, None, self.log)
+        if world > 1 and rank == 0:
+            import torch.distributed as dist
+
+            dist.barrier()
         # The model directory holding the tokenizer (the built-in one is rendered without a
         # chat template: it was warmed up on raw prompts).
         tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -308,22 +323,23 @@ class Trainer:
             learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
             generator = None
             if rank == 0:
-                generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed)
+                # beside other ranks, vLLM must not see their process group: its own process
+                generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
+                                           own_process=world > 1)
             reward_fn = RewardRouter()
         logger = _Log(run_dir, cfg.run.tensorboard, rank)
-        result = TrainResult(run_dir=run_dir, steps_done=0)
+        result = TrainResult(run_dir=run_dir, steps_done=0, rank=rank, world_size=world)
         evals: dict[str, float] = {}
         start = 0
         try:
             ck = _latest_checkpoint(run_dir) if cfg.run.resume else None
             if ck is not None:
                 start = self._load(ck, learner, sampler, tracker)
-                if generator is not None:
-                    generator.update_weights(learner.named_weights())
+                self._push_weights(generator, learner, world)
                 evals = json.loads((run_dir / "eval.json").read_text()) if (run_dir / "eval.json").is_file() else {}
                 # metrics of steps after the checkpoint are recomputed: drop them
-                kept_rows = _read_metrics(logger.path, upto=start)
                 if rank == 0:
+                    kept_rows = _read_metrics(logger.path, upto=start)
                     logger.path.write_text("".join(json.dumps(r) + "\n" for r in kept_rows))
                 self.log(f"[brorl] resumed {run_dir} at step {start} from {ck.name}")
             elif rank == 0 and logger.path.exists():
@@ -363,6 +379,12 @@ class Trainer:
             if cfg.run.eval_after and eval_prompts and generator is not None:
                 evals["pass1_after"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
                 self.log(f"[brorl] held-out pass@1 after training:  {evals['pass1_after']:.3f}")
+            if world > 1:
+                import torch.distributed as dist
+
+                box = [evals]  # evaluated on rank 0 (the engine's); every rank returns the result
+                dist.broadcast_object_list(box, src=0)
+                evals = box[0]
             if rank == 0:
                 (run_dir / "eval.json").write_text(json.dumps(evals))
                 if cfg.run.plots:
@@ -415,7 +437,7 @@ class Trainer:
             if rank != 0:
                 sampler.load_state_dict(payload[4])
         batch, prompt_ids, m, shrink, _ = payload
-        row: dict[str, Any] = {"step": step + 1, **m, **shrink}
+        row: dict[str, Any] = {"step": step + 1, **m, **shrink, "world_size": world}
         if batch is not None and batch.n_groups > 0:
             t0 = time.perf_counter()
             adv = batch.advantages(a.estimator)
@@ -430,9 +452,7 @@ class Trainer:
                 # distributed: trainer rank 0 sends to the engines directly, in buckets
                 row.update(generator.sync_from(learner))
             else:
-                weights = learner.named_weights()
-                if generator is not None:
-                    generator.update_weights(weights)
+                self._push_weights(generator, learner, world)
             row["time/weight_sync"] = time.perf_counter() - t0
         else:
             # every group was solved or failed in all rounds: nothing to learn from this step
@@ -446,6 +466,15 @@ class Trainer:
         for k in METRIC_FIELDS:
             row.setdefault(k, float("nan"))
         return row
+
+    def _push_weights(self, generator: Any, learner: Any, world: int) -> None:
+        """The learner's weights into the engine (rank 0's). Under ZeRO-3 gathering them is a
+        collective, so every rank takes part even though only rank 0 has an engine."""
+        if generator is None and not (world > 1 and self.cfg.deepspeed.zero_stage == 3):
+            return
+        weights = learner.named_weights()
+        if generator is not None:
+            generator.update_weights(weights)
 
     # -- checkpoints --------------------------------------------------------------------------
 
