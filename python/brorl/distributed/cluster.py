@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -87,15 +88,24 @@ def resolve_device(cfg: ClusterConfig) -> str:
     import ray
 
     gpus = ray.cluster_resources().get("GPU", 0)
-    if cfg.device == "auto":
-        return "gpu" if gpus > 0 else "cpu"
-    if cfg.device == "gpu":
+    device = cfg.device
+    if device == "auto":
+        device = "gpu" if gpus > 0 else "cpu"
+        if device == "gpu":
+            # 'auto' skipped the GPU-only checks of ClusterConfig.validate; run them now.
+            dataclasses.replace(cfg, device="gpu")
+    if device == "cpu" and cfg.engine_tensor_parallel > 1:
+        raise ConfigError(
+            f"cluster.engine_tensor_parallel={cfg.engine_tensor_parallel} needs GPUs and the "
+            "cluster has none; set cluster.engine_tensor_parallel=1"
+        )
+    if device == "gpu":
         needed = cfg.num_trainer_ranks + (
-            0 if cfg.placement == "colocated" else cfg.num_engines
+            0 if cfg.placement == "colocated" else cfg.num_engines * cfg.engine_tensor_parallel
         )
         if gpus < needed:
             raise ConfigError(
                 f"cluster.device='gpu' with cluster.placement={cfg.placement!r} needs {needed} GPUs, "
                 f"the cluster has {gpus:g}"
             )
-    return cfg.device
+    return device

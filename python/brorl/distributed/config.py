@@ -41,7 +41,9 @@ class ClusterConfig:
     placement: str = _help(
         "'separate': engines and trainer ranks get their own devices (weights are broadcast "
         "from trainer rank 0 after each step). 'colocated': each engine shares a device with "
-        "trainer ranks and is idle while they train (weights are copied through shared memory).",
+        "trainer ranks and sleeps while they train, giving back its device memory (vLLM sleep "
+        "mode on GPU; on CPU vLLM has no sleep mode and only its prefix cache is dropped); weights "
+        "are copied through shared memory.",
         "separate",
     )
     device: str = _help(
@@ -50,9 +52,24 @@ class ClusterConfig:
         "auto",
     )
     num_engines: int = _help(
-        "Generation engine actors (one GPU each on GPU clusters; tensor-parallel engines are not "
-        "supported yet). A step's prompts are spread over them, each prompt's N rollouts on one "
-        "engine so they share its prefix cache.",
+        "Generation engine actors (cluster.engine_tensor_parallel GPUs each on GPU clusters). A "
+        "step's prompts are spread over them, each prompt's N rollouts on one engine so they share "
+        "its prefix cache.",
+        1,
+    )
+    engine_tensor_parallel: int = _help(
+        "GPUs per generation engine (vLLM tensor parallelism, its workers placed by vLLM's Ray "
+        "executor in the engine's bundles of the run's placement group). 1 suits models that fit "
+        "one GPU: more engines of one GPU each generate more than fewer wider ones. Above 1 needs "
+        "device 'gpu'; with placement 'colocated' engine j shares the GPUs of trainer ranks "
+        "j*TP .. j*TP+TP-1.",
+        1,
+    )
+    engine_sleep_level: int = _help(
+        "vLLM sleep level of colocated engines while the ranks train: 1 moves the weights to CPU "
+        "memory and drops the KV cache; 2 drops both (the weight sync after the step reloads every "
+        "parameter the trainer sends, so use 2 only when it sends all of them). Unused with "
+        "placement 'separate'.",
         1,
     )
     num_trainer_ranks: int = _help(
@@ -117,6 +134,7 @@ class ClusterConfig:
         for name in (
             "num_engines",
             "num_trainer_ranks",
+            "engine_tensor_parallel",
             "reward_prompts_per_task",
         ):
             value = getattr(self, name)
@@ -139,12 +157,24 @@ class ClusterConfig:
             raise ConfigError(
                 f"cluster.local_object_store_mb must be >= 80, got {self.local_object_store_mb!r}"
             )
+        if isinstance(self.engine_sleep_level, bool) or self.engine_sleep_level not in (1, 2):
+            raise ConfigError(
+                f"cluster.engine_sleep_level must be 1 or 2, got {self.engine_sleep_level!r}"
+            )
+        tp = self.engine_tensor_parallel
+        if tp > 1 and self.device == "cpu":
+            raise ConfigError(
+                f"cluster.engine_tensor_parallel={tp} needs GPUs (vLLM on CPU runs an engine in "
+                "one process); set cluster.device=gpu, or engine_tensor_parallel=1 and raise "
+                "cluster.num_engines instead"
+            )
         if self.placement == "colocated" and self.device == "gpu":
-            if self.num_engines > self.num_trainer_ranks:
+            if self.num_engines * tp > self.num_trainer_ranks:
                 raise ConfigError(
-                    "with cluster.placement='colocated' each engine shares the GPU of one trainer "
-                    f"rank, so cluster.num_engines ({self.num_engines}) must be <= "
-                    f"cluster.num_trainer_ranks ({self.num_trainer_ranks})"
+                    "with cluster.placement='colocated' each engine GPU is the GPU of one trainer "
+                    f"rank, so cluster.num_engines x cluster.engine_tensor_parallel "
+                    f"({self.num_engines} x {tp}) must be <= cluster.num_trainer_ranks "
+                    f"({self.num_trainer_ranks})"
                 )
 
     @classmethod

@@ -20,6 +20,7 @@ from brorl.errors import TrainerRankLostError, WorkerLostError
 
 __all__ = [
     "DistributedParts",
+    "EnginePause",
     "EnginePool",
     "RewardPool",
     "TrainerGroup",
@@ -27,6 +28,7 @@ __all__ = [
     "merge_batches",
     "slice_rollouts",
     "split_groups",
+    "sync_ranks",
 ]
 
 log = logging.getLogger("brorl.distributed")
@@ -146,6 +148,9 @@ class TrainerGroup:
         self.resume_hint = resume_hint
         self._closed = False
         self.last_checkpoint: str | None = None
+        # Colocated placement: the engines sharing the ranks' devices, put to sleep before each
+        # update (DistributedParts sets it).
+        self.pause: EnginePause | None = None
         cls: Any = ray.remote(TrainerRank)
         m = cfg.num_trainer_ranks
         # Actor handles are typed Any: Ray's generic handle type hides the `.remote` methods.
@@ -217,8 +222,10 @@ class TrainerGroup:
     def train_step(self, batch: Any) -> dict[str, float]:
         import ray
 
+        # Colocated engines release their memory first; they wake at the weight sync.
+        paused = self.pause.sleep() if self.pause is not None else {}
         ref = ray.put(batch)  # one copy in the object store for all ranks on a node
-        return dict(self._call_all("train_step", ref)[0])
+        return {**self._call_all("train_step", ref)[0], **paused}
 
     def named_weights(self) -> Iterable[tuple[str, Any]]:
         import ray
@@ -271,6 +278,70 @@ class TrainerGroup:
 
 
 # ---------------------------------------------------------------------------------------------
+# colocated placement: engines sleep while the ranks train
+
+
+class EnginePause:
+    """Colocated placement: the engines give their device memory to the trainer ranks for the
+    update and take it back for the next generation.
+
+    A step then runs: :meth:`sleep` (the engines' ``sleep``) -> the ranks train -> wake the
+    weights -> weight sync -> wake the KV cache (:meth:`around_sync`) -> generate. Waking the
+    weights before the KV cache keeps the memory peak of the sync low; the trainer keeps its own
+    parameters and optimizer state on the device throughout.
+
+    On GPU the engines use vLLM's sleep mode at ``cluster.engine_sleep_level``: level 1 moves the
+    weights to CPU memory and frees the KV cache, level 2 frees both (the sync reloads the
+    weights). On CPU vLLM has no sleep mode (vLLM refuses ``enable_sleep_mode`` on platforms
+    other than CUDA/ROCm/XPU, and its CPU worker's ``sleep`` / ``wake_up`` only log a warning):
+    the engine's scheduler is paused and its prefix cache dropped, and no memory is freed. The
+    step's metrics say which happened: ``engine_paused`` 1, ``engine_memory_released`` 1 on GPU
+    and 0 on CPU, with ``time/engine_sleep`` and ``time/engine_wake`` in seconds.
+
+    ``engines`` is anything with ``sleep_engines(level) -> list[bool]`` (whether each engine
+    released device memory) and ``wake_engines(tags)``: an :class:`EnginePool`.
+    """
+
+    def __init__(self, engines: Any, level: int) -> None:
+        self.engines = engines
+        self.level = level
+        self.asleep = False
+
+    def sleep(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        # Asleep before the call returns: an engine restarted during it must not be sent
+        # weights while the others sleep (EnginePool._run); the sync after the update does.
+        self.asleep = True
+        released = list(self.engines.sleep_engines(self.level))
+        return {
+            "time/engine_sleep": time.perf_counter() - t0,
+            "engine_paused": 1.0,
+            "engine_memory_released": float(bool(released) and all(released)),
+        }
+
+    def _wake(self, tags: list[str] | None) -> float:
+        t0 = time.perf_counter()
+        self.engines.wake_engines(tags)
+        if tags is None or "kv_cache" in tags:
+            self.asleep = False
+        return time.perf_counter() - t0
+
+    def around_sync(self, sync: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """Run the weight sync between waking the engines' weights and their KV cache."""
+        if not self.asleep:
+            return dict(sync())
+        seconds = self._wake(["weights"])
+        out = dict(sync())
+        seconds += self._wake(["kv_cache"])
+        out["time/engine_wake"] = seconds
+        return out
+
+    def wake(self) -> float:
+        """Wake everything (generation asked for while asleep, e.g. no sync after the step)."""
+        return self._wake(None) if self.asleep else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
 # generator
 
 
@@ -296,9 +367,14 @@ class EnginePool:
         self.restarts = 0
         self._events: dict[str, float] = {}
         self.sync: WeightSync | None = None
+        self.pause: EnginePause | None = None  # colocated placement (set by DistributedParts)
+        # Tensor-parallel engines: their vLLM workers, not the engine actors, receive weights.
+        self.via_workers = bool(placement.engine_setup(0)[0].get("worker_extension_cls"))
 
     def _start(self, j: int) -> Any:
-        return self._cls.options(max_restarts=0, **self.placement.engine_options(j)).remote(j, self.factory)
+        llm_kwargs, env = self.placement.engine_setup(j)
+        options = self.placement.engine_options(j)
+        return self._cls.options(max_restarts=0, **options).remote(j, self.factory, llm_kwargs, env)
 
     def _restart(self, j: int, exc: BaseException) -> None:
         import ray
@@ -320,8 +396,15 @@ class EnginePool:
         if self.sync is not None:
             self.sync.engine_restarted(j)
 
-    def _run(self, method: str, per_engine: list[tuple[tuple[Any, ...], dict[str, Any]] | None]) -> list[Any]:
-        """Call ``method`` on each engine that has work; restart and re-issue on death."""
+    def _run(
+        self,
+        method: str,
+        per_engine: list[tuple[tuple[Any, ...], dict[str, Any]] | None],
+        actor_method: str = "call",
+    ) -> list[Any]:
+        """Call ``method`` of each engine's generator that has work (or, with ``actor_method``
+        other than "call", that method of the engine actor itself); restart and re-issue on
+        death."""
         import ray
 
         results: list[Any] = [None] * len(self.engines)
@@ -330,7 +413,10 @@ class EnginePool:
             refs = {}
             for j in sorted(todo):
                 args, kwargs = per_engine[j]  # type: ignore[misc]
-                refs[j] = self.engines[j].call.remote(method, *args, **kwargs)
+                if actor_method == "call":
+                    refs[j] = self.engines[j].call.remote(method, *args, **kwargs)
+                else:
+                    refs[j] = getattr(self.engines[j], actor_method).remote(*args, **kwargs)
             failed: dict[int, BaseException] = {}
             for j, ref in refs.items():
                 try:
@@ -340,8 +426,9 @@ class EnginePool:
                     failed[j] = exc
             for j, error in failed.items():
                 self._restart(j, error)
-            if failed and self.sync is not None:
-                # A restarted engine starts from the model on disk: give it the current weights.
+            if failed and self.sync is not None and not (self.pause is not None and self.pause.asleep):
+                # A restarted engine starts from the model on disk: give it the current weights
+                # (while the engines sleep, the sync after the update does).
                 self.sync.sync()
         return results
 
@@ -351,6 +438,8 @@ class EnginePool:
         from brorl.train.interfaces import Rollouts
 
         t0 = time.perf_counter()
+        if self.pause is not None and self.pause.asleep:
+            self._events["time/engine_wake"] = self._events.get("time/engine_wake", 0.0) + self.pause.wake()
         k = len(self.engines)
         bounds = np.linspace(0, len(prompts), k + 1).round().astype(int)
         work: list[Any] = []
@@ -372,7 +461,16 @@ class EnginePool:
         """Weights of ``learner`` (the :class:`TrainerGroup`) into every engine, rank 0 to the
         engines directly; returns the sync's timing and size for the step's metrics."""
         assert self.sync is not None and self.sync.trainer is learner, "WeightSync not set up"
+        if self.pause is not None:
+            return self.pause.around_sync(self.sync.sync)
         return self.sync.sync()
+
+    def sleep_engines(self, level: int) -> list[bool]:
+        """Every engine releases its device memory (see :class:`EnginePause`); whether each did."""
+        return [bool(r) for r in self._run("sleep", [((level,), {})] * len(self.engines), "sleep")]
+
+    def wake_engines(self, tags: list[str] | None = None) -> None:
+        self._run("wake_up", [((tags,), {})] * len(self.engines), "wake_up")
 
     def reset(self) -> None:
         self._run("reset", [((), {})] * len(self.engines))
@@ -404,6 +502,13 @@ class EnginePool:
 
 # ---------------------------------------------------------------------------------------------
 # weight sync
+
+
+def sync_ranks(num_engines: int, workers_per_engine: int) -> tuple[list[int], int]:
+    """``(first_rank[j], world_size)`` of the weight-sync group: trainer rank 0 is rank 0, and
+    engine j's workers (``workers_per_engine`` of them, its tensor-parallel size) follow."""
+    first = [1 + j * workers_per_engine for j in range(num_engines)]
+    return first, 1 + num_engines * workers_per_engine
 
 
 class WeightSync:
@@ -448,10 +553,10 @@ class WeightSync:
 
         rank0 = self.trainer.ranks[0]
         host, port = ray.get(rank0.address.remote(), timeout=self.cfg.timeout_s)
-        world = 1 + len(self.engines.engines)
+        first, world = sync_ranks(len(self.engines.engines), self.cfg.engine_tensor_parallel)
         refs = [rank0.init_sync_group.remote(host, port, world, self.backend, self.cfg.timeout_s)]
         refs += [
-            e.init_sync_group.remote(host, port, j + 1, world, self.backend, self.cfg.timeout_s)
+            e.init_sync_group.remote(host, port, first[j], world, self.backend, self.cfg.timeout_s)
             for j, e in enumerate(self.engines.engines)
         ]
         ray.get(refs, timeout=self.cfg.timeout_s)
@@ -488,11 +593,19 @@ class WeightSync:
         engines = self.engines.engines
         try:
             if self.cfg.placement == "colocated":
-                refs = ray.get(rank0.put_weights.remote(self.weights_method, self.plan), timeout=self.cfg.timeout_s)
-                ray.get(
-                    [e.receive_objects.remote(self.load_method, self.plan, refs) for e in engines],
-                    timeout=self.cfg.timeout_s,
+                # Tensor-parallel engines' workers fetch the references from rank 0 itself.
+                keep = self.engines.via_workers
+                refs = ray.get(
+                    rank0.put_weights.remote(self.weights_method, self.plan, keep), timeout=self.cfg.timeout_s
                 )
+                try:
+                    ray.get(
+                        [e.receive_objects.remote(self.load_method, self.plan, refs, rank0) for e in engines],
+                        timeout=self.cfg.timeout_s,
+                    )
+                finally:
+                    if keep:
+                        rank0.release_weights.remote()
                 max_bucket = max((b.nbytes for b in self.plan), default=0)
                 del refs
             else:
@@ -638,6 +751,7 @@ class DistributedParts:
         self.placement: Placement | None = None
         self.learner: TrainerGroup | None = None
         self.generator: EnginePool | None = None
+        self.pause: EnginePause | None = None
         try:
             self.device = cluster.resolve_device(cfg)
             self.backend = "nccl" if self.device == "gpu" else "gloo"
@@ -648,6 +762,9 @@ class DistributedParts:
             self.generator = EnginePool(cfg, self.placement, generator_factory)
             self.reward_fn = RewardPool(cfg, reward_factory)
             self.sync = WeightSync(cfg, self.learner, self.generator, self.backend, self.device)
+            if cfg.placement == "colocated":
+                self.pause = EnginePause(self.generator, cfg.engine_sleep_level)
+                self.learner.pause = self.generator.pause = self.pause
         except BaseException:
             self.close()
             raise

@@ -70,6 +70,7 @@ class VLLMGenerator:
         seed: int = 0,
         warm_prefix: bool = True,
         block_size: int | None = None,
+        llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
         from vllm import LLM
@@ -86,6 +87,8 @@ class VLLMGenerator:
             block_size = 32
         if block_size is not None:
             kwargs["block_size"] = block_size
+        # A placed engine's extras (tensor parallelism, sleep mode): brorl.distributed.placement.
+        kwargs.update(llm_kwargs or {})
         self.llm = LLM(
             model=str(model_path),
             dtype=dtype,
@@ -430,10 +433,20 @@ class HFGenerator:
 
 
 def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_len: int, seed: int,
-                   own_process: bool = False) -> Any:
+                   own_process: bool = False, llm_kwargs: dict[str, Any] | None = None) -> Any:
     """The generator a GenerationConfig names; ``own_process`` puts a vLLM engine in a child
-    process (:class:`EngineProcess`), as rank 0 of a multi-rank torchrun job needs."""
+    process (:class:`EngineProcess`), as rank 0 of a multi-rank torchrun job needs.
+    ``llm_kwargs``: extra ``vllm.LLM`` arguments of an engine placed on a Ray cluster."""
     if gen_cfg.engine == "hf":
+        # Without a sleep mode a colocated transformers engine just stays idle while the ranks
+        # train; it cannot be split over GPUs.
+        if set(llm_kwargs or {}) - {"enable_sleep_mode"}:
+            from brorl.errors import ConfigError
+
+            raise ConfigError(
+                "generation.engine=hf runs on one device; cluster.engine_tensor_parallel > 1 "
+                "needs generation.engine=vllm"
+            )
         return HFGenerator(model_path, dtype=dtype, seed=seed)
     return (EngineProcess if own_process else VLLMGenerator)(
         model_path,
@@ -445,4 +458,5 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         enforce_eager=gen_cfg.enforce_eager,
         omp_threads_bind=gen_cfg.omp_threads_bind,
         seed=seed,
+        llm_kwargs=llm_kwargs,
     )
