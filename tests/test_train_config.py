@@ -64,6 +64,9 @@ def test_overrides_and_yaml_roundtrip(tmp_path):
         ("data.sources=[{kind: jsonl, path: /no/such.jsonl}]", "data.sources[0].path"),
         ("data.sources=[{kind: parquet}]", "data.sources[0].kind"),
         ("data.on_bad_row=ignore", "data.on_bad_row"),
+        ("optim.eps=0", "optim.eps"),
+        ("run.eval_samples=0", "run.eval_samples"),
+        ("warmup.task=basic_arithmetic", "warmup.worked"),
     ],
 )
 def test_bad_values_name_the_field(override, needle):
@@ -124,3 +127,13 @@ class _nothing:
 
     def __exit__(self, *a):
         return False
+
+
+def test_worked_steps_keep_a_running_total():
+    from brorl.train.tiny import worked_steps
+
+    assert worked_steps("8 + 0 - 7") == "8+0=8, 8-7=1. "
+    assert worked_steps("5 - 9") == "5-9=-4. "
+    assert worked_steps("0 - 6 + 9 - 9") == "0-6=-6, -6+9=3, 3-9=-6. "
+    with pytest.raises(ValueError, match="expected 'a \\+ b"):
+        worked_steps("3 * 4")

@@ -245,6 +245,12 @@ class OptimConfig:
     )
     weight_decay: float = _f(0.01, "AdamW weight decay.")
     betas: list = _f([0.9, 0.999], "AdamW betas.")
+    eps: float = _f(
+        1e-8,
+        "AdamW epsilon. Adam divides each step by the gradient's running RMS, so a weight whose "
+        "gradient is tiny (noise from the few prompts of a step) moves as far as one with a "
+        "real signal; an epsilon near the typical gradient size damps those moves.",
+    )
     warmup_steps: int = _f(0, "Linear learning-rate warm-up (optimizer steps).")
     scheduler: str = _f("constant", "'constant' or 'cosine' after warm-up.")
 
@@ -286,6 +292,12 @@ class WarmupConfig:
     task_kwargs: dict = _f(
         {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1},
         "Difficulty knobs of the warm-up task.",
+    )
+    worked: bool = _f(
+        False,
+        "Teach a worked solution before the answer ('8+0=8, 8-7=1. <answer>1</answer>'); "
+        "chain_sum only. Without it the tiny model must add in one forward pass, which a "
+        "short warm-up does not teach, and RL has nothing to sharpen.",
     )
 
 
@@ -467,7 +479,7 @@ _DEFAULT: dict = {
         ],
         "eval_size": 200,
     },
-    "generation": {"max_tokens": 12, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024},
+    "generation": {"max_tokens": 32, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024},
     "algorithm": {
         "n": 256,
         "prompts_per_step": 4,
@@ -481,7 +493,7 @@ _DEFAULT: dict = {
     # (KL spikes) without gains
     "optim": {"lr": 1e-4, "weight_decay": 0.0},
     "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
-    "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000},
+    "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000, "worked": True},
     "run": {"steps": 24, "save_every": 8, "output_dir": "runs"},
 }
 
@@ -646,6 +658,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
            "two numbers in [0, 1)")
     _check(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
     _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
+    _check(o.eps > 0, "optim.eps", o.eps, "must be positive")
     _check(o.scheduler in ("constant", "cosine"), "optim.scheduler", o.scheduler, "use 'constant' or 'cosine'")
 
     _check(z.zero_stage in (2, 3), "deepspeed.zero_stage", z.zero_stage, "use 2 or 3")
@@ -656,6 +669,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(w.steps >= 0, "warmup.steps", w.steps, "must be >= 0")
     _check(w.batch_size >= 1, "warmup.batch_size", w.batch_size, "must be >= 1")
     _check(w.lr > 0, "warmup.lr", w.lr, "must be positive")
+    _check(not w.worked or w.task == "chain_sum", "warmup.worked", w.worked,
+           f"worked solutions exist for warmup.task 'chain_sum' only, not {w.task!r}")
 
     _check(r.steps >= 1, "run.steps", r.steps, "must be >= 1")
     _check(r.save_every >= 0, "run.save_every", r.save_every, "must be >= 0 (0: only at the end)")

@@ -218,7 +218,7 @@ class DeepSpeedLearner:
             p.requires_grad_(False)
         o = cfg.optim
         opt = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay
+            [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
         )
         warm, total = o.warmup_steps, max(total_optimizer_steps, 1)
 

@@ -261,9 +261,15 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
         ds = rg.create_dataset(w.task, size=w.size, seed=wseed, **w.task_kwargs)
         from brorl.train.data import render_prompt
 
-        return [(render_prompt(None, e["question"] + cfg.data.instruction, False), f"{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}") for e in ds]
+        def response(e: dict) -> str:
+            steps = tiny.worked_steps(e["metadata"]["expression"]) if w.worked else ""
+            return f"{steps}{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}"
+
+        return [(render_prompt(None, e["question"] + cfg.data.instruction, False), response(e)) for e in ds]
 
     key = {"task": w.task, "kw": w.task_kwargs, "seed": wseed, "size": w.size, "instr": cfg.data.instruction}
+    if w.worked:
+        key["worked"] = 1
     return tiny.cached_warm_model(pairs, key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
 
 

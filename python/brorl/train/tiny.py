@@ -24,7 +24,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_tiny_model", "build_tokenizer", "warm_up", "cache_dir", "TINY_ARCH", "ANSWER_OPEN", "ANSWER_CLOSE"]
+__all__ = [
+    "build_tiny_model", "build_tokenizer", "warm_up", "cache_dir", "worked_steps", "TINY_ARCH", "ANSWER_OPEN",
+    "ANSWER_CLOSE",
+]
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
@@ -66,6 +69,27 @@ def _default_corpus() -> list[str]:
         for item in rg.create_dataset(task, size=500, seed=12345, **kw):
             out.append(item["question"] + "\n" + ANSWER_OPEN + str(item["answer"]) + ANSWER_CLOSE)
     return out
+
+
+def worked_steps(expression: str) -> str:
+    """A running-total worked solution of a chain of additions/subtractions:
+    ``"8 + 0 - 7"`` -> ``"8+0=8, 8-7=1. "``.
+
+    A few-million-parameter model cannot add three numbers in one forward pass after a
+    short warm-up, but it learns the ~200 single-step facts quickly; written out step by step
+    the task becomes a chain of facts it mostly knows, which is the regime where RL's
+    sharpening shows (sampling at temperature 1 still makes slips that RL removes).
+    """
+    parts = expression.split()
+    if len(parts) < 3 or len(parts) % 2 == 0 or any(op not in "+-" for op in parts[1::2]):
+        raise ValueError(f"worked_steps: expected 'a + b - c ...', got {expression!r}")
+    total = int(parts[0])
+    steps = []
+    for op, v in zip(parts[1::2], parts[2::2]):
+        new = total + int(v) if op == "+" else total - int(v)
+        steps.append(f"{total}{op}{v}={new}")
+        total = new
+    return ", ".join(steps) + ". "
 
 
 def build_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE):
