@@ -5,7 +5,7 @@ GRPOTrainer, same tiny model, task, samples per step and machine, in one run.
 
 Both train the built-in tiny model (after its cached warm-up) on the default's Reasoning Gym task with
 N rollouts for each of P prompts per step (dynamic sampling off in brorl so both consume
-exactly N*P samples per step), max 12 new tokens, temperature 1, one optimizer step per
+exactly N*P samples per step), the default's max new tokens (brorl stops at `</answer>`, TRL at the EOS the warm-up taught right after it), temperature 1, one optimizer step per
 training step. The first step of each is a warm-up and is not timed; the timed part is the
 wall time of the remaining steps (generation + reward + update + weight sync), divided by the
 rollouts they made. Start-up (engine/model load) is reported separately. TRL runs with its
@@ -74,7 +74,7 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     args = GRPOConfig(
         output_dir=str(out / "trl"), num_generations=n, per_device_train_batch_size=n * prompts,
-        steps_per_generation=1, max_completion_length=12, temperature=1.0, top_k=0, learning_rate=1e-4,
+        steps_per_generation=1, max_completion_length=load_config().generation.max_tokens, temperature=1.0, top_k=0, learning_rate=1e-4,
         max_steps=steps, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False,
         beta=1e-4, epsilon=0.2, epsilon_high=0.28, loss_type="dapo", scale_rewards="batch", seed=0,
         dataloader_num_workers=0, disable_tqdm=True,

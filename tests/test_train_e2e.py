@@ -223,7 +223,7 @@ def test_reward_rises_on_training_prompts():
         reward_fn = RewardRouter()
         means = []
         for it in range(8):
-            ro = gen.generate([p.token_ids for p in prompts], 64, SamplingSpec(max_tokens=8), seed=it)
+            ro = gen.generate([p.token_ids for p in prompts], 64, SamplingSpec(max_tokens=32, stop=("</answer>",)), seed=it)
             r = reward_fn(ro, prompts)
             ro.batch.set_rewards(r)
             means.append(float(r.mean()))

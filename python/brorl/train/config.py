@@ -463,7 +463,8 @@ def _merge(base: dict, update: dict) -> dict:
 # presets
 
 # The built-in default: a few-million-parameter model brorl builds itself, taught the answer
-# format by a cached supervised warm-up, then trained with BroRL (N=256) on two-term
+# format (a worked running total, then <answer>) by a cached supervised warm-up, then trained
+# with BroRL (N=256 x 32 prompts) on two- and three-term
 # arithmetic from Reasoning Gym, through real vLLM and DeepSpeed, within minutes on 2 cores.
 _DEFAULT: dict = {
     "model": {"path": BUILTIN_MODEL, "chat_template": False},
@@ -482,19 +483,21 @@ _DEFAULT: dict = {
     "generation": {"max_tokens": 32, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024},
     "algorithm": {
         "n": 256,
-        "prompts_per_step": 4,
-        "oversample": 2.0,
+        "prompts_per_step": 32,
+        "oversample": 1.1,
         "max_gen_rounds": 3,
         "mini_batches": 1,
         "kl_coef": 1e-4,
         "ref_reset_every": 10,
     },
-    # 1e-4: training reward rose steadily (0.10 -> 0.19 in 16 steps); 3e-4 and 1e-3 drifted
-    # (KL spikes) without gains
-    "optim": {"lr": 1e-4, "weight_decay": 0.0},
+    # Measured on this model (held-out pass@1 after the worked warm-up, 0.381): the number of
+    # distinct prompts per update matters more than anything else. 8-16 prompts per step at
+    # lr >= 1e-4 lowered it (0.381 -> 0.26-0.35); 64 prompts at 3e-4 dropped it to 0.30 in two
+    # steps; 32-64 prompts at 5e-5-1e-4 raised it slightly (+0.01-0.02).
+    "optim": {"lr": 5e-5, "weight_decay": 0.0},
     "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
     "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000, "worked": True},
-    "run": {"steps": 24, "save_every": 8, "output_dir": "runs"},
+    "run": {"steps": 10, "save_every": 5, "output_dir": "runs"},
 }
 
 # Table 1 of the paper: same code path, only N / prompts per step / lr differ. lr follows the
