@@ -56,7 +56,8 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
     from brorl.train.config import load_config
 
     # the same task as brorl's run: the default config's Reasoning Gym source
-    src = load_config().data.sources[0]
+    default = load_config()
+    src = default.data.sources[0]
     ds = rg.create_dataset(src.task, size=prompts * steps * 2, seed=src.seed, **src.task_kwargs)
     rows = [{"prompt": render_prompt(None, e["question"], False), "entry": json.dumps(e)} for e in ds]
 
@@ -74,7 +75,7 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     args = GRPOConfig(
         output_dir=str(out / "trl"), num_generations=n, per_device_train_batch_size=n * prompts,
-        steps_per_generation=1, max_completion_length=load_config().generation.max_tokens, temperature=1.0, top_k=0, learning_rate=1e-4,
+        steps_per_generation=1, max_completion_length=default.generation.max_tokens, temperature=1.0, top_k=0, learning_rate=1e-4,
         max_steps=steps, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False,
         beta=1e-4, epsilon=0.2, epsilon_high=0.28, loss_type="dapo", scale_rewards="batch", seed=0,
         dataloader_num_workers=0, disable_tqdm=True,

@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train_fixtures import easy_config  # noqa: E402
+from train_fixtures import easy_config, max_logprob_gap  # noqa: E402
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -164,29 +164,18 @@ def test_engine_weights_equal_trainer_weights_after_sync(tmp_path):
         learner.train_step(TrainBatch(ro.batch, prompts, ro.batch.advantages()))
         trainer = dict(learner.named_weights())
 
-        def max_logprob_gap():
+        def gap() -> float:
             # the engine's sampled-token logprobs vs the trainer model's on the same tokens
-            out = gen.generate(prompts, 8, SamplingSpec(max_tokens=4), seed=1).batch
-            module = learner.engine.module.eval()
-            gap = 0.0
-            for i in range(out.n_rollouts):
-                resp = out.token_ids[out.offsets[i]:out.offsets[i + 1]].tolist()
-                ids = torch.tensor([prompts[out.prompt_index[i]] + resp])
-                with torch.no_grad():
-                    lp = torch.log_softmax(module(input_ids=ids).logits[0].float(), -1)
-                p0 = len(prompts[out.prompt_index[i]]) - 1
-                ref = lp[torch.arange(p0, p0 + len(resp)), torch.tensor(resp)].numpy()
-                gap = max(gap, float(np.abs(ref - out.logprobs[out.offsets[i]:out.offsets[i + 1]]).max()))
-            return gap
+            return max_logprob_gap(gen, learner.engine.module.eval(), prompts)
 
-        assert max_logprob_gap() > 1e-3  # the update moved the trainer away from the engine
+        assert gap() > 1e-3  # the update moved the trainer away from the engine
         gen.update_weights(list(trainer.items()))
         engine = gen.engine_weights()
         # parameters vLLM keeps in their HF layout are bit-identical ...
         for name in ("model.embed_tokens.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight"):
             np.testing.assert_array_equal(engine[name].numpy(), trainer[name].numpy())
         # ... and the linear layers, which the CPU backend repacks, act identically
-        assert max_logprob_gap() < 2e-4
+        assert gap() < 2e-4
     finally:
         from brorl.train.learner import release_distributed
 

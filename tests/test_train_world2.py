@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 pytest.importorskip("vllm")
 
-from train_fixtures import easy_config  # noqa: E402
+from train_fixtures import easy_config, max_logprob_gap  # noqa: E402
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -163,7 +163,6 @@ def test_engine_process_holds_the_trained_weights(world2):
 
     from brorl.train.config import from_dict
     from brorl.train.engines import EngineProcess
-    from brorl.train.interfaces import SamplingSpec
     from brorl.train.loop import resolve_model
 
     start = resolve_model(from_dict(easy_config(world2.parent, "x")), None, print)
@@ -177,26 +176,16 @@ def test_engine_process_holds_the_trained_weights(world2):
     gen = EngineProcess(start, kv_cache_gib=1, max_num_seqs=64, max_model_len=64, weight_bucket_mb=1)
     try:
 
-        def max_logprob_gap() -> float:
-            out = gen.generate(prompts, 8, SamplingSpec(max_tokens=4), seed=1).batch
-            gap = 0.0
-            for i in range(out.n_rollouts):
-                resp = out.token_ids[out.offsets[i]:out.offsets[i + 1]].tolist()
-                ids = torch.tensor([prompts[out.prompt_index[i]] + resp])
-                with torch.no_grad():
-                    lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
-                p0 = len(prompts[out.prompt_index[i]]) - 1
-                ref = lp[torch.arange(p0, p0 + len(resp)), torch.tensor(resp)].numpy()
-                gap = max(gap, float(np.abs(ref - out.logprobs[out.offsets[i]:out.offsets[i + 1]]).max()))
-            return gap
+        def gap() -> float:
+            return max_logprob_gap(gen, model, prompts)
 
-        assert max_logprob_gap() > 1e-3  # the engine starts from the pre-training weights
+        assert gap() > 1e-3  # the engine starts from the pre-training weights
         gen.update_weights(list(final.items()))
         engine = gen.engine_weights()
         # parameters vLLM keeps in their HF layout are bit-identical ...
         for name in ("model.embed_tokens.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight"):
             np.testing.assert_array_equal(engine[name].numpy(), final[name].numpy())
         # ... and the linear layers, which the CPU backend repacks, act identically
-        assert max_logprob_gap() < 2e-4
+        assert gap() < 2e-4
     finally:
         gen.close()

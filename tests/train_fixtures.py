@@ -30,6 +30,27 @@ def easy_config(out_dir: Path, name: str, **over) -> dict:
     return cfg
 
 
+def max_logprob_gap(gen, model, prompts: list[list[int]]) -> float:
+    """Largest gap between the engine's log-probs of its sampled tokens and ``model``'s (a
+    transformers causal LM) on the same tokens, over 8 samples of each prompt."""
+    import numpy as np
+    import torch
+
+    from brorl.train.interfaces import SamplingSpec
+
+    out = gen.generate(prompts, 8, SamplingSpec(max_tokens=4), seed=1).batch
+    gap = 0.0
+    for i in range(out.n_rollouts):
+        resp = out.token_ids[out.offsets[i]:out.offsets[i + 1]].tolist()
+        ids = torch.tensor([prompts[out.prompt_index[i]] + resp])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        p0 = len(prompts[out.prompt_index[i]]) - 1
+        ref = lp[torch.arange(p0, p0 + len(resp)), torch.tensor(resp)].numpy()
+        gap = max(gap, float(np.abs(ref - out.logprobs[out.offsets[i]:out.offsets[i + 1]]).max()))
+    return gap
+
+
 def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
     """One DeepSpeed learner step on a fixed synthetic batch; rank 0 writes the metrics and the
     updated weights. Run under torchrun (world size 2) or plainly (world size 1)."""
