@@ -160,3 +160,33 @@ def test_mixed_domains_in_one_batch():
                Prompt(uid=1, domain="unknown", text="", token_ids=(1,))]
     with pytest.raises(ConfigError, match="unknown"):
         RewardRouter()(_rollouts([[f"<answer>{e['answer']}</answer>"], ["x"]]), prompts)
+
+
+class RoleTok(CharTok):
+    """A stand-in chat tokenizer whose template shows each message's role."""
+
+    chat_template = "roles"
+
+    def apply_chat_template(self, msgs, tokenize=False, add_generation_prompt=True):
+        return "".join(f"[{m['role']}]{m['content']}" for m in msgs) + ("[assistant]" if add_generation_prompt else "")
+
+
+def test_few_shot_examples_come_before_the_prompt(tmp_path):
+    from brorl.train.data import render_prompt
+
+    shots = [["1 + 2 =", "1 + 2 = 3. <answer>3</answer>"]]
+    chat = render_prompt(RoleTok(), "4 + 5 =", True, "Be brief.", few_shot=shots)
+    assert chat == "[system]Be brief.[user]1 + 2 =[assistant]1 + 2 = 3. <answer>3</answer>[user]4 + 5 =[assistant]"
+    # a row's own system message stays first, ahead of the examples
+    msgs = [{"role": "system", "content": "Own."}, {"role": "user", "content": "4 + 5 ="}]
+    assert render_prompt(RoleTok(), "", True, "Be brief.", msgs, shots).startswith("[system]Own.[user]1 + 2 =")
+    assert render_prompt(None, "4 + 5 =", False, few_shot=shots) == "1 + 2 =\n1 + 2 = 3. <answer>3</answer>\n\n4 + 5 =\n"
+    cfg = load_config(overrides=["data.few_shot=[[\"1 + 2 =\", \"<answer>3</answer>\"]]", "data.eval_size=2"])
+    (src,) = load_sources(cfg.data, CharTok(), False, lambda s: None)
+    assert src.train[0].text.startswith("1 + 2 =\n<answer>3</answer>\n\n")
+
+
+@pytest.mark.parametrize("bad", ["[[\"only one\"]]", "[\"text\"]", "[[1, 2]]"])
+def test_malformed_few_shot_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="data.few_shot"):
+        load_config(overrides=[f"data.few_shot={bad}"])

@@ -135,6 +135,12 @@ class DataConfig:
     max_prompt_tokens: int = _f(
         512, "Prompts longer than this (in tokens) are reported and skipped."
     )
+    few_shot: list = _f(
+        [],
+        "Worked examples shown before every prompt, as [user, assistant] pairs: earlier chat "
+        "turns with a chat template, plain text otherwise. Small instruct models that ignore "
+        "a format instruction usually copy the format of an example.",
+    )
 
 
 @dataclass
@@ -298,6 +304,12 @@ class WarmupConfig:
         "Teach a worked solution before the answer ('8+0=8, 8-7=1. <answer>1</answer>'); "
         "chain_sum only. Without it the tiny model must add in one forward pass, which a "
         "short warm-up does not teach, and RL has nothing to sharpen.",
+    )
+    worked_share: float = _f(
+        1.0,
+        "With warmup.worked: the share of warm-up examples shown the worked solution; the "
+        "rest show the answer alone. Below 1 the warmed model has two strategies to choose "
+        "between, and RL has to find that the worked one earns the reward.",
     )
 
 
@@ -620,6 +632,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _check(s.domain is None or s.domain in DOMAINS, f"{where}.domain", s.domain, f"use one of {list(DOMAINS)}")
     _check(d.eval_size >= 0, "data.eval_size", d.eval_size, "must be >= 0")
     _check(d.on_bad_row in ("skip", "raise"), "data.on_bad_row", d.on_bad_row, "use 'skip' or 'raise'")
+    _check(
+        isinstance(d.few_shot, list)
+        and all(isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(t, str) for t in x) for x in d.few_shot),
+        "data.few_shot", d.few_shot, "must be a list of [user, assistant] string pairs",
+    )
     _check(d.max_prompt_tokens > 0, "data.max_prompt_tokens", d.max_prompt_tokens, "must be positive")
 
     _check(g.engine in ("vllm", "hf"), "generation.engine", g.engine, "use 'vllm' or 'hf'")
@@ -672,6 +689,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(w.steps >= 0, "warmup.steps", w.steps, "must be >= 0")
     _check(w.batch_size >= 1, "warmup.batch_size", w.batch_size, "must be >= 1")
     _check(w.lr > 0, "warmup.lr", w.lr, "must be positive")
+    _check(0.0 <= w.worked_share <= 1.0, "warmup.worked_share", w.worked_share, "must be in [0, 1]")
     _check(not w.worked or w.task == "chain_sum", "warmup.worked", w.worked,
            f"worked solutions exist for warmup.task 'chain_sum' only, not {w.task!r}")
 

@@ -44,18 +44,23 @@ class SourceData:
 
 
 def render_prompt(tokenizer: Any, user_text: str, use_chat_template: bool, system_prompt: str | None = None,
-                  messages: list[dict] | None = None) -> str:
+                  messages: list[dict] | None = None, few_shot: Sequence[Sequence[str]] = ()) -> str:
     """The text the model continues: the chat template applied to the messages when asked for
-    and the tokenizer has one, otherwise the raw user text."""
+    and the tokenizer has one, otherwise the raw user text. ``few_shot`` (user, assistant)
+    pairs come first: as earlier chat turns, or as plain text blocks."""
+    shots = [{"role": r, "content": t} for u, a in few_shot for r, t in (("user", u), ("assistant", a))]
     if use_chat_template and getattr(tokenizer, "chat_template", None):
         msgs = list(messages) if messages is not None else [{"role": "user", "content": user_text}]
-        if system_prompt and not any(m.get("role") == "system" for m in msgs):
-            msgs = [{"role": "system", "content": system_prompt}] + msgs
+        head = [m for m in msgs if m.get("role") == "system"]
+        if system_prompt and not head:
+            head = [{"role": "system", "content": system_prompt}]
+        msgs = head + shots + [m for m in msgs if m.get("role") != "system"]
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     if messages is not None:
         user_text = "\n".join(str(m.get("content", "")) for m in messages)
+    prefix = "".join(f"{u}\n{a}\n\n" for u, a in few_shot)
     # a raw prompt ends with a line break so the response starts on its own line
-    return user_text if user_text.endswith("\n") else user_text + "\n"
+    return prefix + (user_text if user_text.endswith("\n") else user_text + "\n")
 
 
 def read_jsonl(path: str | Path, on_bad_row: str = "skip") -> tuple[list[tuple[int, dict]], list[str]]:
@@ -124,7 +129,7 @@ def load_sources(data_cfg: Any, tokenizer: Any, use_chat_template: bool, log_fn:
             if msgs is not None and data_cfg.instruction:
                 msgs = [dict(m) for m in msgs]
                 msgs[-1]["content"] = str(msgs[-1]["content"]) + data_cfg.instruction
-            text = render_prompt(tokenizer, user, use_chat_template, data_cfg.system_prompt, msgs)
+            text = render_prompt(tokenizer, user, use_chat_template, data_cfg.system_prompt, msgs, data_cfg.few_shot)
             ids = tokenizer(text, add_special_tokens=not use_chat_template)["input_ids"]
             if len(ids) > data_cfg.max_prompt_tokens:
                 sd.bad_rows.append(f"{name} item {j}: prompt has {len(ids)} tokens > data.max_prompt_tokens={data_cfg.max_prompt_tokens}; skipped")
