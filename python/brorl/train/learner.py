@@ -16,6 +16,7 @@ WORLD_SIZE, LOCAL_RANK, filled in when absent); world size 2+ comes from ``torch
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import socket
@@ -214,6 +215,9 @@ class DeepSpeedLearner:
             model.gradient_checkpointing_enable()
         # The reference policy: a frozen copy, reset to the current weights every K steps.
         self.ref = copy.deepcopy(model).to(self.device).eval()
+        # Models that can skip the prompt's logits: [B, L, V] floats dominate the update's
+        # memory when the vocabulary is large (SmolLM2: 49k entries) and prompts are long.
+        self._can_trim_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         for p in self.ref.parameters():
             p.requires_grad_(False)
         o = cfg.optim
@@ -436,10 +440,18 @@ class DeepSpeedLearner:
 
         dev = self.device
         ctx = torch.enable_grad() if grad else torch.no_grad()
+        starts = t["resp_start"]
+        kw: dict[str, Any] = {}
+        width = t["input_ids"].shape[1]
+        if self._can_trim_logits:
+            # keep the positions from the earliest response start on (int: the last k)
+            first_kept = max(int(starts.min()) - 1, 0)
+            kw["logits_to_keep"] = width - first_kept
+            starts = starts - first_kept
         with ctx:
-            out = model(input_ids=t["input_ids"].to(dev), attention_mask=t["attention_mask"].to(dev), use_cache=False)
+            out = model(input_ids=t["input_ids"].to(dev), attention_mask=t["attention_mask"].to(dev), use_cache=False, **kw)
             t_len = t["targets"].shape[1]
-            logits = _response_logits(out.logits.float(), t["resp_start"].to(dev), t_len) / self.temperature
+            logits = _response_logits(out.logits.float(), starts.to(dev), t_len) / self.temperature
             logp = L.token_logprobs(logits, t["targets"].to(dev)).cpu()
             with torch.no_grad():
                 ent = L.entropy_from_logits(logits.detach()).cpu()

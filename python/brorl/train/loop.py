@@ -261,23 +261,26 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
         ds = rg.create_dataset(w.task, size=w.size, seed=wseed, **w.task_kwargs)
         from brorl.train.data import render_prompt
 
-        # which examples show the worked form: a fixed draw, so the cache key determines it
-        shown = random.Random(wseed).choices([True, False], weights=[w.worked_share, 1 - w.worked_share], k=len(ds))
+        # which examples end with the answer tag: a fixed draw, so the cache key determines it
+        rng = random.Random(wseed)
+        tagged = [rng.random() < w.tag_share for _ in range(len(ds))]
 
-        def response(e: dict, worked: bool) -> str:
-            steps = tiny.worked_steps(e["metadata"]["expression"]) if worked else ""
+        def response(e: dict, tag: bool) -> str:
+            steps = tiny.worked_steps(e["metadata"]["expression"]) if w.worked else ""
+            if not tag:
+                return steps.rstrip() if steps else str(e["answer"])
             return f"{steps}{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}"
 
         return [
-            (render_prompt(None, e["question"] + cfg.data.instruction, False), response(e, w.worked and s))
-            for e, s in zip(ds, shown)
+            (render_prompt(None, e["question"] + cfg.data.instruction, False), response(e, t))
+            for e, t in zip(ds, tagged)
         ]
 
     key = {"task": w.task, "kw": w.task_kwargs, "seed": wseed, "size": w.size, "instr": cfg.data.instruction}
     if w.worked:
         key["worked"] = 1
-        if w.worked_share != 1.0:
-            key["worked_share"] = w.worked_share
+    if w.tag_share != 1.0:
+        key["tag_share"] = w.tag_share
     return tiny.cached_warm_model(pairs, key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
 
 
