@@ -517,7 +517,7 @@ _DEFAULT: dict = {
     "optim": {"lr": 1e-4, "weight_decay": 0.0},
     "deepspeed": {"zero_stage": 2, "micro_batch_tokens": 32768},
     "warmup": {"steps": 300, "batch_size": 64, "lr": 3e-3, "size": 4000, "worked": True, "tag_share": 0.7},
-    "run": {"steps": 10, "save_every": 5, "output_dir": "runs"},
+    "run": {"steps": 8, "save_every": 4, "output_dir": "runs"},
 }
 
 # Table 1 of the paper: same code path, only N / prompts per step / lr differ. lr follows the
