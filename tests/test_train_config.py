@@ -141,3 +141,18 @@ def test_worked_steps_keep_a_running_total():
     assert worked_steps("0 - 6 + 9 - 9") == "0-6=-6, -6+9=3, 3-9=-6. "
     with pytest.raises(ValueError, match="expected 'a \\+ b"):
         worked_steps("3 * 4")
+
+
+def test_warmup_teacher_omits_the_tag_in_the_configured_share():
+    from brorl.train.loop import warmup_pairs
+
+    pairs = warmup_pairs(C.load_config(overrides=["warmup.size=1000"]))  # default: tag_share 0.7
+    tagged = [r for _, r in pairs if r.endswith("<answer>" + r.split("<answer>")[-1]) and "</answer>" in r]
+    untagged = [r for _, r in pairs if "<answer>" not in r]
+    assert len(tagged) + len(untagged) == 1000
+    assert 0.65 < len(tagged) / 1000 < 0.75
+    # both kinds show the worked running total; an untagged one ends after it
+    assert all("=" in r for _, r in pairs) and all(r.endswith(".") for r in untagged)
+    assert pairs[0][0].endswith("\n") and "<answer>" not in pairs[0][0]
+    full = warmup_pairs(C.load_config(overrides=["warmup.size=200", "warmup.tag_share=1.0"]))
+    assert all(r.endswith("</answer>") for _, r in full)

@@ -244,6 +244,35 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+# the warm-up data comes from its own seed, disjoint from the RL and held-out seeds
+WARMUP_SEED = 7919
+
+
+def warmup_pairs(cfg: TrainConfig) -> list[tuple[str, str]]:
+    """(prompt, response) examples of the built-in model's supervised warm-up."""
+    import reasoning_gym as rg
+
+    from brorl.train import tiny
+    from brorl.train.data import render_prompt
+
+    w = cfg.warmup
+    ds = rg.create_dataset(w.task, size=w.size, seed=WARMUP_SEED, **w.task_kwargs)
+    # which examples end with the answer tag: a fixed draw, so the cache key determines it
+    rng = random.Random(WARMUP_SEED)
+    tagged = [rng.random() < w.tag_share for _ in range(len(ds))]
+
+    def response(e: dict, tag: bool) -> str:
+        steps = tiny.worked_steps(e["metadata"]["expression"]) if w.worked else ""
+        if not tag:
+            return steps.rstrip() if steps else str(e["answer"])
+        return f"{steps}{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}"
+
+    return [
+        (render_prompt(None, e["question"] + cfg.data.instruction, False), response(e, t))
+        for e, t in zip(ds, tagged)
+    ]
+
+
 def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) -> Path:
     """The model directory: the configured one, or the built-in tiny model after its cached
     supervised warm-up on the first source's task family."""
@@ -252,36 +281,12 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
     from brorl.train import tiny
 
     w = cfg.warmup
-    # the warm-up data comes from its own seed, disjoint from the RL and held-out seeds
-    wseed = 7919
-
-    def pairs() -> list[tuple[str, str]]:
-        import reasoning_gym as rg
-
-        ds = rg.create_dataset(w.task, size=w.size, seed=wseed, **w.task_kwargs)
-        from brorl.train.data import render_prompt
-
-        # which examples end with the answer tag: a fixed draw, so the cache key determines it
-        rng = random.Random(wseed)
-        tagged = [rng.random() < w.tag_share for _ in range(len(ds))]
-
-        def response(e: dict, tag: bool) -> str:
-            steps = tiny.worked_steps(e["metadata"]["expression"]) if w.worked else ""
-            if not tag:
-                return steps.rstrip() if steps else str(e["answer"])
-            return f"{steps}{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}"
-
-        return [
-            (render_prompt(None, e["question"] + cfg.data.instruction, False), response(e, t))
-            for e, t in zip(ds, tagged)
-        ]
-
-    key = {"task": w.task, "kw": w.task_kwargs, "seed": wseed, "size": w.size, "instr": cfg.data.instruction}
+    key = {"task": w.task, "kw": w.task_kwargs, "seed": WARMUP_SEED, "size": w.size, "instr": cfg.data.instruction}
     if w.worked:
         key["worked"] = 1
     if w.tag_share != 1.0:
         key["tag_share"] = w.tag_share
-    return tiny.cached_warm_model(pairs, key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
+    return tiny.cached_warm_model(lambda: warmup_pairs(cfg), key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
 
 
 class Trainer:
