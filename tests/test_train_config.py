@@ -147,7 +147,7 @@ def test_warmup_teacher_omits_the_tag_in_the_configured_share():
     from brorl.train.loop import warmup_pairs
 
     pairs = warmup_pairs(C.load_config(overrides=["warmup.size=1000"]))  # default: tag_share 0.7
-    tagged = [r for _, r in pairs if r.endswith("<answer>" + r.split("<answer>")[-1]) and "</answer>" in r]
+    tagged = [r for _, r in pairs if r.endswith("</answer>")]
     untagged = [r for _, r in pairs if "<answer>" not in r]
     assert len(tagged) + len(untagged) == 1000
     assert 0.65 < len(tagged) / 1000 < 0.75
@@ -156,3 +156,6 @@ def test_warmup_teacher_omits_the_tag_in_the_configured_share():
     assert pairs[0][0].endswith("\n") and "<answer>" not in pairs[0][0]
     full = warmup_pairs(C.load_config(overrides=["warmup.size=200", "warmup.tag_share=1.0"]))
     assert all(r.endswith("</answer>") for _, r in full)
+    # the warm-up's prompts carry the same few-shot examples as the RL prompts
+    shots = warmup_pairs(C.load_config(overrides=["warmup.size=5", 'data.few_shot=[["1 + 2 =", "3"]]']))
+    assert all(p.startswith("1 + 2 =\n3\n\n") for p, _ in shots)

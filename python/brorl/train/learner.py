@@ -215,11 +215,11 @@ class DeepSpeedLearner:
             model.gradient_checkpointing_enable()
         # The reference policy: a frozen copy, reset to the current weights every K steps.
         self.ref = copy.deepcopy(model).to(self.device).eval()
+        for p in self.ref.parameters():
+            p.requires_grad_(False)
         # Models that can skip the prompt's logits: [B, L, V] floats dominate the update's
         # memory when the vocabulary is large (SmolLM2: 49k entries) and prompts are long.
         self._can_trim_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-        for p in self.ref.parameters():
-            p.requires_grad_(False)
         o = cfg.optim
         opt = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay

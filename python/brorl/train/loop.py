@@ -268,7 +268,7 @@ def warmup_pairs(cfg: TrainConfig) -> list[tuple[str, str]]:
         return f"{steps}{tiny.ANSWER_OPEN}{e['answer']}{tiny.ANSWER_CLOSE}"
 
     return [
-        (render_prompt(None, e["question"] + cfg.data.instruction, False), response(e, t))
+        (render_prompt(None, e["question"] + cfg.data.instruction, False, few_shot=cfg.data.few_shot), response(e, t))
         for e, t in zip(ds, tagged)
     ]
 
@@ -286,6 +286,8 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
         key["worked"] = 1
     if w.tag_share != 1.0:
         key["tag_share"] = w.tag_share
+    if cfg.data.few_shot:  # the warm-up's prompts are rendered like the RL prompts
+        key["few_shot"] = cfg.data.few_shot
     return tiny.cached_warm_model(lambda: warmup_pairs(cfg), key, w.steps, w.batch_size, w.lr, seed=cfg.run.seed, log=log)
 
 
