@@ -10,6 +10,7 @@ from __future__ import annotations
 from brorl._core import (
     CODE_STATUSES,
     ESTIMATORS,
+    FINISH_REASONS,
     MATH_STATUSES,
     RolloutBatch,
     CodeResult,
@@ -45,6 +46,7 @@ __all__ = [
     "__version__",
     # rollout bookkeeping and advantages
     "ESTIMATORS",
+    "FINISH_REASONS",
     "RolloutBatch",
     "compute_advantages",
     "compute_gae",

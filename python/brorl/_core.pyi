@@ -8,6 +8,9 @@ import numpy.typing as npt
 
 __version__: str
 ESTIMATORS: list[str]
+# The words `RolloutBatch.from_lists` accepts in `finish_reasons` (besides None); "length" marks
+# a rollout cut off at the token limit (`truncated`), the others do not.
+FINISH_REASONS: list[str]
 
 def compute_advantages(
     rewards: npt.ArrayLike,
@@ -134,7 +137,7 @@ class CodeResult:
 
 def extract_code(response: str, language: str = "python") -> str | None: ...
 def verify_code(
-    program: str,
+    program: str | None,
     tests: Any,
     *,
     kind: str,

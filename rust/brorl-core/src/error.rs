@@ -63,3 +63,47 @@ pub fn check_finite(name: &'static str, values: &[f32]) -> Result<()> {
         }),
     }
 }
+
+/// Log-probabilities of sampled tokens: NaN and +inf are refused, and so is any value above 0
+/// (a probability above 1); -inf (probability 0) is allowed. The index points at the first
+/// offender.
+pub fn check_logprobs(name: &'static str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|&v| v.is_nan() || v > 0.0) {
+        None => Ok(()),
+        Some(index) => {
+            let value = values[index];
+            if value.is_nan() || value.is_infinite() {
+                Err(CoreError::NonFinite {
+                    name,
+                    index,
+                    value: value as f64,
+                })
+            } else {
+                Err(invalid(
+                    name,
+                    format!("log-probabilities must be <= 0, found {value} at index {index}"),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logprobs_refuse_nan_inf_and_positive() {
+        assert!(check_logprobs("lp", &[0.0, -1.5, f32::NEG_INFINITY]).is_ok());
+        assert!(matches!(
+            check_logprobs("lp", &[-1.0, f32::NAN]),
+            Err(CoreError::NonFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            check_logprobs("lp", &[f32::INFINITY]),
+            Err(CoreError::NonFinite { index: 0, .. })
+        ));
+        let e = check_logprobs("lp", &[-0.1, -0.2, 1e-3]).unwrap_err();
+        assert!(e.to_string().contains("index 2"), "{e}");
+    }
+}

@@ -11,6 +11,7 @@ use brorl_core::code::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::arrays::{py_str, text, utf8};
 use crate::errors::{detached, raise};
 
 fn code_err(py: Python<'_>, e: CodeError) -> PyErr {
@@ -75,18 +76,28 @@ impl From<core_code::CodeResult> for CodeResult {
 }
 
 /// The last fenced code block in `language` (or untagged), else the whole text when it has
-/// no fence; None when it has fences but none in that language.
+/// no fence; None when there is no code: an empty (or blank) response, or fences but none in
+/// that language. `verify_code(None, ...)` scores such a response 0 without running it.
 #[pyfunction]
 #[pyo3(signature = (response, language = "python"))]
-pub fn extract_code(response: &str, language: &str) -> Option<String> {
-    core_code::extract_code(response, language)
+pub fn extract_code(
+    py: Python<'_>,
+    response: &Bound<'_, PyAny>,
+    language: &str,
+) -> PyResult<Option<String>> {
+    let response = utf8(py, "response", py_str(py, "response", response)?)?;
+    Ok(core_code::extract_code(response, language))
 }
 
 fn str_item(py: Python<'_>, d: &Bound<'_, PyDict>, key: &str, name: &str) -> PyResult<String> {
     match d.get_item(key)? {
-        Some(v) => v
-            .extract::<String>()
-            .map_err(|_| type_err(py, &format!("{name}[{key:?}]"), &v, "a str")),
+        Some(v) => {
+            let what = format!("{name}[{key:?}]");
+            let s = v
+                .cast::<PyString>()
+                .map_err(|_| type_err(py, &what, &v, "a str"))?;
+            Ok(utf8(py, &what, s)?.to_string())
+        }
         None => Err(raise(
             py,
             "InvalidArgumentError",
@@ -143,7 +154,7 @@ fn case_dicts<'py>(
 #[allow(clippy::too_many_arguments)]
 fn build_request(
     py: Python<'_>,
-    program: &Bound<'_, PyAny>,
+    program: Option<&Bound<'_, PyAny>>,
     tests: &Bound<'_, PyAny>,
     kind: &str,
     entry_point: Option<String>,
@@ -153,9 +164,17 @@ fn build_request(
     reward: &str,
     float_tol: Option<f64>,
 ) -> PyResult<CodeRequest> {
-    let program: String = program
-        .extract()
-        .map_err(|_| type_err(py, "program", program, "a str"))?;
+    // None: the response had no code (see `extract_code`); checked like the rest, never run.
+    let program = match program {
+        None => String::new(),
+        Some(p) => utf8(
+            py,
+            "program",
+            p.cast::<PyString>()
+                .map_err(|_| type_err(py, "program", p, "a str (or None for no program)"))?,
+        )?
+        .to_string(),
+    };
     let need_entry = |entry: Option<String>| {
         entry.ok_or_else(|| {
             raise(
@@ -167,14 +186,19 @@ fn build_request(
     };
     let tests = match kind {
         "humaneval" => CodeTests::HumanEval {
-            source: tests.extract().map_err(|_| {
-                type_err(
-                    py,
-                    "tests",
-                    tests,
-                    "the test source (a str) for kind='humaneval'",
-                )
-            })?,
+            source: utf8(
+                py,
+                "tests",
+                tests.cast::<PyString>().map_err(|_| {
+                    type_err(
+                        py,
+                        "tests",
+                        tests,
+                        "the test source (a str) for kind='humaneval'",
+                    )
+                })?,
+            )?
+            .to_string(),
             entry_point: need_entry(entry_point)?,
         },
         "stdio" => {
@@ -287,6 +311,60 @@ fn pool(py: Python<'_>, isolation: &str, workers: usize) -> PyResult<Arc<Pool>> 
     Ok(Pool::shared(&cfg, workers))
 }
 
+/// A `str` argument (kind, reward, isolation, entry_point), checked and named.
+fn str_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+    text(py, name, v)
+}
+
+fn opt_str_arg(py: Python<'_>, name: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    v.filter(|v| !v.is_none())
+        .map(|v| str_arg(py, name, v))
+        .transpose()
+}
+
+/// A request whose program is None is scored without running: no code, no reward.
+fn no_program(req: &CodeRequest) -> CodeResult {
+    let total = req.tests.len();
+    CodeResult {
+        passed: 0,
+        total,
+        reward: 0.0,
+        statuses: vec![
+            core_code::TestStatus::CompileError.as_str().to_string();
+            total
+        ],
+        stdout: String::new(),
+        stderr: String::new(),
+        error: Some(
+            "no program: `program` is None (extract_code found no code in the response)".into(),
+        ),
+        elapsed_s: 0.0,
+    }
+}
+
+/// When every failure is a runtime error with no message and `entry_point` names nothing the
+/// program defines, say so in `error` (the harness only sees the failed lookup).
+fn explain_entry_point(
+    py: Python<'_>,
+    r: &mut CodeResult,
+    program: &str,
+    entry_point: Option<&str>,
+) -> PyResult<()> {
+    let Some(entry) = entry_point else {
+        return Ok(());
+    };
+    let runtime = core_code::TestStatus::RuntimeError.as_str();
+    if r.error.is_some() || !r.statuses.iter().any(|s| s == runtime) {
+        return Ok(());
+    }
+    let why: Option<String> = py
+        .import("brorl._entry_point")?
+        .call_method1("entry_point_problem", (program, entry))?
+        .extract()?;
+    r.error = why;
+    Ok(())
+}
+
 /// Runs `program` against `tests` in the sandbox; see the README section "Code verifier".
 #[pyfunction]
 #[pyo3(signature = (program, tests, *, kind, entry_point = None, timeout_s = 3.0,
@@ -295,10 +373,10 @@ fn pool(py: Python<'_>, isolation: &str, workers: usize) -> PyResult<Arc<Pool>> 
 #[allow(clippy::too_many_arguments)]
 pub fn verify_code(
     py: Python<'_>,
-    program: &Bound<'_, PyAny>,
+    program: Option<&Bound<'_, PyAny>>,
     tests: &Bound<'_, PyAny>,
-    kind: &str,
-    entry_point: Option<String>,
+    kind: &Bound<'_, PyAny>,
+    entry_point: Option<&Bound<'_, PyAny>>,
     timeout_s: f64,
     total_timeout_s: f64,
     memory_mb: i64,
@@ -306,24 +384,39 @@ pub fn verify_code(
     float_tol: Option<f64>,
     isolation: &str,
 ) -> PyResult<CodeResult> {
+    let entry = opt_str_arg(py, "entry_point", entry_point)?;
+    let program = program.filter(|p| !p.is_none());
     let req = build_request(
         py,
         program,
         tests,
-        kind,
-        entry_point,
+        &str_arg(py, "kind", kind)?,
+        entry.clone(),
         timeout_s,
         total_timeout_s,
         memory_mb,
         reward,
         float_tol,
     )?;
+    if program.is_none() {
+        return Ok(no_program(&req));
+    }
     let pool = pool(py, isolation, core_code::default_workers())?;
-    let out = detached(py, move || Ok(core_code::verify(&pool, &req)))?;
-    out.map(CodeResult::from).map_err(|e| code_err(py, e))
+    let out = detached(py, || Ok(core_code::verify(&pool, &req)))?;
+    let mut r = out.map(CodeResult::from).map_err(|e| code_err(py, e))?;
+    explain_entry_point(py, &mut r, &req.program, entry.as_deref())?;
+    Ok(r)
 }
 
-fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<CodeRequest> {
+/// One item of `verify_code_batch`: its request, its entry point (for diagnosis) and whether
+/// it has a program at all.
+struct Item {
+    req: CodeRequest,
+    entry_point: Option<String>,
+    has_program: bool,
+}
+
+fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<Item> {
     let d = item.cast::<PyDict>().map_err(|_| {
         type_err(
             py,
@@ -344,7 +437,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
         "float_tol",
     ];
     for key in d.keys() {
-        let k: String = key.extract()?;
+        let k = text(py, &format!("items[{i}] key"), &key)?;
         if !known.contains(&k.as_str()) {
             return Err(raise(
                 py,
@@ -365,28 +458,39 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
     let opt = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
         Ok(d.get_item(key)?.filter(|v| !v.is_none()))
     };
-    let kind: String = req("kind")?.extract().map_err(|_| {
-        raise(
-            py,
-            "BrorlTypeError",
-            format!("items[{i}][\"kind\"] must be a str"),
-        )
-    })?;
-    let entry: Option<String> = opt("entry_point")?.map(|v| v.extract()).transpose()?;
-    let f = |key: &str, default: f64| -> PyResult<f64> {
-        opt(key)?.map_or(Ok(default), |v| v.extract())
+    let named = |key: &str| format!("items[{i}][{key:?}]");
+    let number = |key: &str, default: f64| -> PyResult<f64> {
+        opt(key)?.map_or(Ok(default), |v| {
+            v.extract()
+                .map_err(|_| type_err(py, &named(key), &v, "a number"))
+        })
     };
-    let memory_mb: i64 = opt("memory_mb")?.map_or(Ok(1024), |v| v.extract())?;
-    let reward: String = opt("reward")?.map_or(Ok("fraction".to_string()), |v| v.extract())?;
-    let float_tol: Option<f64> = opt("float_tol")?.map(|v| v.extract()).transpose()?;
-    build_request(
+    let kind = str_arg(py, &named("kind"), &req("kind")?)?;
+    let entry = opt_str_arg(py, &named("entry_point"), opt("entry_point")?.as_ref())?;
+    let memory_mb: i64 = opt("memory_mb")?.map_or(Ok(1024), |v| {
+        v.extract()
+            .map_err(|_| type_err(py, &named("memory_mb"), &v, "an int"))
+    })?;
+    let reward = opt_str_arg(py, &named("reward"), opt("reward")?.as_ref())?
+        .unwrap_or_else(|| "fraction".to_string());
+    let float_tol = opt("float_tol")?
+        .map(|v| {
+            v.extract()
+                .map_err(|_| type_err(py, &named("float_tol"), &v, "a number"))
+        })
+        .transpose()?;
+    if d.get_item("program")?.is_none() {
+        req("program")?; // a missing key is an error; an explicit None means "no program"
+    }
+    let program = opt("program")?;
+    let built = build_request(
         py,
-        &req("program")?,
+        program.as_ref(),
         &req("tests")?,
         &kind,
-        entry,
-        f("timeout_s", 3.0)?,
-        f("total_timeout_s", 5.0)?,
+        entry.clone(),
+        number("timeout_s", 3.0)?,
+        number("total_timeout_s", 5.0)?,
         memory_mb,
         &reward,
         float_tol,
@@ -399,6 +503,11 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
             .map(|n| n.to_string())
             .unwrap_or_default();
         raise(py, &class, format!("items[{i}]: {msg}"))
+    })?;
+    Ok(Item {
+        req: built,
+        entry_point: entry,
+        has_program: program.is_some(),
     })
 }
 
@@ -416,18 +525,43 @@ pub fn verify_code_batch(
     if items.is_instance_of::<PyString>() || items.is_instance_of::<PyDict>() {
         return Err(type_err(py, "items", items, "a sequence of dicts"));
     }
-    let mut reqs = Vec::new();
+    let mut parsed = Vec::new();
     for (i, item) in items
         .try_iter()
         .map_err(|_| type_err(py, "items", items, "a sequence of dicts"))?
         .enumerate()
     {
-        reqs.push(item_request(py, i, &item?)?);
+        parsed.push(item_request(py, i, &item?)?);
+    }
+    // Only programs run; items without one are scored 0 in place.
+    let mut reqs = Vec::new();
+    let mut slots = Vec::with_capacity(parsed.len());
+    for it in parsed {
+        if it.has_program {
+            slots.push(Err(it.entry_point));
+            reqs.push(it.req);
+        } else {
+            slots.push(Ok(no_program(&it.req)));
+        }
     }
     let pool = pool(py, isolation, workers)?;
-    let out = detached(py, move || {
+    let ran = detached(py, || {
         Ok(core_code::verify_batch(&pool, &reqs, workers))
-    })?;
-    out.map(|v| v.into_iter().map(CodeResult::from).collect())
-        .map_err(|e| code_err(py, e))
+    })?
+    .map_err(|e| code_err(py, e))?;
+    let mut ran = reqs.iter().zip(ran.into_iter().map(CodeResult::from));
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Ok(r) => out.push(r),
+            Err(entry) => {
+                let (req, mut r) = ran.next().ok_or_else(|| {
+                    raise(py, "InternalError", "a code verdict is missing".into())
+                })?;
+                explain_entry_point(py, &mut r, &req.program, entry.as_deref())?;
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -34,6 +34,7 @@ mod _core {
             brorl_core::advantages::Estimator::NAMES.to_vec(),
         )?;
         m.add("MATH_STATUSES", brorl_core::math::Status::NAMES.to_vec())?;
+        m.add("FINISH_REASONS", rollout::FINISH_REASONS.to_vec())?;
         m.add(
             "CODE_STATUSES",
             brorl_core::code::TestStatus::NAMES.to_vec(),

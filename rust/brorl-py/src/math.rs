@@ -6,6 +6,7 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::arrays::{py_str, utf8};
 use crate::errors::{detached, raise};
 
 fn options(last_number: bool) -> Options {
@@ -66,8 +67,16 @@ fn strings<'py>(
     Ok(out)
 }
 
-fn borrowed<'a>(items: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
-    items.iter().map(|s| s.to_str()).collect()
+fn borrowed<'a>(
+    py: Python<'_>,
+    name: &str,
+    items: &'a [Bound<'_, PyString>],
+) -> PyResult<Vec<&'a str>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| utf8(py, &format!("{name}[{i}]"), s))
+        .collect()
 }
 
 fn threads_arg(py: Python<'_>, threads: Option<i64>) -> PyResult<Option<usize>> {
@@ -92,7 +101,7 @@ fn batch(
     let threads = threads_arg(py, threads)?;
     let g = strings(py, "golds", golds)?;
     let r = strings(py, "responses", responses)?;
-    let (gs, rs) = (borrowed(&g)?, borrowed(&r)?);
+    let (gs, rs) = (borrowed(py, "golds", &g)?, borrowed(py, "responses", &r)?);
     let opts = options(last_number);
     let out = detached(py, || Ok(math::verify_batch(&gs, &rs, &opts, threads)))?;
     out.map_err(|e| math_error(py, e))
@@ -103,9 +112,10 @@ fn batch(
 #[pyo3(signature = (response, *, last_number = true))]
 pub fn extract_answer(
     py: Python<'_>,
-    response: &str,
+    response: &Bound<'_, PyAny>,
     last_number: bool,
 ) -> PyResult<Option<String>> {
+    let response = utf8(py, "response", py_str(py, "response", response)?)?;
     detached(py, || Ok(math::extract_answer(response, last_number)))
 }
 
@@ -114,10 +124,12 @@ pub fn extract_answer(
 #[pyo3(signature = (gold, response, *, last_number = true))]
 pub fn verify_math(
     py: Python<'_>,
-    gold: &str,
-    response: &str,
+    gold: &Bound<'_, PyAny>,
+    response: &Bound<'_, PyAny>,
     last_number: bool,
 ) -> PyResult<bool> {
+    let (g, r) = (py_str(py, "gold", gold)?, py_str(py, "response", response)?);
+    let (gold, response) = (utf8(py, "gold", g)?, utf8(py, "response", r)?);
     let opts = options(last_number);
     detached(py, || Ok(math::verify(gold, response, &opts).is_correct()))
 }
@@ -127,10 +139,12 @@ pub fn verify_math(
 #[pyo3(signature = (gold, response, *, last_number = true))]
 pub fn verify_math_status(
     py: Python<'_>,
-    gold: &str,
-    response: &str,
+    gold: &Bound<'_, PyAny>,
+    response: &Bound<'_, PyAny>,
     last_number: bool,
 ) -> PyResult<&'static str> {
+    let (g, r) = (py_str(py, "gold", gold)?, py_str(py, "response", response)?);
+    let (gold, response) = (utf8(py, "gold", g)?, utf8(py, "response", r)?);
     let opts = options(last_number);
     detached(py, || Ok(math::verify(gold, response, &opts).as_str()))
 }

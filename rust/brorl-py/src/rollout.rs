@@ -23,6 +23,9 @@ pub struct RolloutBatch {
     n_tokens: usize,
 }
 
+/// The words `from_lists` accepts in `finish_reasons` (vLLM's); only "length" means truncated.
+pub const FINISH_REASONS: [&str; 3] = ["stop", "length", "abort"];
+
 fn invalid(py: Python<'_>, msg: String) -> PyErr {
     raise(py, "InvalidArgumentError", msg)
 }
@@ -96,6 +99,11 @@ impl RolloutBatch {
                     ),
                 ));
             }
+            let lv = lp.readonly();
+            core(
+                py,
+                brorl_core::error::check_logprobs("logprobs", slice_of(py, "logprobs", &lv)?),
+            )?;
         }
         if let Some(r) = &rewards {
             if r.len() != n {
@@ -234,7 +242,9 @@ impl RolloutBatch {
     }
 
     /// Builds a batch from per-rollout Python lists, as an engine returns them.
-    /// `finish_reasons` (e.g. vLLM's "stop" / "length") sets `truncated` where it is "length".
+    /// `finish_reasons` uses vLLM's words: "length" (cut off at the token limit) sets
+    /// `truncated`; "stop" (end-of-sequence or a stop string), "abort" and None do not; any
+    /// other value is refused, so a misspelling cannot hide truncation.
     #[staticmethod]
     #[pyo3(signature = (prompt_index, token_ids, logprobs = None, rewards = None, finish_reasons = None))]
     fn from_lists(
@@ -290,10 +300,25 @@ impl RolloutBatch {
                     format!("`finish_reasons` has {} entries, expected {n}", fr.len()),
                 ))
             }
-            Some(fr) => Some(PyArray1::from_vec(
-                py,
-                fr.iter().map(|r| r.as_deref() == Some("length")).collect(),
-            )),
+            Some(fr) => {
+                for (i, r) in fr.iter().enumerate() {
+                    if let Some(r) = r.as_deref() {
+                        if !FINISH_REASONS.contains(&r) {
+                            return Err(invalid(
+                                py,
+                                format!(
+                                    "`finish_reasons[{i}]` is {r:?}; expected one of \
+                                     {FINISH_REASONS:?} or None"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Some(PyArray1::from_vec(
+                    py,
+                    fr.iter().map(|r| r.as_deref() == Some("length")).collect(),
+                ))
+            }
         };
         Self::build(
             py,
@@ -314,8 +339,26 @@ impl RolloutBatch {
         if batches.is_empty() {
             return Err(invalid(py, "`batches` must not be empty".to_string()));
         }
-        let has_lp = batches.iter().all(|b| b.logprobs.is_some());
-        let has_r = batches.iter().all(|b| b.rewards.is_some());
+        let has_lp = batches[0].logprobs.is_some();
+        let has_r = batches[0].rewards.is_some();
+        // A column some inputs lack cannot be concatenated; dropping it would lose data silently.
+        for (i, b) in batches.iter().enumerate().skip(1) {
+            for (column, first, this) in [
+                ("logprobs", has_lp, b.logprobs.is_some()),
+                ("rewards", has_r, b.rewards.is_some()),
+            ] {
+                if first != this {
+                    let (with, without) = if first { (0, i) } else { (i, 0) };
+                    return Err(invalid(
+                        py,
+                        format!(
+                            "`batches[{without}]` has no {column} but `batches[{with}]` has; \
+                             give every batch {column} (or none) before concat"
+                        ),
+                    ));
+                }
+            }
+        }
         let mut prompt_index = Vec::new();
         let mut tokens = Vec::new();
         let mut offsets = vec![0i64];
