@@ -304,7 +304,7 @@ def test_cli_verify_code_one_program_and_jsonl(tmp_path, capsys):
     assert main(["verify", "code", "--jsonl", str(tmp_path / "rows.jsonl")]) == 0
     out = capsys.readouterr()
     lines = [json.loads(line) for line in out.out.splitlines()]
-    assert [(r["row"], r["reward"]) for r in lines] == [(0, 1.0), (1, 0.5)]
+    assert [(r["line"], r["reward"]) for r in lines] == [(1, 1.0), (2, 0.5)]  # file lines, from 1
     assert "2 programs" in out.err
     (tmp_path / "bad.jsonl").write_text('{"program": "x", "tset": 1}\n')
     assert main(["verify", "code", "--jsonl", str(tmp_path / "bad.jsonl")]) == 2

@@ -424,14 +424,14 @@ def test_cli_jsonl(tmp_path, capsys):
     assert cli_main(["verify", "math", "--jsonl", str(f), "--threads", "2"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["status"] for o in out] == ["correct", "no_answer", "wrong"]
-    assert [o["row"] for o in out] == [0, 1, 2]
+    assert [o["line"] for o in out] == [1, 2, 3]  # file lines, from 1
 
 
 def test_cli_rejects_bad_jsonl(tmp_path, capsys):
     f = tmp_path / "bad.jsonl"
     f.write_text(json.dumps({"gold": "1"}) + "\n")
     assert cli_main(["verify", "math", "--jsonl", str(f)]) == 2
-    assert "row 0: field `response` must be a string" in capsys.readouterr().err
+    assert "line 1: field `response` must be a string" in capsys.readouterr().err
     f.write_text(json.dumps({"gold": "1", "response": "1"}) + "\n")
     assert cli_main(["verify", "math", "--jsonl", str(f), "--threads", "0"]) == 2
     assert "`threads` must be at least 1" in capsys.readouterr().err

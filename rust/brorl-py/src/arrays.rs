@@ -37,12 +37,7 @@ fn first_outside(
 }
 
 /// Refuses sources whose values would change when cast to `dtype`.
-fn check_lossless(
-    py: Python<'_>,
-    name: &str,
-    src: &Bound<'_, PyAny>,
-    dtype: &str,
-) -> PyResult<()> {
+fn check_lossless(py: Python<'_>, name: &str, src: &Bound<'_, PyAny>, dtype: &str) -> PyResult<()> {
     let size: usize = src.getattr("size")?.extract()?;
     if size == 0 {
         return Ok(()); // `[]` reads as float64; an empty column has nothing to lose
@@ -72,7 +67,10 @@ fn check_lossless(
             let info = np.call_method1("iinfo", (dtype,))?;
             (info.getattr("min")?, info.getattr("max")?)
         } else {
-            (0i64.into_pyobject(py)?.into_any(), 1i64.into_pyobject(py)?.into_any())
+            (
+                0i64.into_pyobject(py)?.into_any(),
+                1i64.into_pyobject(py)?.into_any(),
+            )
         };
         if let Some((i, v)) = first_outside(py, src, &lo, &hi)? {
             return Err(raise(
@@ -100,7 +98,10 @@ pub fn as_array1<'py, T: Element>(
     dtype: &str,
 ) -> PyResult<Bound<'py, PyArray1<T>>> {
     if let Ok(a) = obj.cast::<PyArray1<T>>() {
-        if a.getattr("flags")?.getattr("c_contiguous")?.extract::<bool>()? {
+        if a.getattr("flags")?
+            .getattr("c_contiguous")?
+            .extract::<bool>()?
+        {
             return Ok(a.clone()); // the common case: already right, no checks, no copy
         }
     }

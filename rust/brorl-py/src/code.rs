@@ -316,7 +316,11 @@ fn str_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<String>
     text(py, name, v)
 }
 
-fn opt_str_arg(py: Python<'_>, name: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+fn opt_str_arg(
+    py: Python<'_>,
+    name: &str,
+    v: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<String>> {
     v.filter(|v| !v.is_none())
         .map(|v| str_arg(py, name, v))
         .transpose()
@@ -329,10 +333,7 @@ fn no_program(req: &CodeRequest) -> CodeResult {
         passed: 0,
         total,
         reward: 0.0,
-        statuses: vec![
-            core_code::TestStatus::CompileError.as_str().to_string();
-            total
-        ],
+        statuses: vec![core_code::TestStatus::CompileError.as_str().to_string(); total],
         stdout: String::new(),
         stderr: String::new(),
         error: Some(
@@ -545,10 +546,8 @@ pub fn verify_code_batch(
         }
     }
     let pool = pool(py, isolation, workers)?;
-    let ran = detached(py, || {
-        Ok(core_code::verify_batch(&pool, &reqs, workers))
-    })?
-    .map_err(|e| code_err(py, e))?;
+    let ran = detached(py, || Ok(core_code::verify_batch(&pool, &reqs, workers)))?
+        .map_err(|e| code_err(py, e))?;
     let mut ran = reqs.iter().zip(ran.into_iter().map(CodeResult::from));
     let mut out = Vec::with_capacity(slots.len());
     for slot in slots {
