@@ -35,10 +35,24 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    module = importlib.import_module(args._module)
-    return int(module.run(args) or 0)
+    command = argv[0] if argv and argv[0] in COMMANDS else "?"
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        module = importlib.import_module(args._module)
+        return int(module.run(args) or 0)
+    except ImportError as e:
+        # A package of an optional extra is missing: say which extra, in one line.
+        from brorl.errors import MissingExtraError
+        from brorl.extras import missing_extra
+
+        err = e if isinstance(e, MissingExtraError) else None
+        if err is None and isinstance(e, ModuleNotFoundError) and e.name:
+            err = missing_extra(command, e.name)
+        if err is None:
+            raise
+        print(err, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ __all__ = [
     "WorkerLostError",
     "TrainerRankLostError",
     "SandboxUnavailableError",
+    "MissingExtraError",
 ]
 
 
@@ -77,3 +78,11 @@ class TrainerRankLostError(WorkerLostError):
 class SandboxUnavailableError(BrorlError, RuntimeError):
     """The code sandbox could not start (no usable interpreter, or the kernel refused the
     requested isolation); the message says which step failed and why."""
+
+
+class MissingExtraError(BrorlError, ImportError):
+    """A command needs a package from one of brorl's optional extras that is not installed;
+    the message names the package and the ``pip install 'brorl[...]'`` that provides it."""
+
+    def __init__(self, message: str, module: str | None = None):
+        super().__init__(message, name=module)

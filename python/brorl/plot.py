@@ -222,6 +222,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from brorl.extras import require
+
+    require("plot", "matplotlib")
     try:
         runs = [load_run(r) for r in args.runs]
         drawn, skipped = plot_runs(runs, args.output, keys=args.keys, smooth=args.smooth)

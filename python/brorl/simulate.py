@@ -334,6 +334,10 @@ def _run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         dtype=args.dtype,
     )
+    from brorl.extras import require
+
+    # before the output directory exists: a missing package must not leave an empty one
+    require("simulate", "torch", "matplotlib")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
