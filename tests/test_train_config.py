@@ -159,3 +159,31 @@ def test_warmup_teacher_omits_the_tag_in_the_configured_share():
     # the warm-up's prompts carry the same few-shot examples as the RL prompts
     shots = warmup_pairs(C.load_config(overrides=["warmup.size=5", 'data.few_shot=[["1 + 2 =", "3"]]']))
     assert all(p.startswith("1 + 2 =\n3\n\n") for p, _ in shots)
+
+
+def test_shipped_configs_by_name_and_data_next_to_the_file(tmp_path, monkeypatch):
+    """Example configs live in the package (brorl/configs; a clone's configs/ is the same
+    directory) and load by name from anywhere; their relative data paths are read next to them."""
+    from pathlib import Path
+
+    from brorl.train.config_files import SHIPPED_DIR, resolve_config_path, shipped_configs
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "configs").resolve() == SHIPPED_DIR  # one source of truth, no copies
+    assert {"default_cpu", "smollm2_135m_cpu", "brorl_1p5b_gpu", "prorl_1p5b_gpu", "brorl_ray_gpu"} <= set(
+        shipped_configs()
+    )
+    monkeypatch.chdir(tmp_path)  # far from the clone: only the package can supply the file
+    assert resolve_config_path("smollm2_135m_cpu") == SHIPPED_DIR / "smollm2_135m_cpu.yaml"
+    assert resolve_config_path("smollm2_135m_cpu.yaml") == SHIPPED_DIR / "smollm2_135m_cpu.yaml"
+    cfg = C.load_config("smollm2_135m_cpu", [f"model.path={tmp_path}"])
+    jsonl = [s for s in cfg.data.sources if s.kind == "jsonl"]
+    assert [Path(s.path) for s in jsonl] == [SHIPPED_DIR / "data" / "math_example.jsonl"]
+    assert C.load_config("default_cpu").run.steps == C.load_config().run.steps
+    with pytest.raises(ConfigError, match="smollm2_135m_cpu"):  # the message lists the names
+        C.load_config("smollm2")
+    # a path relative to the current directory still wins over one next to the file
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "math_example.jsonl").write_text('{"prompt": "1+1?", "answer": "2"}\n')
+    cfg = C.load_config("smollm2_135m_cpu", [f"model.path={tmp_path}"])
+    assert [s.path for s in cfg.data.sources if s.kind == "jsonl"] == ["data/math_example.jsonl"]

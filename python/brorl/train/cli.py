@@ -2,6 +2,7 @@
 
     brorl train                                  # the built-in default (tiny model, CPU, minutes)
     brorl train --config configs/x.yaml algorithm.n=512 run.steps=100
+    brorl train --config smollm2_135m_cpu        # a shipped example config, by name
     brorl train preset=prorl data.sources=[...]  # a preset plus overrides
     brorl train --help-config                    # every config field with its help
 """
@@ -14,7 +15,10 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = __doc__
-    p.add_argument("--config", help="YAML config file (may start from 'preset: brorl|prorl|default')")
+    from brorl.train.config_files import shipped_configs
+
+    p.add_argument("--config", help="YAML config file (may start from 'preset: brorl|prorl|default'), or the name "
+                   f"of a shipped example: {', '.join(shipped_configs())}")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, values parsed as YAML")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--help-config", action="store_true", help="list every config field with its help and exit")

@@ -584,15 +584,16 @@ def load_config(
 
     data: dict = preset(base) if path is None else {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"--config: file {str(p)!r} does not exist")
+        from brorl.train.config_files import rebase_data_paths, resolve_config_path
+
+        p = resolve_config_path(path)  # a file, or the name of a shipped example
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"--config {p}: not valid YAML: {e}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config {p}: expected a mapping at the top level")
+        rebase_data_paths(loaded, p)
         name = loaded.pop("preset", None)
         if name is not None:
             data = preset(str(name))
