@@ -187,3 +187,27 @@ def test_shipped_configs_by_name_and_data_next_to_the_file(tmp_path, monkeypatch
     (tmp_path / "data" / "math_example.jsonl").write_text('{"prompt": "1+1?", "answer": "2"}\n')
     cfg = C.load_config("smollm2_135m_cpu", [f"model.path={tmp_path}"])
     assert [s.path for s in cfg.data.sources if s.kind == "jsonl"] == ["data/math_example.jsonl"]
+
+
+def test_help_config_labels_the_default_jobs_values_and_lists_source_fields(capsys):
+    import dataclasses
+
+    from brorl.cli import main
+
+    assert main(["train", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    job = C.load_config()
+    schema = C.TrainConfig()
+    # fields where `brorl train` runs something else than the schema default say both, labelled
+    for name in ("run.steps", "algorithm.prompts_per_step", "optim.lr", "algorithm.n"):
+        section, field = name.split(".")
+        d, used = getattr(getattr(schema, section), field), getattr(getattr(job, section), field)
+        assert d != used
+        assert f"{name} = {d!r}   [default job: {used!r}]" in lines
+    # and fields where they agree carry no label
+    assert f"algorithm.estimator = {job.algorithm.estimator!r}" in lines
+    # every field of a data source, with its help
+    for f in dataclasses.fields(C.DataSource):
+        i = next(i for i, line in enumerate(lines) if line.startswith(f"data.sources[].{f.name} = "))
+        assert lines[i + 1].strip() == f.metadata["help"]

@@ -24,6 +24,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help-config", action="store_true", help="list every config field with its help and exit")
 
 
+def help_config() -> str:
+    """Every config field with its help: the field's default and, where it differs, the value
+    the default job (``brorl train`` with no ``--config``) runs with; then every field of a data
+    source (an item of ``data.sources``)."""
+    from brorl.train.config import DataSource, field_help, load_config, to_dict
+
+    job = to_dict(load_config())
+
+    def job_value(name: str):
+        node = job
+        for part in name.split("."):
+            node = node[part]
+        return node
+
+    out = [
+        "Each field: `name = default` (a --config file without `preset:` starts from these), then, where",
+        "it differs, [default job: value], what `brorl train` with no --config runs (preset: default).",
+        "",
+    ]
+    for name, help_text, default in field_help():
+        shown = f"{name} = {default!r}"
+        try:
+            used = job_value(name)
+        except (KeyError, TypeError):
+            used = default
+        if used != default:
+            shown += f"   [default job: {used!r}]"
+        out += [shown, f"    {help_text}"]
+    out += ["", "Fields of each item of data.sources (a data source):", ""]
+    for name, help_text, default in field_help(DataSource, "data.sources[]."):
+        out += [f"{name} = {default!r}", f"    {help_text}"]
+    return "\n".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import sys
@@ -31,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from brorl.errors import ConfigError
-    from brorl.train.config import field_help, load_config, to_dict
+    from brorl.train.config import load_config, to_dict
 
     if args.help_config:
-        for name, help_text, default in field_help():
-            print(f"{name} = {default!r}\n    {help_text}")
+        print(help_config())
         return 0
     try:
         cfg = load_config(args.config, args.overrides)
