@@ -200,7 +200,7 @@ def test_help_config_labels_the_default_jobs_values_and_lists_source_fields(caps
     job = C.load_config()
     schema = C.TrainConfig()
     # fields where `brorl train` runs something else than the schema default say both, labelled
-    for name in ("run.steps", "algorithm.prompts_per_step", "optim.lr", "algorithm.n"):
+    for name in ("run.steps", "algorithm.prompts_per_step", "optim.lr"):
         section, field = name.split(".")
         d, used = getattr(getattr(schema, section), field), getattr(getattr(job, section), field)
         assert d != used
