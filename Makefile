@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-rust test-python bench smollm2
+.PHONY: setup run test test-rust test-python bench smollm2 wheels
 
 setup:
 	bash scripts/setup.sh
@@ -35,3 +35,15 @@ models/smollm2-135m-instruct/config.json: | setup
 
 smollm2: models/smollm2-135m-instruct/config.json
 	$(VENV)/bin/brorl train --config configs/smollm2_135m_cpu.yaml
+
+# Release wheels for Linux x86_64 and aarch64: abi3 (one wheel for every CPython >= 3.10),
+# manylinux_2_28 (glibc 2.28: RHEL/Rocky 8 and newer), linked by maturin through zig, so no
+# manylinux container is needed. `auditwheel show` prints each wheel's platform tag.
+WHEEL_TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+wheels: setup
+	rustup target add $(WHEEL_TARGETS)
+	rm -f dist/brorl-*.whl
+	for t in $(WHEEL_TARGETS); do \
+		PATH="$(abspath $(VENV))/bin:$$PATH" maturin build --release --zig --compatibility manylinux_2_28 --target $$t -o dist || exit 1; \
+	done
+	for w in dist/brorl-*.whl; do $(VENV)/bin/auditwheel show $$w || exit 1; done
