@@ -55,6 +55,21 @@ fn runs(py: Python<'_>, prompt_index: &[i64]) -> PyResult<Vec<i64>> {
     Ok(sizes)
 }
 
+/// Log-probs from the user (not those of a batch already built, which were checked then).
+fn checked_logprobs<'py>(
+    py: Python<'py>,
+    lp: Option<Bound<'py, PyArray1<f32>>>,
+) -> PyResult<Option<Bound<'py, PyArray1<f32>>>> {
+    if let Some(a) = &lp {
+        let r = a.readonly();
+        core(
+            py,
+            brorl_core::error::check_logprobs("logprobs", slice_of(py, "logprobs", &r)?),
+        )?;
+    }
+    Ok(lp)
+}
+
 fn slice_of<'a, T: Element>(
     py: Python<'_>,
     name: &str,
@@ -99,11 +114,6 @@ impl RolloutBatch {
                     ),
                 ));
             }
-            let lv = lp.readonly();
-            core(
-                py,
-                brorl_core::error::check_logprobs("logprobs", slice_of(py, "logprobs", &lv)?),
-            )?;
         }
         if let Some(r) = &rewards {
             if r.len() != n {
@@ -229,9 +239,12 @@ impl RolloutBatch {
             as_array1(py, "prompt_index", prompt_index, "int64")?,
             as_array1(py, "token_ids", token_ids, "int32")?,
             as_array1(py, "offsets", offsets, "int64")?,
-            logprobs
-                .map(|a| as_array1(py, "logprobs", a, "float32"))
-                .transpose()?,
+            checked_logprobs(
+                py,
+                logprobs
+                    .map(|a| as_array1(py, "logprobs", a, "float32"))
+                    .transpose()?,
+            )?,
             rewards
                 .map(|a| as_array1(py, "rewards", a, "float32"))
                 .transpose()?,
@@ -325,7 +338,7 @@ impl RolloutBatch {
             as_array1(py, "prompt_index", prompt_index, "int64")?,
             PyArray1::from_vec(py, flat),
             PyArray1::from_vec(py, offsets),
-            lp,
+            checked_logprobs(py, lp)?,
             rewards
                 .map(|a| as_array1(py, "rewards", a, "float32"))
                 .transpose()?,
