@@ -20,6 +20,9 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "yaml": ("train", "pyyaml"),
     "torch": ("train", "torch"),
     "transformers": ("train", "transformers"),
+    # installed with transformers; a missing one means transformers is missing too
+    "huggingface_hub": ("train", "transformers"),
+    "safetensors": ("train", "transformers"),
     "deepspeed": ("train", "deepspeed"),
     "tqdm": ("train", "tqdm"),
     "tensorboard": ("train", "tensorboard"),
