@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use brorl_core::code::{
-    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Pool,
-    RewardMode, SandboxConfig, StdioCase,
+    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Plain,
+    Pool, RewardMode, SandboxConfig, StdioCase,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
+};
 
 use crate::errors::{detached, raise};
 
@@ -47,6 +49,8 @@ pub struct CodeResult {
     pub stderr: String,
     pub error: Option<String>,
     pub elapsed_s: f64,
+    /// How the sample was contained: "namespaces" or "basic", and the memory limit kind.
+    pub sandbox: String,
 }
 
 #[pymethods]
@@ -70,6 +74,7 @@ impl From<core_code::CodeResult> for CodeResult {
             stderr: r.stderr,
             error: r.error,
             elapsed_s: r.elapsed_s,
+            sandbox: r.sandbox,
         }
     }
 }
@@ -107,6 +112,64 @@ fn to_json(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str) -> PyResult<String>
                 format!("{name} is not JSON-serializable: {e}"),
             )
         })
+}
+
+/// An expected value as plain data, exactly (ints of any size; exact builtin types only).
+fn to_plain(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<Plain> {
+    let bad = |why: &str| raise(py, "InvalidArgumentError", format!("{name}: {why}"));
+    if depth > 100 {
+        return Err(bad("nested too deeply"));
+    }
+    if v.is_none() {
+        return Ok(Plain::None);
+    }
+    if v.is_exact_instance_of::<PyBool>() {
+        return Ok(Plain::Bool(v.extract()?));
+    }
+    if v.is_exact_instance_of::<PyInt>() {
+        let hex: String = v.call_method1("__format__", ("x",))?.extract()?;
+        return Plain::int_hex(&hex).ok_or_else(|| bad("bad int"));
+    }
+    if v.is_exact_instance_of::<PyFloat>() {
+        return Ok(Plain::Float(v.extract()?));
+    }
+    if v.is_exact_instance_of::<PyString>() {
+        let s: String = v
+            .extract()
+            .map_err(|_| bad("a str that is not valid UTF-8"))?;
+        return Ok(Plain::Str(s.into_bytes()));
+    }
+    if v.is_exact_instance_of::<PyBytes>() {
+        return Ok(Plain::Bytes(v.extract()?));
+    }
+    let items = |v: &Bound<'_, PyAny>| -> PyResult<Vec<Plain>> {
+        v.try_iter()?
+            .map(|x| to_plain(py, &x?, name, depth + 1))
+            .collect()
+    };
+    if v.is_exact_instance_of::<PyList>() {
+        return Ok(Plain::List(items(v)?));
+    }
+    if v.is_exact_instance_of::<PyTuple>() {
+        return Ok(Plain::Tuple(items(v)?));
+    }
+    if v.is_exact_instance_of::<PySet>() || v.is_exact_instance_of::<PyFrozenSet>() {
+        return Ok(Plain::Set(items(v)?));
+    }
+    if let Ok(d) = v.cast_exact::<PyDict>() {
+        let mut out = Vec::new();
+        for (k, x) in d.iter() {
+            out.push((
+                to_plain(py, &k, name, depth + 1)?,
+                to_plain(py, &x, name, depth + 1)?,
+            ));
+        }
+        return Ok(Plain::Dict(out));
+    }
+    let t = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    Err(bad(&format!(
+        "a value of type {t} is not plain data (None, bool, int, float, str, bytes, list, tuple, set, dict)"
+    )))
 }
 
 fn case_dicts<'py>(
@@ -152,6 +215,7 @@ fn build_request(
     memory_mb: i64,
     reward: &str,
     float_tol: Option<f64>,
+    prompt: Option<String>,
 ) -> PyResult<CodeRequest> {
     let program: String = program
         .extract()
@@ -176,6 +240,7 @@ fn build_request(
                 )
             })?,
             entry_point: need_entry(entry_point)?,
+            prompt,
         },
         "stdio" => {
             let mut cases = Vec::new();
@@ -192,20 +257,19 @@ fn build_request(
             let mut cases = Vec::new();
             for (i, d) in case_dicts(py, tests)?.iter().enumerate() {
                 let name = format!("tests[{i}]");
-                let get = |key: &str| -> PyResult<String> {
-                    match d.get_item(key)? {
-                        Some(v) => to_json(py, &v, &format!("{name}[{key:?}]")),
-                        None => Err(raise(
+                let get = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+                    d.get_item(key)?.ok_or_else(|| {
+                        raise(
                             py,
                             "InvalidArgumentError",
                             format!("{name} has no {key:?} key"),
-                        )),
-                    }
+                        )
+                    })
                 };
-                let (args, expected) = (get("args")?, get("expected")?);
-                cases.push(
-                    CallCase::from_json(&name, &args, &expected).map_err(|e| code_err(py, e))?,
-                );
+                let args = to_json(py, &get("args")?, &format!("{name}[\"args\"]"))?;
+                let mut case = CallCase::from_json(&name, &args, "null").map_err(|e| code_err(py, e))?;
+                case.expected = to_plain(py, &get("expected")?, &format!("{name}[\"expected\"]"), 0)?;
+                cases.push(case);
             }
             CodeTests::Call {
                 cases,
@@ -241,11 +305,10 @@ fn build_request(
     })
 }
 
-/// The sandbox configuration for this interpreter. Samples need only the standard library,
-/// so the worker runs the real interpreter binary behind `sys.executable` (a virtual
-/// environment's `python` is a symlink that may live anywhere, e.g. a checkout under /tmp,
-/// which the sandbox's private /tmp hides) with its base prefixes exposed to the sandbox uid
-/// (a Python under /root is otherwise unreachable once dropped).
+/// The sandbox configuration for this interpreter: the worker runs the real interpreter
+/// binary behind `sys.executable` (a virtual environment's `python` is a symlink that may live
+/// anywhere), with its base prefixes and the environment's site-packages bound read-only at
+/// their own paths in the sandbox's root, and those site-packages on the samples' `sys.path`.
 fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     let sys = py.import("sys")?;
     let executable: String = sys.getattr("executable")?.extract()?;
@@ -268,6 +331,13 @@ fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     }
     cfg.expose.sort();
     cfg.expose.dedup();
+    let site: Vec<String> = py.import("site")?.call_method0("getsitepackages")?.extract()?;
+    for dir in site {
+        let dir = PathBuf::from(dir);
+        if dir.is_dir() {
+            cfg.site.push(std::fs::canonicalize(&dir).unwrap_or(dir));
+        }
+    }
     Ok(cfg)
 }
 
@@ -291,7 +361,7 @@ fn pool(py: Python<'_>, isolation: &str, workers: usize) -> PyResult<Arc<Pool>> 
 #[pyfunction]
 #[pyo3(signature = (program, tests, *, kind, entry_point = None, timeout_s = 3.0,
     total_timeout_s = 5.0, memory_mb = 1024, reward = "fraction", float_tol = None,
-    isolation = "auto"))]
+    isolation = "auto", prompt = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn verify_code(
     py: Python<'_>,
@@ -305,6 +375,7 @@ pub fn verify_code(
     reward: &str,
     float_tol: Option<f64>,
     isolation: &str,
+    prompt: Option<String>,
 ) -> PyResult<CodeResult> {
     let req = build_request(
         py,
@@ -317,6 +388,7 @@ pub fn verify_code(
         memory_mb,
         reward,
         float_tol,
+        prompt,
     )?;
     let pool = pool(py, isolation, core_code::default_workers())?;
     let out = detached(py, move || Ok(core_code::verify(&pool, &req)))?;
@@ -342,6 +414,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
         "memory_mb",
         "reward",
         "float_tol",
+        "prompt",
     ];
     for key in d.keys() {
         let k: String = key.extract()?;
@@ -379,6 +452,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
     let memory_mb: i64 = opt("memory_mb")?.map_or(Ok(1024), |v| v.extract())?;
     let reward: String = opt("reward")?.map_or(Ok("fraction".to_string()), |v| v.extract())?;
     let float_tol: Option<f64> = opt("float_tol")?.map(|v| v.extract()).transpose()?;
+    let prompt: Option<String> = opt("prompt")?.map(|v| v.extract()).transpose()?;
     build_request(
         py,
         &req("program")?,
@@ -390,6 +464,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<C
         memory_mb,
         &reward,
         float_tol,
+        prompt,
     )
     .map_err(|e| {
         let msg = e.value(py).to_string();
