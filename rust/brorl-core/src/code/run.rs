@@ -240,10 +240,14 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
     let [check, cand] = &procs;
     let records = parse_records(&read_capped(&cand.result, 1 << 16).0, 0);
     let verdict = read_capped(&check.result, 64).0;
+    // Any process of the sample taken by the OOM killer means the sample went over its memory,
+    // whatever the test process concluded.
     let status = if records.compile_error.is_some() {
         TestStatus::CompileError
     } else if ran.timed_out {
         TestStatus::Timeout
+    } else if ran.oom {
+        TestStatus::MemoryExceeded
     } else {
         match (&verdict[..], ran.exit_code(0)) {
             (b"passed", Some(0)) => TestStatus::Passed,
@@ -297,6 +301,7 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
             .iter()
             .zip(cases)
             .map(|(r, case)| match r {
+                _ if ran.oom => TestStatus::MemoryExceeded,
                 Some(Ok(v)) if plain::matches(v, &case.expected, *float_tol) => TestStatus::Passed,
                 Some(Ok(_)) => TestStatus::WrongAnswer,
                 Some(Err(s)) => *s,
@@ -353,7 +358,9 @@ fn stdio(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Verdict, W
         if ran.timed_out && start.elapsed() >= total {
             v.total_timed_out = true;
         }
-        let status = if code == Some(0) && !ran.timed_out && !ran.oom {
+        let status = if ran.oom {
+            TestStatus::MemoryExceeded
+        } else if code == Some(0) && !ran.timed_out {
             let (out, truncated) = read_capped(&p.stdout, OUTPUT_CAP);
             let got = String::from_utf8_lossy(&out);
             if !truncated && compare::stdout_matches(&got, &case.output, *float_tol) {
