@@ -331,11 +331,20 @@ fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     }
     cfg.expose.sort();
     cfg.expose.dedup();
-    let site: Vec<String> = py.import("site")?.call_method0("getsitepackages")?.extract()?;
+    // The environment's package directories: site's own, and those put on sys.path some other
+    // way (PYTHONPATH); never other sys.path entries, which may be a checkout.
+    let mut site: Vec<String> = py.import("site")?.call_method0("getsitepackages")?.extract()?;
+    let path: Vec<String> = sys.getattr("path")?.extract()?;
+    site.extend(path.into_iter().filter(|p| {
+        let name = std::path::Path::new(p).file_name().and_then(|n| n.to_str());
+        matches!(name, Some("site-packages" | "dist-packages"))
+    }));
+    site.dedup();
     for dir in site {
         let dir = PathBuf::from(dir);
-        if dir.is_dir() {
-            cfg.site.push(std::fs::canonicalize(&dir).unwrap_or(dir));
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        if dir.is_dir() && !cfg.site.contains(&dir) {
+            cfg.site.push(dir);
         }
     }
     Ok(cfg)
