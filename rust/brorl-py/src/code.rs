@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use brorl_core::code::{
-    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Plain,
-    Pool, RewardMode, SandboxConfig, StdioCase,
+    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Plain, Pool,
+    RewardMode, SandboxConfig, StdioCase,
 };
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -166,7 +166,11 @@ fn to_plain(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str, depth: usize) -> P
         }
         return Ok(Plain::Dict(out));
     }
-    let t = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let t = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     Err(bad(&format!(
         "a value of type {t} is not plain data (None, bool, int, float, str, bytes, list, tuple, set, dict)"
     )))
@@ -267,8 +271,10 @@ fn build_request(
                     })
                 };
                 let args = to_json(py, &get("args")?, &format!("{name}[\"args\"]"))?;
-                let mut case = CallCase::from_json(&name, &args, "null").map_err(|e| code_err(py, e))?;
-                case.expected = to_plain(py, &get("expected")?, &format!("{name}[\"expected\"]"), 0)?;
+                let mut case =
+                    CallCase::from_json(&name, &args, "null").map_err(|e| code_err(py, e))?;
+                case.expected =
+                    to_plain(py, &get("expected")?, &format!("{name}[\"expected\"]"), 0)?;
                 cases.push(case);
             }
             CodeTests::Call {
@@ -333,7 +339,10 @@ fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     cfg.expose.dedup();
     // The environment's package directories: site's own, and those put on sys.path some other
     // way (PYTHONPATH); never other sys.path entries, which may be a checkout.
-    let mut site: Vec<String> = py.import("site")?.call_method0("getsitepackages")?.extract()?;
+    let mut site: Vec<String> = py
+        .import("site")?
+        .call_method0("getsitepackages")?
+        .extract()?;
     let path: Vec<String> = sys.getattr("path")?.extract()?;
     site.extend(path.into_iter().filter(|p| {
         let name = std::path::Path::new(p).file_name().and_then(|n| n.to_str());

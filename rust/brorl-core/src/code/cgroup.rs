@@ -69,7 +69,11 @@ impl Cgroup {
             if std::fs::create_dir(&dir).is_err() {
                 continue;
             }
-            let probe = if v2 { "memory.max" } else { "memory.limit_in_bytes" };
+            let probe = if v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
             if dir.join(probe).exists() {
                 let cg = Cgroup {
                     dir,

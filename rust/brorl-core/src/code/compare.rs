@@ -110,7 +110,11 @@ mod tests {
     #[test]
     fn integers_are_exact_even_with_a_tolerance() {
         assert!(!stdout_matches("1000000700", "1000000000", Some(1e-6)));
-        assert!(!stdout_matches("100000000000000000000012345", "100000000000000000000000000", Some(1e-6)));
+        assert!(!stdout_matches(
+            "100000000000000000000012345",
+            "100000000000000000000000000",
+            Some(1e-6)
+        ));
         assert!(!stdout_matches("3.0", "3", Some(1e-6)));
         assert!(stdout_matches("3.0000001", "3.0", Some(1e-6)));
         assert!(stdout_matches("3", "3.0", Some(1e-6)));

@@ -79,7 +79,6 @@ impl TestStatus {
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
-
 }
 
 /// One `stdio` test: the program reads `input` on stdin and must print `output`.
@@ -119,7 +118,11 @@ impl CallCase {
             }
         }
         let expected = Plain::from_json(expected).map_err(|e| {
-            CodeError::invalid(&format!("{name}.expected"), expected, &format!("JSON ({e})"))
+            CodeError::invalid(
+                &format!("{name}.expected"),
+                expected,
+                &format!("JSON ({e})"),
+            )
         })?;
         Ok(Self {
             args: args.to_string(),
@@ -342,7 +345,6 @@ impl CodeRequest {
             },
         }
     }
-
 }
 
 pub(crate) fn reward_of(mode: RewardMode, passed: usize, total: usize) -> f64 {

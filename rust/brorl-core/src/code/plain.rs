@@ -139,7 +139,11 @@ impl Plain {
                 out.extend_from_slice(&f.to_le_bytes());
             }
             Plain::Str(s) | Plain::Bytes(s) => {
-                out.push(if matches!(self, Plain::Str(_)) { b's' } else { b'b' });
+                out.push(if matches!(self, Plain::Str(_)) {
+                    b's'
+                } else {
+                    b'b'
+                });
                 out.extend_from_slice(format!("{}:", s.len()).as_bytes());
                 out.extend_from_slice(s);
             }
@@ -207,7 +211,9 @@ pub fn matches(got: &Plain, want: &Plain, tol: f64) -> bool {
         }
         (Set(a), Set(b)) => {
             let keys: HashMap<Vec<u8>, ()> = a.iter().map(|x| (x.key(), ())).collect();
-            a.len() == b.len() && keys.len() == a.len() && b.iter().all(|y| keys.contains_key(&y.key()))
+            a.len() == b.len()
+                && keys.len() == a.len()
+                && b.iter().all(|y| keys.contains_key(&y.key()))
         }
         (Dict(a), Dict(b)) => {
             let by_key: HashMap<Vec<u8>, &Plain> = a.iter().map(|(k, v)| (k.key(), v)).collect();
@@ -245,7 +251,10 @@ impl Decoder<'_> {
         if d.is_empty() || d.len() > 12 || !d.iter().all(u8::is_ascii_digit) {
             return Err("bad length".into());
         }
-        Ok(std::str::from_utf8(d).expect("digits").parse().expect("digits"))
+        Ok(std::str::from_utf8(d)
+            .expect("digits")
+            .parse()
+            .expect("digits"))
     }
 
     fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
@@ -411,7 +420,10 @@ impl JsonParser<'_> {
             Some(_) => {
                 let start = self.i;
                 while self.i < self.s.len()
-                    && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    && matches!(
+                        self.s[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
                 {
                     self.i += 1;
                 }
@@ -456,12 +468,24 @@ mod tests {
             &Plain::List(vec![Plain::int(1)]),
             0.0
         ));
-        assert!(!matches(&Plain::Float(f64::NAN), &Plain::Float(f64::NAN), 1.0));
+        assert!(!matches(
+            &Plain::Float(f64::NAN),
+            &Plain::Float(f64::NAN),
+            1.0
+        ));
     }
 
     #[test]
     fn malformed_wire_data_is_refused() {
-        for bad in [&b"s5:abc"[..], b"l99999:", b"i12", b"ix;", b"q", b"f1234", b"N1"] {
+        for bad in [
+            &b"s5:abc"[..],
+            b"l99999:",
+            b"i12",
+            b"ix;",
+            b"q",
+            b"f1234",
+            b"N1",
+        ] {
             assert!(Plain::decode(bad).is_err(), "{bad:?}");
         }
         let mut nested = vec![b'l'; 0];

@@ -167,30 +167,45 @@ fn parse_records(data: &[u8], n: usize) -> Records {
         let end = rest.iter().position(|c| *c == sep)?;
         let digits = std::str::from_utf8(&rest[..end]).ok()?;
         *i += end + 1;
-        digits.parse().ok().filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        digits
+            .parse()
+            .ok()
+            .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
     };
     while i < data.len() {
         let tag = data[i];
         i += 1;
         match tag {
             b'C' => {
-                let Some(len) = number(&mut i, b':') else { break };
-                let Some(text) = data.get(i..i + len) else { break };
+                let Some(len) = number(&mut i, b':') else {
+                    break;
+                };
+                let Some(text) = data.get(i..i + len) else {
+                    break;
+                };
                 out.compile_error
                     .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
                 i += len;
             }
             b'R' => {
-                let Some(idx) = number(&mut i, b':') else { break };
-                let Ok((v, used)) = Plain::decode_prefix(&data[i..]) else { break };
+                let Some(idx) = number(&mut i, b':') else {
+                    break;
+                };
+                let Ok((v, used)) = Plain::decode_prefix(&data[i..]) else {
+                    break;
+                };
                 i += used;
                 if let Some(slot @ None) = out.tests.get_mut(idx) {
                     *slot = Some(Ok(v));
                 }
             }
             b'E' => {
-                let Some(idx) = number(&mut i, b':') else { break };
-                let Some(end) = data[i..].iter().position(|c| *c == b';') else { break };
+                let Some(idx) = number(&mut i, b':') else {
+                    break;
+                };
+                let Some(end) = data[i..].iter().position(|c| *c == b';') else {
+                    break;
+                };
                 // A process can only claim a failure here: "passed" is not a word it has.
                 let status = match &data[i..i + end] {
                     b"timeout" => TestStatus::Timeout,
@@ -379,7 +394,11 @@ fn stdio(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Verdict, W
 }
 
 /// Runs `req` on `w` and judges it.
-pub fn execute(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<CodeResult, WorkerError> {
+pub fn execute(
+    w: &mut Worker,
+    req: &CodeRequest,
+    start: Instant,
+) -> Result<CodeResult, WorkerError> {
     let v = match &req.tests {
         CodeTests::HumanEval { .. } => humaneval(w, req)?,
         CodeTests::Call { .. } => call(w, req)?,
@@ -411,7 +430,11 @@ pub fn execute(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Code
         elapsed_s: start.elapsed().as_secs_f64(),
         sandbox: format!(
             "{}, {}",
-            if w.namespaces() { "namespaces" } else { "basic" },
+            if w.namespaces() {
+                "namespaces"
+            } else {
+                "basic"
+            },
             super::cgroup::describe(w.cgroup.as_ref())
         ),
     })

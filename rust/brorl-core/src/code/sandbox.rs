@@ -45,10 +45,18 @@ const STAGE: &str = "/tmp";
 
 /// System directories that hold the interpreter's shared libraries; bound read-only when
 /// present (as symlinks when they are symlinks, as on merged-/usr systems).
-const SYSTEM_DIRS: [&str; 7] = ["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"];
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
+];
 /// Single files the dynamic loader and the standard library like to find.
 const SYSTEM_FILES: [&str; 2] = ["/etc/ld.so.cache", "/etc/localtime"];
-const DEVICES: [&str; 5] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+const DEVICES: [&str; 5] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// How a worker is contained.
 #[derive(Clone, Debug)]
@@ -487,10 +495,13 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             // The kernel refuses a fresh procfs here (e.g. parts of the host's /proc are
             // masked): an empty /proc then.
             let data = c"size=4k,mode=555".as_ptr() as *const c_void;
-            ok(
-                libc::mount(c"tmpfs".as_ptr(), path.as_ptr(), c"tmpfs".as_ptr(), flags, data)
-                    as libc::c_long,
-            )
+            ok(libc::mount(
+                c"tmpfs".as_ptr(),
+                path.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                data,
+            ) as libc::c_long)
         }
         Op::PivotRoot { new_root, put_old } => ok(libc::syscall(
             libc::SYS_pivot_root,

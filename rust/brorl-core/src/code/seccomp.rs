@@ -151,7 +151,13 @@ pub fn program(deny_sockets: bool, profile: Profile) -> Option<Vec<sock_filter>>
 pub fn to_hex(program: &[sock_filter]) -> String {
     let mut out = String::with_capacity(program.len() * 16);
     for f in program {
-        for b in f.code.to_ne_bytes().iter().chain(&[f.jt, f.jf]).chain(&f.k.to_ne_bytes()) {
+        for b in f
+            .code
+            .to_ne_bytes()
+            .iter()
+            .chain(&[f.jt, f.jf])
+            .chain(&f.k.to_ne_bytes())
+        {
             out.push_str(&format!("{b:02x}"));
         }
     }

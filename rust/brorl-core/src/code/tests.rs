@@ -126,8 +126,14 @@ fn stdio_and_call_are_judged_in_the_parent() {
                 call(r#"{"a": 4, "b": 2}"#, "[2.0, 2]"),
                 call("[1, 0]", "null"),
                 call("[1, 1]", "[1.0, 2]"),
-                call("[100000000000000000000000, 1]", "[1e23, 100000000000000000000000]"),
-                call("[100000000000000000000000, 1]", "[1e23, 100000000000000000000001]"),
+                call(
+                    "[100000000000000000000000, 1]",
+                    "[1e23, 100000000000000000000000]",
+                ),
+                call(
+                    "[100000000000000000000000, 1]",
+                    "[1e23, 100000000000000000000001]",
+                ),
             ],
             entry_point: "f".into(),
             float_tol: 1e-6,
@@ -139,7 +145,14 @@ fn stdio_and_call_are_judged_in_the_parent() {
     use TestStatus::*;
     assert_eq!(
         r.statuses,
-        [Passed, Passed, RuntimeError, WrongAnswer, Passed, WrongAnswer]
+        [
+            Passed,
+            Passed,
+            RuntimeError,
+            WrongAnswer,
+            Passed,
+            WrongAnswer
+        ]
     );
     assert_eq!((r.passed, r.reward), (3, 0.0));
 }

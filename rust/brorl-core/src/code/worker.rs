@@ -339,10 +339,12 @@ impl Worker {
     /// The template's report on the run started by `send` (wait statuses, timed out, time),
     /// once every process of the run is gone. On error the worker is already killed.
     pub fn wait(&mut self, deadline: Instant) -> Result<Value, WorkerError> {
-        let out = self.recv(deadline).and_then(|v| match v.get("internal_error") {
-            Some(e) => Err(WorkerError::Lost(format!("worker error: {e}"))),
-            None => Ok(v),
-        });
+        let out = self
+            .recv(deadline)
+            .and_then(|v| match v.get("internal_error") {
+                Some(e) => Err(WorkerError::Lost(format!("worker error: {e}"))),
+                None => Ok(v),
+            });
         if out.is_err() {
             self.kill();
         }
