@@ -1,5 +1,5 @@
-//! Judging outputs in the parent, where the sample cannot reach: stdout of `stdio` tests and
-//! JSON return values of `call` tests.
+//! Judging `stdio` outputs in the parent, where the sample cannot reach (the return values of
+//! `call` tests are compared in `plain`).
 
 fn numbers_close(a: f64, b: f64, tol: f64) -> bool {
     a == b || (a - b).abs() <= tol * b.abs().max(1.0)
