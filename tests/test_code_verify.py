@@ -394,3 +394,15 @@ def test_namespaces_make_the_worker_pid_1_and_hide_the_network():
     )
     r = he(prog, isolation="namespaces")
     assert r.statuses == ["passed"], r.stdout + r.stderr
+
+
+def test_candidate_holds_only_its_own_descriptors():
+    # The candidate process of a humaneval run has stdin/stdout/stderr and its end of the
+    # socket to the test process (plus the one listing /proc/self/fd), nothing of the test
+    # process's (its verdict channel).
+    prog = (
+        "import os\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+        "def double(x):\n    return 2 * x if {0, 1, 2, 5} <= set(fds) and len(fds) == 5 else str(fds)\n"
+    )
+    r = he(prog)
+    assert r.statuses == ["passed"], r.stderr

@@ -90,7 +90,9 @@ def place_fds(fds):
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64 + len(fds)) for fd in fds]
     for i, fd in enumerate(high):
         os.dup2(fd, i)
-    os.closerange(len(fds), max(max(high), TOP_FD) + 1)
+    # Whatever else the template held (e.g. the other process's descriptors of a two-process
+    # run, received just before) is gone before any untrusted code.
+    os.closerange(len(fds), max(high + list(fds) + [TOP_FD, RECEIVED_TOP[0]]) + 1)
 
 
 def apply_limits(lim, wall_s):
@@ -212,7 +214,11 @@ def rmtree(path):
             stack.pop()
 
 
+RECEIVED_TOP = [0]
+
+
 def run(req, fds):
+    RECEIVED_TOP[0] = max(fds, default=0)
     procs = req["procs"]
     pids, pos, counter = [], 0, req.get("n", 0)
     if not CFG["ns"]:
