@@ -44,19 +44,23 @@ def _prctl(option, a=0, b=0):
                       ctypes.c_ulong(0))
 
 
-CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWIPC = 0x08000000
 MS_NOSUID, MS_NODEV = 2, 4
 
 
-def private_tmp(tmpfs_mb):
-    """A mount and IPC namespace of the sample's own with fresh /tmp and /dev/shm: whatever
-    the sample leaves there (files, deep trees, SysV objects) is discarded with the namespace
-    when its last process is gone; nothing has to be cleaned up."""
-    _ok(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+def fresh_tmp(tmpfs_mb):
+    """Fresh tmpfs /tmp and /dev/shm for one run, mounted by the template before it forks."""
     opts = f"size={tmpfs_mb}m,nr_inodes=16384,mode=1777".encode()
     _ok(LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV), opts), "mount /tmp")
     _ok(LIBC.mount(b"tmpfs", b"/dev/shm", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
                    b"size=16m,nr_inodes=4096,mode=1777"), "mount /dev/shm")
+
+
+def discard_tmp():
+    """Detaches the run's tmpfs mounts once its processes are gone: whatever a sample left there
+    (deep trees, long names, files of answers) goes with them, with nothing to walk or delete."""
+    for path in (b"/dev/shm", b"/tmp"):
+        _ok(LIBC.umount2(path, ctypes.c_int(2)), "umount")  # MNT_DETACH
 
 
 class _CapHeader(ctypes.Structure):
@@ -124,7 +128,8 @@ def become_sample(role, fds, req):
         if role == "check":
             os.chdir("/")
         elif CFG["ns"]:
-            private_tmp(req["tmpfs_mb"])
+            # An IPC namespace of its own: SysV objects die with the sample's last process.
+            _ok(LIBC.unshare(CLONE_NEWIPC), "unshare")
             os.chdir("/tmp")
         else:
             os.chdir(req["workdir"])
@@ -227,6 +232,9 @@ def run(req, fds):
         uid = CFG["uids"].get("cand")
         if uid is not None:
             os.chown(req["workdir"], uid, uid)
+    tmp = CFG["ns"] and any(p["role"] != "check" for p in procs)
+    if tmp:
+        fresh_tmp(req["tmpfs_mb"])
     start = time.monotonic()
     try:
         for p in procs:
@@ -246,6 +254,8 @@ def run(req, fds):
     elapsed = time.monotonic() - start
     os.close(pidfd)
     statuses = kill_all(pids)
+    if tmp:
+        discard_tmp()
     if not CFG["ns"]:
         rmtree(req["workdir"])
     return {"wstatus": statuses, "timed_out": timed_out, "elapsed": elapsed}
