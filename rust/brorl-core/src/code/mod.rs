@@ -4,7 +4,7 @@
 //! the whole run exceeds `total_timeout_s` (the ProRL rule). Samples run on a pool of warm
 //! workers (`pool`), each a clean template process inside the envelope built by `sandbox`;
 //! every process of a sample is a fresh fork of a template that never handled any sample's
-//! data, with its own `/tmp`, `/dev/shm` and IPC namespace, rlimits, and a memory cgroup
+//! data, with a fresh `/tmp` and `/dev/shm`, its own IPC namespace, rlimits, and a memory cgroup
 //! over the whole sample where the kernel allows (`cgroup`). Every verdict is decided here
 //! (`run`): `stdio` and `call` outputs are compared with expected values that never enter the
 //! sandbox (`compare`, `plain`); `humaneval` runs the tests in a process of their own that

@@ -6,9 +6,10 @@
 //! reading other processes' memory. Without a network namespace (`deny_sockets`) it also
 //! limits `socket()` to AF_UNIX. A foreign syscall ABI (i386 or x32 entry points) gets EPERM.
 //!
-//! Two profiles: the template process of a worker may still `mount` and `unshare` a mount and
-//! an IPC namespace (each sample gets fresh ones before it runs anything), and every sample
-//! installs the full filter on top before the first line of untrusted code.
+//! Two profiles: the template process of a worker may still `mount`/`umount2` (each run's fresh
+//! `/tmp` and `/dev/shm`) and `unshare` a mount or IPC namespace (each sample gets its own IPC
+//! namespace before it runs anything), and every sample installs the full filter on top before
+//! the first line of untrusted code.
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 
