@@ -48,6 +48,26 @@ fn join(root: &str, rel: &str) -> PathBuf {
     Path::new(root).join(rel.trim_start_matches('/'))
 }
 
+/// Removes the (empty) cgroups of brorl processes that are gone: the process-wide pools are
+/// never dropped, so a process that exits leaves its workers' cgroups behind.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("brorl-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
 impl Cgroup {
     /// A fresh cgroup for worker `name`, or None where the kernel or permissions refuse.
     pub fn create(name: &str) -> Option<Cgroup> {
@@ -65,6 +85,7 @@ impl Cgroup {
             candidates.push((join("/sys/fs/cgroup/memory", p), false));
         }
         for (parent, v2) in candidates {
+            sweep_stale(&parent);
             let dir = parent.join(&leaf);
             if std::fs::create_dir(&dir).is_err() {
                 continue;
