@@ -128,8 +128,6 @@ def become_sample(role, fds, req):
         if role == "check":
             os.chdir("/")
         elif CFG["ns"]:
-            # An IPC namespace of its own: SysV objects die with the sample's last process.
-            _ok(LIBC.unshare(CLONE_NEWIPC), "unshare")
             os.chdir("/tmp")
         else:
             os.chdir(req["workdir"])
@@ -233,6 +231,10 @@ def run(req, fds):
         if uid is not None:
             os.chown(req["workdir"], uid, uid)
     tmp = CFG["ns"] and any(p["role"] != "check" for p in procs)
+    if CFG["ns"]:
+        # A new IPC namespace for this run's processes (the template moves into it, so the
+        # previous run's, and every SysV object in it, is freed with that run's processes).
+        _ok(LIBC.unshare(CLONE_NEWIPC), "unshare")
     if tmp:
         fresh_tmp(req["tmpfs_mb"])
     start = time.monotonic()
