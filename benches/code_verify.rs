@@ -67,6 +67,7 @@ fn request(program: &str, tests: &str, entry: &str) -> CodeRequest {
         tests: CodeTests::HumanEval {
             source: tests.into(),
             entry_point: entry.into(),
+            prompt: None,
         },
         limits: Limits::default(),
         reward: RewardMode::Fraction,

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import brorl
 import code_attacks
+import code_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS, GOOD = code_attacks.TESTS, code_attacks.GOOD
@@ -177,11 +178,11 @@ def test_batch_releases_the_gil_and_keeps_order():
 
 
 def test_fresh_working_directory_and_empty_environment():
-    # Each run sees only its own new directory and nothing earlier runs left in /tmp or
+    # Each run starts in its own empty /tmp, sees nothing earlier runs left in /tmp or
     # /dev/shm, and no environment.
     prog = (
-        "import os\nhere = os.path.basename(os.getcwd())\n"
-        "clean = os.listdir('.') == [] and os.listdir('/tmp') == [here] and os.listdir('/dev/shm') == []\n"
+        "import os\n"
+        "clean = os.getcwd() == '/tmp' and os.listdir('/tmp') == [] and os.listdir('/dev/shm') == []\n"
         "for path in ('mark', '/tmp/leak', '/dev/shm/leak'):\n    open(path, 'w').write('x')\n"
         "def double(x):\n    return 2 * x if clean and not os.environ else 0\n"
     )
@@ -217,6 +218,10 @@ def test_containment_leaves_nothing_behind(root_suite):
 
 
 def _as_nobody(isolation: str, request) -> dict:
+    return _as_nobody_script("code_attacks.py", isolation, request)
+
+
+def _as_nobody_script(script: str, isolation: str, request) -> dict:
     python = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else None
     if os.geteuid() != 0 or shutil.which("setpriv") is None or python is None:
         pytest.skip("needs root, setpriv and /usr/bin/python3.11 to switch to nobody")
@@ -227,11 +232,11 @@ def _as_nobody(isolation: str, request) -> dict:
     tmp_path.chmod(0o777)
     request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python,
-           str(REPO / "tests" / "code_attacks.py"), isolation, str(tmp_path)]
+           str(REPO / "tests" / script), isolation, str(tmp_path)]
     probe = subprocess.run(cmd[:5] + ["-c", "import brorl"], env=env, capture_output=True, timeout=60)
     if probe.returncode != 0:
         pytest.skip(f"nobody cannot import brorl from this checkout: {probe.stderr[-300:]!r}")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -243,6 +248,63 @@ def test_containment_as_nobody(isolation, request):
     assert r["statuses"] == r["expected"]
     assert r["leftovers"] == [] and r["still_serving"] == ["passed"]
     assert not r["connected"] and r["outside_files"] == [] and not r["secret_in_output"]
+
+
+# --- the adversarial corpus (issue 13): root, then nobody ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return code_corpus.run_corpus("auto", str(tmp_path_factory.mktemp("corpus")))
+
+
+_CTX = {"outside": "/x", "sock": "/s", "repo": "/r", "token": "SECRET-" + "0" * 24}
+
+
+def test_corpus_covers_every_class_and_kind():
+    attacks, honest = code_corpus.hostile(_CTX), code_corpus.honest()
+    assert len(attacks) >= 60 and len(honest) >= 60
+    assert {c for c, _, _ in attacks.values()} == {1, 2, 3, 4, 5, 6, 7}  # class 8 is the honest set
+    assert {i["kind"] for _, i, _ in attacks.values()} == {"humaneval", "call", "stdio"}
+    assert {i["kind"] for i in honest.values()} == {"humaneval", "call", "stdio"}
+
+
+@pytest.mark.parametrize("name", sorted(code_corpus.hostile(_CTX)))
+def test_corpus_attack_scores_zero(corpus, name):
+    if name in corpus["skipped"]:
+        pytest.skip(f"not claimed in this sandbox ({corpus['sandbox']})")
+    got = corpus["attacks"][name]
+    assert (got["status"], got["reward"]) == (got["expected"], 0.0), got
+
+
+@pytest.mark.parametrize("name", sorted(code_corpus.honest()))
+def test_corpus_honest_program_scores_one(corpus, name):
+    got = corpus["honest"][name]
+    assert got["reward"] == 1.0, got
+
+
+def test_corpus_leaves_nothing_and_keeps_serving(corpus):
+    assert corpus["guards_failed"] == [] and corpus["leakers_failed"] == []  # honest samples around each attack
+    assert corpus["still_serving"] == ["passed"]
+    assert corpus["leftover_processes"] == [] and corpus["sysv_new"] == [] and corpus["sockets_new"] == []
+    assert corpus["outside_new"] == [] and corpus["host_escape_files"] == []
+    assert corpus["host_socket_connected"] is False
+    assert corpus["attacks"]["setpgid_dodge"]["elapsed_s"] < 3.0  # killed at the 1 s limit, group or not
+
+
+def test_memory_limit_kind_is_reported():
+    r = he(GOOD)
+    assert r.sandbox.split(", ")[0] in ("namespaces", "basic")
+    assert r.sandbox.split(", ")[1] in ("cgroup2 memory.max", "cgroup1 memory.limit_in_bytes", "rlimit_as")
+
+
+@pytest.mark.slow
+def test_corpus_as_nobody(request):
+    r = _as_nobody_script("code_corpus.py", "auto", request)
+    bad = {k: v for k, v in r["attacks"].items() if (v["status"], v["reward"]) != (v["expected"], 0.0)}
+    assert bad == {}
+    assert [k for k, v in r["honest"].items() if v["reward"] != 1.0] == []
+    assert r["guards_failed"] == [] and r["leftover_processes"] == [] and r["still_serving"] == ["passed"]
 
 
 # --- HumanEval -------------------------------------------------------------------------------
@@ -272,7 +334,7 @@ def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail():
     assert len(problems) == 164
 
     def item(p, suffix=""):
-        return dict(program=p["prompt"] + p["canonical_solution"] + suffix, tests=p["test"],
+        return dict(program=p["prompt"] + p["canonical_solution"] + suffix, tests=p["test"], prompt=p["prompt"],
                     kind="humaneval", entry_point=p["entry_point"], timeout_s=10.0, total_timeout_s=10.0)
 
     good = brorl.verify_code_batch([item(p) for p in problems])
@@ -332,3 +394,15 @@ def test_namespaces_make_the_worker_pid_1_and_hide_the_network():
     )
     r = he(prog, isolation="namespaces")
     assert r.statuses == ["passed"], r.stdout + r.stderr
+
+
+def test_candidate_holds_only_its_own_descriptors():
+    # The candidate process of a humaneval run has stdin/stdout/stderr and its end of the
+    # socket to the test process (plus the one listing /proc/self/fd), nothing of the test
+    # process's (its verdict channel).
+    prog = (
+        "import os\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+        "def double(x):\n    return 2 * x if {0, 1, 2, 5} <= set(fds) and len(fds) == 5 else str(fds)\n"
+    )
+    r = he(prog)
+    assert r.statuses == ["passed"], r.stderr

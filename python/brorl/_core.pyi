@@ -134,6 +134,8 @@ class CodeResult:
     def error(self) -> str | None: ...
     @property
     def elapsed_s(self) -> float: ...
+    @property
+    def sandbox(self) -> str: ...
 
 def extract_code(response: str, language: str = "python") -> str | None: ...
 def verify_code(
@@ -148,6 +150,7 @@ def verify_code(
     reward: str = "fraction",
     float_tol: float | None = None,
     isolation: str = "auto",
+    prompt: str | None = None,
 ) -> CodeResult: ...
 def verify_code_batch(
     items: Sequence[Mapping[str, Any]],

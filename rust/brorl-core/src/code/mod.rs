@@ -2,25 +2,29 @@
 //!
 //! Reward = fraction of tests passed (or all-or-nothing), and 0 after a compile error or when
 //! the whole run exceeds `total_timeout_s` (the ProRL rule). Samples run on a pool of warm
-//! Python workers (`pool`), each inside the envelope built by `sandbox`; every sample is a
-//! fresh fork of its worker with CPU, address-space, process, file-size, open-file and core
-//! limits, its own process group, a fresh working directory and capped output. The verdict
-//! comes from data the program cannot forge: for `stdio` and `call` the expected outputs
-//! never enter the sandbox and are compared here; for `humaneval` the harness reports on a
-//! dedicated descriptor with a per-run nonce, and stdout is never read as a signal.
+//! workers (`pool`), each a clean template process inside the envelope built by `sandbox`;
+//! every process of a sample is a fresh fork of a template that never handled any sample's
+//! data, with a fresh `/tmp` and `/dev/shm`, its own IPC namespace, rlimits, and a memory cgroup
+//! over the whole sample where the kernel allows (`cgroup`). Every verdict is decided here
+//! (`run`): `stdio` and `call` outputs are compared with expected values that never enter the
+//! sandbox (`compare`, `plain`); `humaneval` runs the tests in a process of their own that
+//! talks to the program's process in plain data only, and only that test process holds the
+//! channel its verdict is read from.
 
+pub mod cgroup;
 pub mod compare;
 pub mod extract;
+pub mod plain;
 pub mod pool;
+mod run;
 pub mod sandbox;
 pub mod seccomp;
 pub mod worker;
 
-use std::time::{Duration, Instant};
-
-use serde_json::{json, Value};
+use std::time::Instant;
 
 pub use extract::extract_code;
+pub use plain::Plain;
 pub use pool::{default_workers, Isolation, Pool, SandboxConfig};
 
 /// Errors of the code verifier (kept apart from `CoreError`, which others match on).
@@ -75,17 +79,6 @@ impl TestStatus {
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
-
-    fn from_worker(s: &str) -> Self {
-        match s {
-            "passed" => Self::Passed,
-            "wrong_answer" => Self::WrongAnswer,
-            "timeout" => Self::Timeout,
-            "memory_exceeded" => Self::MemoryExceeded,
-            "compile_error" => Self::CompileError,
-            _ => Self::RuntimeError,
-        }
-    }
 }
 
 /// One `stdio` test: the program reads `input` on stdin and must print `output`.
@@ -98,21 +91,42 @@ pub struct StdioCase {
 /// One `call` test: `entry_point(*args)` (or `**args` for an object) must return `expected`.
 #[derive(Clone, Debug)]
 pub struct CallCase {
-    pub args: Value,
-    pub expected: Value,
+    /// The arguments as JSON text (a list, or an object of keyword arguments), passed to the
+    /// sample as written so integers of any size stay exact.
+    pub args: String,
+    pub expected: Plain,
 }
 
 impl CallCase {
     /// A case from the JSON text of its arguments and expected value (`name` for messages).
     pub fn from_json(name: &str, args: &str, expected: &str) -> Result<Self, CodeError> {
-        let parse = |field: &str, text: &str| {
-            serde_json::from_str::<Value>(text).map_err(|e| {
-                CodeError::invalid(&format!("{name}.{field}"), text, &format!("JSON ({e})"))
-            })
-        };
+        match serde_json::from_str::<serde_json::Value>(args) {
+            Ok(v) if v.is_array() || v.is_object() => {}
+            Ok(_) => {
+                return Err(CodeError::invalid(
+                    &format!("{name}.args"),
+                    args,
+                    "a JSON list or object",
+                ))
+            }
+            Err(e) => {
+                return Err(CodeError::invalid(
+                    &format!("{name}.args"),
+                    args,
+                    &format!("JSON ({e})"),
+                ))
+            }
+        }
+        let expected = Plain::from_json(expected).map_err(|e| {
+            CodeError::invalid(
+                &format!("{name}.expected"),
+                expected,
+                &format!("JSON ({e})"),
+            )
+        })?;
         Ok(Self {
-            args: parse("args", args)?,
-            expected: parse("expected", expected)?,
+            args: args.to_string(),
+            expected,
         })
     }
 }
@@ -120,14 +134,22 @@ impl CallCase {
 /// The tests of one sample, by kind.
 #[derive(Clone, Debug)]
 pub enum CodeTests {
-    /// HumanEval/MBPP style: `source` defines `check(candidate)`; one test.
-    HumanEval { source: String, entry_point: String },
-    /// APPS/CodeContests style; `float_tol` lets numeric tokens differ by that (relative).
+    /// HumanEval/MBPP style: `source` defines `check(candidate)`; one test. `check` runs in a
+    /// process of its own after the trusted `prompt` (when given; helpers that tests use,
+    /// such as HumanEval's `poly`), with `candidate` a proxy to the program's process.
+    HumanEval {
+        source: String,
+        entry_point: String,
+        prompt: Option<String>,
+    },
+    /// APPS/CodeContests style; `float_tol` lets tokens whose expected text is a float
+    /// literal differ by that (relative); integer tokens compare exactly.
     Stdio {
         cases: Vec<StdioCase>,
         float_tol: Option<f64>,
     },
-    /// LiveCodeBench functional style; float return values may differ by `float_tol`.
+    /// LiveCodeBench functional style; a returned number may differ by `float_tol` where the
+    /// expected value is a float; everything else compares exactly.
     Call {
         cases: Vec<CallCase>,
         entry_point: String,
@@ -179,7 +201,8 @@ pub struct Limits {
     pub timeout_s: f64,
     /// Wall-clock limit of the whole sample; exceeding it gives reward 0.
     pub total_timeout_s: f64,
-    /// Address-space limit (RLIMIT_AS).
+    /// Memory of the whole sample: every process, memory file and tmpfs file it makes
+    /// (a memory cgroup), or per process (RLIMIT_AS) where no cgroup can be made.
     pub memory_mb: u64,
     /// Processes and threads of the sample's uid (RLIMIT_NPROC).
     pub nproc: u64,
@@ -188,9 +211,8 @@ pub struct Limits {
     pub fsize_mb: u64,
     /// Open files (RLIMIT_NOFILE).
     pub nofile: u64,
-    /// Bytes of stdout kept per test (the rest is dropped, and flags a `stdio` test as wrong);
-    /// stdio raises it to fit the expected output.
-    pub output_cap: usize,
+    /// Size of each sample's private `/tmp` (and its inode count is capped) in MiB.
+    pub tmpfs_mb: u64,
 }
 
 impl Default for Limits {
@@ -202,7 +224,7 @@ impl Default for Limits {
             nproc: 64,
             fsize_mb: 16,
             nofile: 256,
-            output_cap: 1 << 16,
+            tmpfs_mb: 64,
         }
     }
 }
@@ -229,6 +251,9 @@ pub struct CodeResult {
     /// A compile error message, or why the sandbox gave up on the sample.
     pub error: Option<String>,
     pub elapsed_s: f64,
+    /// How the sample was contained: "namespaces" or "basic", then the kind of memory limit
+    /// ("cgroup2 memory.max", "cgroup1 memory.limit_in_bytes" or "rlimit_as").
+    pub sandbox: String,
 }
 
 fn positive(name: &str, v: f64) -> Result<(), CodeError> {
@@ -275,11 +300,11 @@ impl CodeRequest {
         if l.memory_mb < 64 {
             return Err(CodeError::invalid("memory_mb", l.memory_mb, "at least 64"));
         }
-        if l.nproc == 0 || l.nofile < 16 || l.fsize_mb == 0 {
+        if l.nproc == 0 || l.nofile < 16 || l.fsize_mb == 0 || l.tmpfs_mb == 0 {
             return Err(CodeError::invalid(
                 "limits",
                 format!("{l:?}"),
-                "nproc >= 1, nofile >= 16, fsize_mb >= 1",
+                "nproc >= 1, nofile >= 16, fsize_mb >= 1, tmpfs_mb >= 1",
             ));
         }
         if self.tests.is_empty() {
@@ -302,7 +327,7 @@ impl CodeRequest {
                 }
                 match cases
                     .iter()
-                    .position(|c| !(c.args.is_array() || c.args.is_object()))
+                    .position(|c| !c.args.trim_start().starts_with(['[', '{']))
                 {
                     Some(i) => Err(CodeError::invalid(
                         &format!("tests[{i}].args"),
@@ -320,111 +345,9 @@ impl CodeRequest {
             },
         }
     }
-
-    /// The request as the worker sees it: expected outputs are left out on purpose.
-    fn to_worker(&self) -> Value {
-        let l = &self.limits;
-        let mut req = json!({
-            "program": self.program,
-            "timeout_s": l.timeout_s,
-            "total_timeout_s": l.total_timeout_s,
-            "memory_bytes": l.memory_mb << 20,
-            "nproc": l.nproc,
-            "fsize_bytes": l.fsize_mb << 20,
-            "nofile": l.nofile,
-            "out_cap": l.output_cap,
-            "err_cap": 4096,
-        });
-        let m = req.as_object_mut().expect("object");
-        match &self.tests {
-            CodeTests::HumanEval {
-                source,
-                entry_point,
-            } => {
-                m.insert("kind".into(), "humaneval".into());
-                m.insert("tests".into(), source.clone().into());
-                m.insert("entry_point".into(), entry_point.clone().into());
-            }
-            CodeTests::Stdio { cases, .. } => {
-                let longest = cases.iter().map(|c| c.output.len()).max().unwrap_or(0);
-                m.insert("kind".into(), "stdio".into());
-                m.insert(
-                    "inputs".into(),
-                    cases.iter().map(|c| c.input.clone()).collect(),
-                );
-                m.insert(
-                    "out_cap".into(),
-                    l.output_cap.max(2 * longest + 4096).into(),
-                );
-            }
-            CodeTests::Call {
-                cases, entry_point, ..
-            } => {
-                m.insert("kind".into(), "call".into());
-                m.insert(
-                    "args".into(),
-                    cases.iter().map(|c| c.args.to_string()).collect(),
-                );
-                m.insert("entry_point".into(), entry_point.clone().into());
-            }
-        }
-        req
-    }
-
-    /// How long the parent waits for the worker before killing it: the sample's own limit
-    /// plus room for forking and cleaning up each test.
-    fn budget(&self) -> Duration {
-        let per_test = 0.25 * self.tests.len() as f64;
-        Duration::from_secs_f64(self.limits.total_timeout_s + per_test + 10.0)
-    }
 }
 
-fn str_field(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Judges one test from the worker's report on it.
-fn judge(tests: &CodeTests, i: usize, report: &Value) -> TestStatus {
-    let status = report
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("runtime_error");
-    let value = report
-        .get("value")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match (status, tests) {
-        ("exited", CodeTests::Stdio { cases, float_tol }) => {
-            let truncated = report
-                .get("truncated")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if !truncated && compare::stdout_matches(value, &cases[i].output, *float_tol) {
-                TestStatus::Passed
-            } else {
-                TestStatus::WrongAnswer
-            }
-        }
-        (
-            "returned",
-            CodeTests::Call {
-                cases, float_tol, ..
-            },
-        ) => match serde_json::from_str::<Value>(value) {
-            Ok(got) if compare::json_matches(&got, &cases[i].expected, *float_tol) => {
-                TestStatus::Passed
-            }
-            _ => TestStatus::WrongAnswer,
-        },
-        ("passed", CodeTests::HumanEval { .. }) => TestStatus::Passed,
-        (s, _) => TestStatus::from_worker(s),
-    }
-}
-
-fn reward_of(mode: RewardMode, passed: usize, total: usize) -> f64 {
+pub(crate) fn reward_of(mode: RewardMode, passed: usize, total: usize) -> f64 {
     match mode {
         RewardMode::Fraction => passed as f64 / total as f64,
         RewardMode::All => f64::from(u8::from(passed == total)),
@@ -447,64 +370,7 @@ fn failed_result(
         stderr: String::new(),
         error: Some(error),
         elapsed_s: start.elapsed().as_secs_f64(),
-    }
-}
-
-/// Turns the worker's answer into the verdict.
-fn finish(req: &CodeRequest, resp: &Value, start: Instant) -> CodeResult {
-    if let Some(e) = resp.get("internal_error") {
-        return failed_result(
-            req,
-            TestStatus::RuntimeError,
-            format!("worker error: {e}"),
-            start,
-        );
-    }
-    let total = req.tests.len();
-    let reports = resp
-        .get("tests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let statuses: Vec<TestStatus> = (0..total)
-        .map(|i| {
-            reports
-                .get(i)
-                .map_or(TestStatus::RuntimeError, |r| judge(&req.tests, i, r))
-        })
-        .collect();
-    let passed = statuses
-        .iter()
-        .filter(|s| **s == TestStatus::Passed)
-        .count();
-    let compile_error = resp
-        .get("compile_error")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let over_time = resp
-        .get("total_timed_out")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let reward = if compile_error.is_some() || over_time {
-        0.0
-    } else {
-        reward_of(req.reward, passed, total)
-    };
-    let error = compile_error.or_else(|| {
-        over_time.then(|| format!("exceeded total_timeout_s={}", req.limits.total_timeout_s))
-    });
-    CodeResult {
-        passed,
-        total,
-        reward,
-        statuses,
-        stdout: str_field(resp, "stdout"),
-        stderr: str_field(resp, "stderr"),
-        error,
-        elapsed_s: resp
-            .get("elapsed")
-            .and_then(Value::as_f64)
-            .unwrap_or_else(|| start.elapsed().as_secs_f64()),
+        sandbox: String::new(),
     }
 }
 
@@ -514,29 +380,29 @@ pub fn verify(pool: &Pool, req: &CodeRequest) -> Result<CodeResult, CodeError> {
     let start = Instant::now();
     Ok(conclude(
         req,
-        pool.run(&req.to_worker(), start + req.budget())?,
+        pool.with_worker(|w| run::execute(w, req, start))?,
         start,
     ))
 }
 
-/// The verdict from the worker's answer, or from how the worker failed.
+/// The verdict, or a failure from how the worker failed (it has been replaced).
 fn conclude(
     req: &CodeRequest,
-    out: Result<Value, worker::WorkerError>,
+    out: Result<CodeResult, worker::WorkerError>,
     start: Instant,
 ) -> CodeResult {
     match out {
-        Ok(resp) => finish(req, &resp, start),
+        Ok(r) => r,
         Err(worker::WorkerError::Timeout) => failed_result(
             req,
             TestStatus::Timeout,
-            "the worker did not answer in time and was killed".into(),
+            "the worker did not answer in time and was replaced".into(),
             start,
         ),
-        Err(worker::WorkerError::Lost(why)) => failed_result(
+        Err(worker::WorkerError::Lost(why) | worker::WorkerError::Unsent(why)) => failed_result(
             req,
             TestStatus::RuntimeError,
-            format!("the worker was lost: {why}"),
+            format!("the worker was lost and replaced: {why}"),
             start,
         ),
     }
@@ -563,13 +429,19 @@ pub fn verify_batch(
             other => other,
         })?;
     }
-    let start = Instant::now();
-    let work: Vec<(Value, Duration)> = reqs.iter().map(|r| (r.to_worker(), r.budget())).collect();
-    pool.run_many(&work, workers)
-        .into_iter()
-        .zip(reqs)
-        .map(|(out, r)| out.map(|o| conclude(r, o, start)))
-        .collect()
+    pool.map(reqs, workers, |w, r| {
+        let start = Instant::now();
+        run::execute(w, r, start).map(|res| (res, start))
+    })
+    .into_iter()
+    .zip(reqs)
+    .map(|(out, r)| {
+        out.map(|o| match o {
+            Ok((res, _)) => res,
+            Err(e) => conclude(r, Err(e), Instant::now()),
+        })
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -1,15 +1,12 @@
 //! A bounded pool of warm workers shared by every caller in the process, and the batch runner
 //! that keeps all of them busy.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::worker::{Worker, WorkerError};
+use super::cgroup;
+use super::worker::{Worker, WorkerError, WorkerSpec};
 use super::CodeError;
 
 /// How much of the sandbox the kernel must provide.
@@ -47,10 +44,12 @@ pub struct SandboxConfig {
     /// The Python interpreter of the workers.
     pub python: String,
     pub isolation: Isolation,
-    /// Directories the interpreter needs (its prefix, a virtual environment) that the
-    /// sandbox uid may not be able to reach; see `sandbox::EnvelopeSpec::expose`.
+    /// Directories bound read-only into the sandbox (the interpreter's prefix, its own
+    /// directory); see `sandbox::EnvelopeSpec::expose`.
     pub expose: Vec<PathBuf>,
-    /// Size of each worker's private `/tmp` in MiB.
+    /// The environment's site-packages: bound read-only and put on the samples' `sys.path`.
+    pub site: Vec<PathBuf>,
+    /// Size of each sample's private `/tmp` in MiB.
     pub tmpfs_mb: u64,
 }
 
@@ -60,6 +59,7 @@ impl SandboxConfig {
             python: python.into(),
             isolation: Isolation::Auto,
             expose: Vec::new(),
+            site: Vec::new(),
             tmpfs_mb: 64,
         }
     }
@@ -72,6 +72,8 @@ struct State {
     max: usize,
     /// Decided by the first successful start under `Isolation::Auto`.
     namespaces: Option<bool>,
+    /// The kind of memory limit the last started worker got.
+    memory_limit: Option<&'static str>,
 }
 
 pub struct Pool {
@@ -104,6 +106,7 @@ impl Pool {
                 live: 0,
                 max,
                 namespaces,
+                memory_limit: None,
             }),
             freed: Condvar::new(),
         }
@@ -153,6 +156,12 @@ impl Pool {
         self.lock().namespaces
     }
 
+    /// How samples' memory is limited: "cgroup2 memory.max", "cgroup1 memory.limit_in_bytes"
+    /// or "rlimit_as" (`None` before the first worker started).
+    pub fn memory_limit(&self) -> Option<&'static str> {
+        self.lock().memory_limit
+    }
+
     /// Host pids of the live, idle workers (for diagnosis and the containment tests).
     pub fn idle_worker_pids(&self) -> Vec<i32> {
         self.lock().idle.iter().map(Worker::pid).collect()
@@ -160,13 +169,13 @@ impl Pool {
 
     fn start(&self, slot: usize, namespaces: Option<bool>) -> Result<(Worker, bool), CodeError> {
         let try_start = |ns: bool| {
-            Worker::start(
-                &self.cfg.python,
-                ns,
-                &self.cfg.expose,
-                self.cfg.tmpfs_mb,
+            Worker::start(&WorkerSpec {
+                python: &self.cfg.python,
+                namespaces: ns,
+                expose: &self.cfg.expose,
+                site: &self.cfg.site,
                 slot,
-            )
+            })
         };
         match namespaces {
             Some(ns) => try_start(ns).map(|w| (w, ns)).map_err(CodeError::Sandbox),
@@ -195,6 +204,7 @@ impl Pool {
                 return match started {
                     Ok((w, ns)) => {
                         s.namespaces.get_or_insert(ns);
+                        s.memory_limit = Some(cgroup::describe(w.cgroup.as_ref()));
                         Ok(w)
                     }
                     Err(e) => {
@@ -221,107 +231,45 @@ impl Pool {
         self.freed.notify_one();
     }
 
-    /// Runs one request on a worker. A worker that timed out or died is killed (with every
-    /// process it started) and replaced on the next checkout.
-    pub fn run(
+    /// Runs `job` on a worker. A worker that failed in any way (timed out, died, reported an
+    /// internal error) is dropped (killed with everything it started) and replaced on the
+    /// next checkout; a worker that died while idle gets the job retried once on a fresh one.
+    pub fn with_worker<T>(
         &self,
-        req: &Value,
-        deadline: Instant,
-    ) -> Result<Result<Value, WorkerError>, CodeError> {
-        // A worker that died while idle (say, killed by the OOM killer) fails the send: that
-        // is not the sample's fault, so it gets one fresh worker.
+        job: impl Fn(&mut Worker) -> Result<T, WorkerError>,
+    ) -> Result<Result<T, WorkerError>, CodeError> {
         for attempt in 0..2 {
             let mut w = self.checkout()?;
             let slot = w.slot;
-            if let Err(e) = w.send(req, deadline) {
-                self.checkin(None, slot);
-                if attempt == 0 {
-                    continue;
-                }
-                return Ok(Err(e));
+            let out = job(&mut w);
+            let healthy = out.is_ok();
+            self.checkin(healthy.then_some(w), slot);
+            match out {
+                Err(WorkerError::Unsent(_)) if attempt == 0 => continue,
+                out => return Ok(out),
             }
-            let out = w.recv(deadline);
-            self.checkin(out.is_ok().then_some(w), slot);
-            return Ok(out);
         }
         unreachable!("the second attempt returns")
     }
-}
 
-/// A worker's answer, how the worker failed, or why no worker could start.
-pub type Outcome = Result<Result<Value, WorkerError>, CodeError>;
-
-impl Pool {
-    /// Runs `reqs` (worker request, time budget) on up to `threads` workers at once, keeping
-    /// two requests queued at each worker so it goes from one sample to the next without
-    /// waiting for this side. Results in input order; a request whose worker died before
-    /// starting it is retried on a fresh worker.
-    pub fn run_many(&self, reqs: &[(Value, Duration)], threads: usize) -> Vec<Outcome> {
+    /// Runs `job` on every item with up to `threads` workers at once; results in order.
+    pub fn map<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        threads: usize,
+        job: impl Fn(&mut Worker, &I) -> Result<T, WorkerError> + Sync,
+    ) -> Vec<Result<Result<T, WorkerError>, CodeError>> {
         let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Outcome>>> = reqs.iter().map(|_| Mutex::new(None)).collect();
-        let put = |i: usize, r| *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        let slots: Vec<Mutex<Option<_>>> = items.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            for _ in 0..threads.clamp(1, reqs.len().max(1)) {
-                scope.spawn(|| {
-                    let mut retry: VecDeque<usize> = VecDeque::new();
-                    loop {
-                        let mut w = match self.checkout() {
-                            Ok(w) => w,
-                            Err(e) => {
-                                // No worker can start: every remaining item gets the error.
-                                for i in retry.drain(..) {
-                                    put(i, Err(e.clone()));
-                                }
-                                loop {
-                                    let i = next.fetch_add(1, Ordering::Relaxed);
-                                    if i >= reqs.len() {
-                                        return;
-                                    }
-                                    put(i, Err(e.clone()));
-                                }
-                            }
-                        };
-                        let slot = w.slot;
-                        let mut inflight: VecDeque<usize> = VecDeque::new();
-                        let mut clock = Instant::now();
-                        let mut alive = true;
-                        loop {
-                            while alive && inflight.len() < 2 {
-                                let i = match retry.pop_front() {
-                                    Some(i) => i,
-                                    None => match next.fetch_add(1, Ordering::Relaxed) {
-                                        i if i < reqs.len() => i,
-                                        _ => break,
-                                    },
-                                };
-                                let deadline = Instant::now() + Duration::from_secs(30) + reqs[i].1;
-                                if w.send(&reqs[i].0, deadline).is_err() {
-                                    retry.push_back(i);
-                                    alive = false;
-                                } else {
-                                    inflight.push_back(i);
-                                }
-                            }
-                            let Some(i) = inflight.pop_front() else { break };
-                            if !alive {
-                                retry.push_front(i);
-                                continue;
-                            }
-                            // The worker starts on this request when it finishes the previous
-                            // one, i.e. no earlier than the last answer we read.
-                            let out = w.recv(
-                                clock.max(Instant::now() - Duration::from_millis(1)) + reqs[i].1,
-                            );
-                            clock = Instant::now();
-                            alive = out.is_ok();
-                            put(i, Ok(out));
-                        }
-                        let done = retry.is_empty();
-                        self.checkin(alive.then_some(w), slot);
-                        if done && next.load(Ordering::Relaxed) >= reqs.len() {
-                            return;
-                        }
+            for _ in 0..threads.clamp(1, items.len().max(1)) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() {
+                        return;
                     }
+                    let out = self.with_worker(|w| job(w, &items[i]));
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
                 });
             }
         });

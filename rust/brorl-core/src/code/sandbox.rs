@@ -1,25 +1,30 @@
-//! The process envelope of a code worker, built between fork and exec with raw syscalls.
+//! The process envelope of a code worker, built between clone and exec with raw syscalls.
 //!
 //! With namespaces (root, or an unprivileged user where the kernel allows user namespaces)
-//! the worker becomes pid 1 of a new pid namespace (so every process a sample starts dies
-//! with it and `kill(-1)` from the worker reaches exactly the samples), gets an empty
-//! network namespace, and sees a read-only root with fresh private `/tmp`, `/dev/shm` and
-//! `/proc`. Without namespaces ("basic") the seccomp filter also denies network sockets. In
-//! both cases: a seccomp filter against syscalls that only widen the kernel surface (new
-//! namespaces, mounts, ptrace, bpf, io_uring, ...; see `seccomp`), its own session and process
-//! group, `PR_SET_NO_NEW_PRIVS`, no core dumps, a
-//! bounded number of open files, an empty environment, all inherited descriptors closed, and
-//! (when started as root) an unprivileged uid/gid with no supplementary groups.
+//! the worker's template process becomes pid 1 of a new pid namespace (so `kill(-1)` from it
+//! reaches exactly the samples), gets an empty network namespace and its own IPC namespace,
+//! and a root file system of its own: a read-only tmpfs holding only read-only bind mounts of
+//! the interpreter, its standard library, the environment's site-packages and the system's
+//! shared libraries (`/usr`, `/lib*`), a few device nodes, and a fresh `/proc`. Nothing else of
+//! the host (checkouts, datasets, home directories, other `/tmp` files, unix path sockets) is
+//! there. Without a user namespace (started by root) the template stays root inside its
+//! namespaces and each sample drops to a uid of its own; with one (not root) the template is
+//! root of that user namespace only and samples drop every capability.
+//!
+//! Without namespaces ("basic") the seccomp filter also denies network sockets. In both cases:
+//! a seccomp filter against syscalls that only widen the kernel surface (see `seccomp`), its
+//! own session, `PR_SET_NO_NEW_PRIVS`, no core dumps, a bounded number of open files, an empty
+//! environment and all inherited descriptors closed.
 //!
 //! The child between clone and exec may not allocate (another thread of the parent may hold
 //! the allocator lock), so everything it needs is prepared here first and it only issues
-//! syscalls; uid/gid changes use raw syscalls because glibc's wrappers would try to
-//! synchronise threads that do not exist in the child.
+//! syscalls. Bind sources are opened (`O_PATH`) before the clone and mounted through
+//! `/proc/self/fd/N`, so a source anywhere (even under `/tmp`) stays reachable while the new
+//! root is staged on a tmpfs over `/tmp`.
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use libc::{c_char, c_ulong, c_void};
@@ -32,35 +37,51 @@ const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// Where the new root is staged (a tmpfs mounted over it in the worker's mount namespace).
+const STAGE: &str = "/tmp";
+
+/// System directories that hold the interpreter's shared libraries; bound read-only when
+/// present (as symlinks when they are symlinks, as on merged-/usr systems).
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
+];
+/// Single files the dynamic loader and the standard library like to find.
+const SYSTEM_FILES: [&str; 2] = ["/etc/ld.so.cache", "/etc/localtime"];
+const DEVICES: [&str; 5] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// How a worker is contained.
 #[derive(Clone, Debug)]
 pub struct EnvelopeSpec {
     /// argv[0] is the interpreter path that is executed.
     pub argv: Vec<String>,
-    /// New pid, mount, network and IPC namespaces.
+    /// New pid, mount, network and IPC namespaces and a root of our own.
     pub namespaces: bool,
-    /// Also a new user namespace (needed for the others when not root).
+    /// Also a new user namespace (needed for the others when not root); the caller's uid
+    /// becomes root inside it.
     pub user_namespace: bool,
-    /// Become this uid (= gid) before exec; only possible when root.
-    pub drop_to: Option<u32>,
-    /// Directories the interpreter needs that `drop_to` could not reach (e.g. a Python under
-    /// `/root`): re-mounted, read-only, under a traversable tmpfs inside the mount namespace.
+    /// Directories to bind read-only at the same path in the new root (the interpreter's
+    /// prefix, its directory, site-packages).
     pub expose: Vec<PathBuf>,
-    /// Size of the private `/tmp` (the samples' working directories live there).
-    pub tmpfs_mb: u64,
     /// Also deny network sockets in the seccomp filter (when there is no network namespace).
     pub deny_sockets: bool,
     /// RLIMIT_NOFILE of the worker.
     pub nofile: u64,
 }
 
-/// A started worker: its pid (pid 1 of its namespace seen from inside) and its two pipes.
+/// A started worker: its pid (pid 1 of its namespace seen from inside) and its socket.
 #[derive(Debug)]
 pub struct Envelope {
     pub pid: libc::pid_t,
-    pub requests: OwnedFd,
-    pub responses: OwnedFd,
+    pub socket: OwnedFd,
 }
 
 /// Setting up the envelope failed at `step` with `errno`.
@@ -92,11 +113,42 @@ enum Op {
     Mkdir {
         path: CString,
     },
+    Touch {
+        path: CString,
+    },
+    /// Opens `path` (O_PATH) as descriptor `fd`, for a bind from `/proc/self/fd/<fd>`.
+    OpenPath {
+        path: CString,
+        fd: RawFd,
+    },
+    Symlink {
+        target: CString,
+        path: CString,
+    },
+    /// Fresh procfs at the path, else (kernel refuses) an empty tmpfs over it.
+    Proc {
+        path: CString,
+    },
+    PivotRoot {
+        new_root: CString,
+        put_old: CString,
+    },
+    Chdir {
+        path: CString,
+    },
+    Detach {
+        path: CString,
+    },
     Rmdir {
         path: CString,
     },
-    Proc,
-    ReadOnlyRoot,
+    /// Adds mount attributes recursively (mount_setattr), else remounts the top mount.
+    Restrict {
+        path: CString,
+        attrs: u64,
+    },
+    /// Makes the (tmpfs) root itself read-only.
+    RootReadOnly,
 }
 
 struct Step {
@@ -109,110 +161,180 @@ fn cstr(s: impl AsRef<[u8]>) -> CString {
     CString::new(s.as_ref().to_vec()).expect("no interior NUL in sandbox paths")
 }
 
-fn mount(src: &str, target: &Path, fstype: &str, flags: c_ulong, data: &str) -> Op {
-    Op::Mount {
-        src: cstr(src),
-        target: cstr(target.as_os_str().as_bytes()),
-        fstype: cstr(fstype),
-        flags,
-        data: cstr(data),
-    }
+fn pstr(p: &Path) -> CString {
+    cstr(p.as_os_str().as_bytes())
 }
 
-/// The first ancestor of `path` that other users cannot traverse, if any.
-fn blocked_ancestor(path: &Path) -> Option<PathBuf> {
-    let mut cur = PathBuf::from("/");
-    for comp in path.components().skip(1) {
-        let mode = std::fs::metadata(&cur).ok()?.permissions().mode();
-        if mode & 0o001 == 0 {
-            return Some(cur);
+/// What the new root holds: `(path, kind)` in the order they must be created.
+enum Entry {
+    Dir(PathBuf),
+    File(PathBuf),
+    Link(PathBuf, PathBuf),
+}
+
+/// The entries of the new root, with redundant ones (inside another bound directory) dropped.
+fn root_entries(expose: &[PathBuf]) -> Vec<Entry> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::new();
+    for d in SYSTEM_DIRS {
+        let p = Path::new(d);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(t) = std::fs::read_link(p) {
+                    out.push(Entry::Link(p.to_path_buf(), t));
+                }
+            }
+            Ok(m) if m.is_dir() => dirs.push(p.to_path_buf()),
+            _ => {}
         }
-        cur.push(comp);
     }
-    None
+    dirs.extend(
+        expose
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .filter(|p| p.is_dir() && p != Path::new("/")),
+    );
+    dirs.sort();
+    dirs.dedup();
+    let snapshot = dirs.clone();
+    dirs.retain(|p| !snapshot.iter().any(|q| q != p && p.starts_with(q)));
+    out.extend(dirs.into_iter().map(Entry::Dir));
+    for f in SYSTEM_FILES.iter().chain(&DEVICES) {
+        let p = Path::new(f);
+        if p.exists() {
+            out.push(Entry::File(p.to_path_buf()));
+        }
+    }
+    out
 }
 
-fn exposure_steps(expose: &[PathBuf]) -> Vec<Step> {
-    let mut paths: Vec<PathBuf> = expose
-        .iter()
-        .filter_map(|p| p.canonicalize().ok())
-        .collect();
-    paths.sort();
-    paths.dedup();
-    let snapshot = paths.clone();
-    paths.retain(|p| !snapshot.iter().any(|q| q != p && p.starts_with(q)));
-    let planned: Vec<(PathBuf, PathBuf)> = paths
-        .into_iter()
-        .filter_map(|p| blocked_ancestor(&p).map(|a| (p, a)))
-        .collect();
+/// First descriptor number of the bind sources in the child (opened there, once in the new
+/// mount namespace: a bind from a mount of another namespace is refused).
+const SOURCE_FD: RawFd = 300;
+
+/// The steps that open the bind sources (before the staging tmpfs hides anything), and those
+/// that build the new root.
+fn root_steps(expose: &[PathBuf]) -> (Vec<Step>, Vec<Step>) {
+    let mut opens = Vec::new();
     let mut steps = Vec::new();
     let step = |name: String, op: Op| Step {
         name,
         op,
         optional: false,
     };
-    for (i, (p, _)) in planned.iter().enumerate() {
-        let stage = PathBuf::from(format!("/tmp/.brorl-expose-{i}"));
-        steps.push(step(
-            format!("mkdir {}", stage.display()),
-            Op::Mkdir {
-                path: cstr(stage.as_os_str().as_bytes()),
-            },
-        ));
-        steps.push(step(
-            format!("bind {}", p.display()),
-            Op::Mount {
-                src: cstr(p.as_os_str().as_bytes()),
-                target: cstr(stage.as_os_str().as_bytes()),
-                fstype: cstr(""),
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: cstr(""),
-            },
-        ));
-    }
-    let mut covers: Vec<&PathBuf> = planned.iter().map(|(_, a)| a).collect();
-    covers.sort();
-    covers.dedup();
-    for a in covers {
-        steps.push(step(
-            format!("tmpfs over {}", a.display()),
-            mount(
-                "tmpfs",
-                a,
-                "tmpfs",
-                libc::MS_NOSUID | libc::MS_NODEV,
-                "size=1m,mode=755",
-            ),
-        ));
-    }
-    for (i, (p, a)) in planned.iter().enumerate() {
-        let mut dir = a.clone();
-        for comp in p.strip_prefix(a).expect("ancestor").components() {
-            dir.push(comp);
-            steps.push(step(
-                format!("mkdir {}", dir.display()),
-                Op::Mkdir {
-                    path: cstr(dir.as_os_str().as_bytes()),
-                },
-            ));
+    let stage = Path::new(STAGE);
+    let under = |p: &Path| stage.join(p.strip_prefix("/").expect("absolute"));
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut mkdirs = |p: &Path, steps: &mut Vec<Step>| {
+        let mut cur = PathBuf::from("/");
+        for comp in p.components().skip(1) {
+            cur.push(comp);
+            if !made.contains(&cur) {
+                made.push(cur.clone());
+                steps.push(step(
+                    format!("mkdir {}", cur.display()),
+                    Op::Mkdir {
+                        path: pstr(&under(&cur)),
+                    },
+                ));
+            }
         }
-        let stage = format!("/tmp/.brorl-expose-{i}");
+    };
+    let mut restrict = Vec::new();
+    for e in root_entries(expose) {
+        match e {
+            Entry::Link(p, t) => {
+                if let Some(parent) = p.parent() {
+                    mkdirs(parent, &mut steps);
+                }
+                steps.push(step(
+                    format!("symlink {}", p.display()),
+                    Op::Symlink {
+                        target: pstr(&t),
+                        path: pstr(&under(&p)),
+                    },
+                ));
+            }
+            Entry::Dir(p) | Entry::File(p) => {
+                let is_dir = p.is_dir();
+                let fd = SOURCE_FD + opens.len() as RawFd;
+                opens.push(step(
+                    format!("open {}", p.display()),
+                    Op::OpenPath { path: pstr(&p), fd },
+                ));
+                if is_dir {
+                    mkdirs(&p, &mut steps);
+                } else {
+                    if let Some(parent) = p.parent() {
+                        mkdirs(parent, &mut steps);
+                    }
+                    steps.push(step(
+                        format!("touch {}", p.display()),
+                        Op::Touch {
+                            path: pstr(&under(&p)),
+                        },
+                    ));
+                }
+                steps.push(step(
+                    format!("bind {}", p.display()),
+                    Op::Mount {
+                        src: cstr(format!("/proc/self/fd/{fd}")),
+                        target: pstr(&under(&p)),
+                        fstype: cstr(""),
+                        flags: libc::MS_BIND | libc::MS_REC,
+                        data: cstr(""),
+                    },
+                ));
+                let device = p.starts_with("/dev");
+                let attrs = if device {
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
+                } else {
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+                };
+                restrict.push((p, attrs));
+            }
+        }
+    }
+    for d in ["/proc", "/tmp", "/dev/shm", "/.old"] {
+        mkdirs(Path::new(d), &mut steps);
+    }
+    steps.push(step(
+        "mount /proc".into(),
+        Op::Proc {
+            path: pstr(&under(Path::new("/proc"))),
+        },
+    ));
+    steps.push(step(
+        "pivot_root".into(),
+        Op::PivotRoot {
+            new_root: cstr(STAGE),
+            put_old: pstr(&under(Path::new("/.old"))),
+        },
+    ));
+    steps.push(step("chdir /".into(), Op::Chdir { path: cstr("/") }));
+    steps.push(step(
+        "detach the old root".into(),
+        Op::Detach {
+            path: cstr("/.old"),
+        },
+    ));
+    steps.push(step(
+        "rmdir /.old".into(),
+        Op::Rmdir {
+            path: cstr("/.old"),
+        },
+    ));
+    for (p, attrs) in restrict {
         steps.push(step(
-            format!("move {}", p.display()),
-            Op::Mount {
-                src: cstr(&stage),
-                target: cstr(p.as_os_str().as_bytes()),
-                fstype: cstr(""),
-                flags: libc::MS_MOVE,
-                data: cstr(""),
+            format!("read-only {}", p.display()),
+            Op::Restrict {
+                path: pstr(&p),
+                attrs,
             },
         ));
-        steps.push(step(
-            format!("rmdir {stage}"),
-            Op::Rmdir { path: cstr(&stage) },
-        ));
     }
-    steps
+    steps.push(step("read-only /".into(), Op::RootReadOnly));
+    (opens, steps)
 }
 
 fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
@@ -236,60 +358,43 @@ fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
             "uid_map",
             Op::Write {
                 path: cstr("/proc/self/uid_map"),
-                data: format!("{uid} {uid} 1\n").into_bytes(),
+                data: format!("0 {uid} 1\n").into_bytes(),
             },
         ));
         steps.push(step(
             "gid_map",
             Op::Write {
                 path: cstr("/proc/self/gid_map"),
-                data: format!("{gid} {gid} 1\n").into_bytes(),
+                data: format!("0 {gid} 1\n").into_bytes(),
             },
         ));
     }
     if !spec.namespaces {
         return steps;
     }
-    let tmp = format!("size={}m,nr_inodes=16384,mode=1777", spec.tmpfs_mb);
-    let private = libc::MS_REC | libc::MS_PRIVATE;
     steps.push(step(
         "make / private",
         Op::Mount {
             src: cstr(""),
             target: cstr("/"),
             fstype: cstr(""),
-            flags: private,
+            flags: libc::MS_REC | libc::MS_PRIVATE,
             data: cstr(""),
         },
     ));
-    let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
+    let (opens, root) = root_steps(&spec.expose);
+    steps.extend(opens);
     steps.push(step(
-        "stage tmpfs",
-        mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp),
+        "stage the new root",
+        Op::Mount {
+            src: cstr("tmpfs"),
+            target: cstr(STAGE),
+            fstype: cstr("tmpfs"),
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            data: cstr("size=1m,nr_inodes=4096,mode=755"),
+        },
     ));
-    if spec.drop_to.is_some() {
-        steps.extend(exposure_steps(&spec.expose));
-    }
-    steps.push(step("mount /proc", Op::Proc));
-    steps.push(step("read-only /", Op::ReadOnlyRoot));
-    steps.push(step(
-        "private /tmp",
-        mount("tmpfs", Path::new("/tmp"), "tmpfs", nosuid, &tmp),
-    ));
-    if Path::new("/dev/shm").is_dir() {
-        let shm = mount(
-            "tmpfs",
-            Path::new("/dev/shm"),
-            "tmpfs",
-            nosuid,
-            "size=16m,nr_inodes=4096,mode=1777",
-        );
-        steps.push(Step {
-            name: "private /dev/shm".into(),
-            op: shm,
-            optional: true,
-        });
-    }
+    steps.extend(root);
     steps
 }
 
@@ -341,18 +446,45 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
         ) as libc::c_long),
         Op::Mkdir { path } => {
             if libc::mkdir(path.as_ptr(), 0o755) == 0 || errno() == libc::EEXIST {
+                libc::chmod(path.as_ptr(), 0o755);
                 Ok(())
             } else {
                 Err(errno())
             }
         }
-        Op::Rmdir { path } => ok(libc::rmdir(path.as_ptr()) as libc::c_long),
-        Op::Proc => {
+        Op::Touch { path } => {
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                return Err(errno());
+            }
+            libc::close(fd);
+            Ok(())
+        }
+        Op::OpenPath { path, fd } => {
+            let got = libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            if got < 0 {
+                return Err(errno());
+            }
+            let rc = libc::dup3(got, *fd, libc::O_CLOEXEC);
+            libc::close(got);
+            if rc < 0 {
+                Err(errno())
+            } else {
+                Ok(())
+            }
+        }
+        Op::Symlink { target, path } => {
+            ok(libc::symlink(target.as_ptr(), path.as_ptr()) as libc::c_long)
+        }
+        Op::Proc { path } => {
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            let proc_ = c"/proc".as_ptr();
             if libc::mount(
                 c"proc".as_ptr(),
-                proc_,
+                path.as_ptr(),
                 c"proc".as_ptr(),
                 flags,
                 std::ptr::null(),
@@ -360,21 +492,32 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             {
                 return Ok(());
             }
-            // The kernel refuses a fresh procfs here (e.g. parts of /proc are masked): hide the
-            // host's instead, so samples cannot read other processes' environments.
+            // The kernel refuses a fresh procfs here (e.g. parts of the host's /proc are
+            // masked): an empty /proc then.
             let data = c"size=4k,mode=555".as_ptr() as *const c_void;
-            ok(
-                libc::mount(c"tmpfs".as_ptr(), proc_, c"tmpfs".as_ptr(), flags, data)
-                    as libc::c_long,
-            )
+            ok(libc::mount(
+                c"tmpfs".as_ptr(),
+                path.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                data,
+            ) as libc::c_long)
         }
-        Op::ReadOnlyRoot => {
+        Op::PivotRoot { new_root, put_old } => ok(libc::syscall(
+            libc::SYS_pivot_root,
+            new_root.as_ptr(),
+            put_old.as_ptr(),
+        )),
+        Op::Chdir { path } => ok(libc::chdir(path.as_ptr()) as libc::c_long),
+        Op::Detach { path } => ok(libc::umount2(path.as_ptr(), libc::MNT_DETACH) as libc::c_long),
+        Op::Rmdir { path } => ok(libc::rmdir(path.as_ptr()) as libc::c_long),
+        Op::Restrict { path, attrs } => {
             // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }
-            let attr: [u64; 4] = [MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0];
+            let attr: [u64; 4] = [*attrs, 0, 0, 0];
             let rc = libc::syscall(
                 SYS_MOUNT_SETATTR,
                 libc::AT_FDCWD,
-                c"/".as_ptr(),
+                path.as_ptr(),
                 AT_RECURSIVE,
                 attr.as_ptr(),
                 std::mem::size_of_val(&attr),
@@ -382,8 +525,23 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             if rc == 0 {
                 return Ok(());
             }
-            // Older kernels: at least the root mount itself becomes read-only.
-            let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID;
+            // Older kernels: at least the top mount of the bind gets the flags.
+            let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID;
+            if attrs & MOUNT_ATTR_RDONLY != 0 {
+                flags |= libc::MS_RDONLY | libc::MS_NODEV;
+            } else {
+                flags |= libc::MS_NOEXEC;
+            }
+            ok(libc::mount(
+                std::ptr::null(),
+                path.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) as libc::c_long)
+        }
+        Op::RootReadOnly => {
+            let flags = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
             ok(libc::mount(
                 std::ptr::null(),
                 c"/".as_ptr(),
@@ -393,6 +551,24 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             ) as libc::c_long)
         }
     }
+}
+
+fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -407,7 +583,6 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// A copy of `fd` numbered 10 or above, so the child's dup2 onto 0/1 cannot clobber it.
 fn high(fd: OwnedFd) -> std::io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
     // SAFETY: duplicating a valid fd.
     let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
     if n < 0 {
@@ -424,10 +599,19 @@ fn spawn_error(step: &str, e: std::io::Error) -> SpawnError {
     }
 }
 
+/// The seccomp filter the worker's template runs under (samples add theirs on top).
+pub fn template_filter(spec: &EnvelopeSpec) -> Option<Vec<libc::sock_filter>> {
+    let profile = if spec.namespaces {
+        seccomp::Profile::Template
+    } else {
+        seccomp::Profile::Sample
+    };
+    seccomp::program(spec.deny_sockets, profile)
+}
+
 /// Starts `spec.argv` inside the envelope. Returns once the interpreter has been exec'd (or
 /// with the step that failed).
 pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
-    use std::os::fd::AsRawFd;
     let steps = plan(spec);
     let argv_c: Vec<CString> = spec.argv.iter().map(cstr).collect();
     let mut argv: Vec<*const c_char> = argv_c.iter().map(|s| s.as_ptr()).collect();
@@ -435,7 +619,7 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     let envp: [*const c_char; 1] = [std::ptr::null()];
     // The hardening filter is skipped on an architecture without syscall tables, unless it
     // is the only thing keeping the network out.
-    let filter = match seccomp::program(spec.deny_sockets) {
+    let filter = match template_filter(spec) {
         None if spec.deny_sockets => {
             return Err(SpawnError {
                 step: "seccomp (unsupported architecture)".into(),
@@ -453,12 +637,10 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
         rlim_max: 0,
     };
 
-    let (req_r, req_w) = pipe().map_err(|e| spawn_error("pipe", e))?;
-    let (resp_r, resp_w) = pipe().map_err(|e| spawn_error("pipe", e))?;
+    let (ours, theirs) = socketpair().map_err(|e| spawn_error("socketpair", e))?;
     let (err_r, err_w) = pipe().map_err(|e| spawn_error("pipe", e))?;
-    let req_r = high(req_r).map_err(|e| spawn_error("dup", e))?;
-    let resp_w = high(resp_w).map_err(|e| spawn_error("dup", e))?;
-    let (child_in, child_out, err_fd) = (req_r.as_raw_fd(), resp_w.as_raw_fd(), err_w.as_raw_fd());
+    let theirs = high(theirs).map_err(|e| spawn_error("dup", e))?;
+    let (child_sock, err_fd) = (theirs.as_raw_fd(), err_w.as_raw_fd());
 
     let mut flags = libc::SIGCHLD as c_ulong;
     if spec.namespaces {
@@ -500,7 +682,7 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
             {
                 fail(base + 1, errno());
             }
-            if libc::dup2(child_in, 0) < 0 || libc::dup2(child_out, 1) < 0 {
+            if libc::dup2(child_sock, 0) < 0 || libc::dup2(child_sock, 1) < 0 {
                 fail(base + 2, errno());
             }
             if libc::syscall(SYS_CLOSE_RANGE, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
@@ -521,25 +703,17 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
             {
                 fail(base + 4, errno());
             }
-            if let Some(id) = spec.drop_to {
-                if libc::syscall(libc::SYS_setgroups, 0usize, 0usize) != 0
-                    || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
-                    || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
-                {
-                    fail(base + 5, errno());
-                }
-            }
             if let Some(f) = &filter {
                 if let Err(e) = seccomp::install(f) {
-                    fail(base + 6, e);
+                    fail(base + 5, e);
                 }
             }
             libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
-            fail(base + 7, errno());
+            fail(base + 6, errno());
         }
     }
     let pid = pid as libc::pid_t;
-    drop((req_r, resp_w, err_w));
+    drop((theirs, err_w));
     let mut msg = [0u8; 8];
     let mut got = 0;
     while got < 8 {
@@ -571,7 +745,6 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
             "dup2",
             "chdir",
             "no_new_privs",
-            "drop uid",
             "seccomp",
             "exec",
         ];
@@ -584,15 +757,12 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
             errno: e,
         });
     }
-    Ok(Envelope {
-        pid,
-        requests: req_w,
-        responses: resp_r,
-    })
+    Ok(Envelope { pid, socket: ours })
 }
 
 /// Kills a worker and everything it started, and reaps it. With namespaces, killing pid 1 of
-/// the namespace kills every process in it; otherwise the worker's process group goes.
+/// the namespace kills every process in it; otherwise the worker's process group goes (its
+/// samples were already killed by the worker after each run).
 pub fn kill(env: &Envelope, namespaces: bool) {
     // SAFETY: signalling and reaping our own child (and, without namespaces, its group).
     unsafe {

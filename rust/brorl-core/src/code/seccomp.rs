@@ -5,6 +5,11 @@
 //! `bpf`, `perf_event_open`, `userfaultfd`, io_uring, keyrings, module and kexec loading,
 //! reading other processes' memory. Without a network namespace (`deny_sockets`) it also
 //! limits `socket()` to AF_UNIX. A foreign syscall ABI (i386 or x32 entry points) gets EPERM.
+//!
+//! Two profiles: the template process of a worker may still `mount`/`umount2` (each run's fresh
+//! `/tmp` and `/dev/shm`) and `unshare` a mount or IPC namespace (each sample gets its own IPC
+//! namespace before it runs anything), and every sample installs the full filter on top before
+//! the first line of untrusted code.
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 
@@ -95,8 +100,19 @@ fn flags_rule(p: &mut Vec<sock_filter>, nr: u32, mask: u32) {
     ]);
 }
 
+/// Which filter: the template's (mount and unshare of mount/IPC namespaces still allowed),
+/// or a sample's (everything denied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Template,
+    Sample,
+}
+
+/// CLONE_NEWNS | CLONE_NEWIPC: what the template may still unshare.
+const TEMPLATE_NS: u32 = 0x0002_0000 | 0x0800_0000;
+
 /// The BPF program, or `None` on an architecture we have no syscall numbers for.
-pub fn program(deny_sockets: bool) -> Option<Vec<sock_filter>> {
+pub fn program(deny_sockets: bool, profile: Profile) -> Option<Vec<sock_filter>> {
     let arch = ARCH?;
     let mut p = vec![
         stmt(LD_W_ABS, OFF_ARCH),
@@ -106,12 +122,18 @@ pub fn program(deny_sockets: bool) -> Option<Vec<sock_filter>> {
         jump(JGE_K, 0x4000_0000, 0, 1), // x32 syscall numbers
         stmt(RET_K, RET_EPERM),
     ];
-    for nr in arch.deny.iter().chain(&GENERIC_DENY) {
+    // deny[0..2] are mount and umount2: the template needs them for each sample's /tmp.
+    let skip = if profile == Profile::Template { 2 } else { 0 };
+    for nr in arch.deny[skip..].iter().chain(&GENERIC_DENY) {
         rule(&mut p, *nr, RET_EPERM);
     }
     rule(&mut p, CLONE3, RET_ENOSYS);
     flags_rule(&mut p, arch.clone, NS_FLAGS);
-    flags_rule(&mut p, arch.unshare, NS_FLAGS | NEWTIME);
+    let unshare_mask = match profile {
+        Profile::Template => (NS_FLAGS & !TEMPLATE_NS) | NEWTIME,
+        Profile::Sample => NS_FLAGS | NEWTIME,
+    };
+    flags_rule(&mut p, arch.unshare, unshare_mask);
     if deny_sockets {
         p.extend([
             jump(JEQ_K, arch.socket, 0, 4),
@@ -124,6 +146,27 @@ pub fn program(deny_sockets: bool) -> Option<Vec<sock_filter>> {
     p.push(stmt(RET_K, RET_ALLOW));
     Some(p)
 }
+
+/// The program as hex bytes (`struct sock_filter` in native layout), for the template to
+/// install in each sample.
+pub fn to_hex(program: &[sock_filter]) -> String {
+    let mut out = String::with_capacity(program.len() * 16);
+    for f in program {
+        for b in f
+            .code
+            .to_ne_bytes()
+            .iter()
+            .chain(&[f.jt, f.jf])
+            .chain(&f.k.to_ne_bytes())
+        {
+            out.push_str(&format!("{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The capset syscall number (the template drops capabilities with it in a user namespace).
+pub const SYS_CAPSET: libc::c_long = libc::SYS_capset;
 
 /// Installs `program` on the calling thread. Async-signal-safe (used between fork and exec);
 /// needs `PR_SET_NO_NEW_PRIVS` first. Returns the errno on failure.

@@ -26,6 +26,7 @@ fn humaneval(program: &str) -> CodeRequest {
         tests: CodeTests::HumanEval {
             source: "def check(f):\n    assert f(2) == 4\n    assert f(3) == 6\n".into(),
             entry_point: "double".into(),
+            prompt: None,
         },
         limits: Limits {
             timeout_s: 2.0,
@@ -116,15 +117,23 @@ fn stdio_and_call_are_judged_in_the_parent() {
     );
     assert!((r.reward - 2.0 / 3.0).abs() < 1e-12);
 
-    let call = |args: Value, expected: Value| CallCase { args, expected };
+    let call = |args: &str, expected: &str| CallCase::from_json("t", args, expected).unwrap();
     let req = CodeRequest {
         program: "def f(a, b):\n    return [a / b, a // b]\n".into(),
         tests: CodeTests::Call {
             cases: vec![
-                call(json!([1, 3]), json!([0.3333333333, 0])),
-                call(json!({"a": 4, "b": 2}), json!([2.0, 2])),
-                call(json!([1, 0]), json!(null)),
-                call(json!([1, 1]), json!([1.0, 2])),
+                call("[1, 3]", "[0.3333333333, 0]"),
+                call(r#"{"a": 4, "b": 2}"#, "[2.0, 2]"),
+                call("[1, 0]", "null"),
+                call("[1, 1]", "[1.0, 2]"),
+                call(
+                    "[100000000000000000000000, 1]",
+                    "[1e23, 100000000000000000000000]",
+                ),
+                call(
+                    "[100000000000000000000000, 1]",
+                    "[1e23, 100000000000000000000001]",
+                ),
             ],
             entry_point: "f".into(),
             float_tol: 1e-6,
@@ -134,8 +143,18 @@ fn stdio_and_call_are_judged_in_the_parent() {
     };
     let r = verify(&p, &req).unwrap();
     use TestStatus::*;
-    assert_eq!(r.statuses, [Passed, Passed, RuntimeError, WrongAnswer]);
-    assert_eq!((r.passed, r.reward), (2, 0.0));
+    assert_eq!(
+        r.statuses,
+        [
+            Passed,
+            Passed,
+            RuntimeError,
+            WrongAnswer,
+            Passed,
+            WrongAnswer
+        ]
+    );
+    assert_eq!((r.passed, r.reward), (3, 0.0));
 }
 
 #[test]
@@ -166,6 +185,7 @@ fn bad_arguments_name_the_field() {
     req.tests = CodeTests::HumanEval {
         source: String::new(),
         entry_point: "1x".into(),
+        prompt: None,
     };
     assert!(verify(&p, &req)
         .unwrap_err()

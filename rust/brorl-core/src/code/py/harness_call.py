@@ -1,6 +1,7 @@
 # kind="call": calls `entry_point(*args)` (or `Class.method`, on a fresh instance) once per
-# test and reports the JSON of the return value. The expected values never enter the
-# sandbox: the Rust parent compares, so a forged report can only claim an output.
+# test and writes each return value as plain data on the result channel:
+# `R<index>:<value>` or `E<index>:<status>;`. brorl compares the values with the expected
+# ones, which never enter the sandbox: whatever is written here can only claim an output.
 
 
 class _CallTimeout(BaseException):
@@ -11,28 +12,30 @@ def _alarm(signum, frame):
     raise _CallTimeout()
 
 
-def run_call(job, res_fd, nonce):
-    program, args_json, entry, timeout_s = job
-    report = make_reporter(res_fd, nonce)
-    classify = make_classifier()
-    dumps, loads, setitimer = json.dumps, json.loads, signal.setitimer
-    timeout_cls, real = _CallTimeout, signal.ITIMER_REAL
-    all_args = [loads(a) for a in args_json]  # parsed before user code can touch `json`
-    code = compile_program(program, report)
+def run_call():
+    job = read_job()
+    put = make_writer(4)
+    enc, plain_error, setitimer = encode, PlainError, signal.setitimer
+    timeout_cls, real, timeout_s = _CallTimeout, signal.ITIMER_REAL, job["timeout_s"]
+    all_args = [json.loads(a) for a in job["args"]]
+    code = compile_program(job["program"], put)
     if code is None:
         return 0
     g = {"__name__": "__brorl_candidate__"}
+
+    def fail(i, status):
+        put(b"E%d:%s;" % (i, status))
+
     try:
         exec(code, g)
-        if "." in entry:
-            cls_name, method = entry.split(".", 1)
-            fn = getattr(g[cls_name](), method)
-        else:
-            fn = g[entry]
-    except:  # noqa: E722
-        status = classify()
+        fn = lookup(g, job["entry"])
+    except MemoryError:
         for i in range(len(all_args)):
-            report(f"test {i} {status}")
+            fail(i, b"memory_exceeded")
+        return 0
+    except:  # noqa: E722
+        for i in range(len(all_args)):
+            fail(i, b"runtime_error")
         return 0
     signal.signal(signal.SIGALRM, _alarm)
     for i, args in enumerate(all_args):
@@ -40,15 +43,21 @@ def run_call(job, res_fd, nonce):
             setitimer(real, timeout_s)
             value = fn(**args) if type(args) is dict else fn(*args)
             setitimer(real, 0)
+        except timeout_cls:
+            fail(i, b"timeout")
+            continue
+        except MemoryError:
+            setitimer(real, 0)
+            fail(i, b"memory_exceeded")
+            continue
         except:  # noqa: E722
             setitimer(real, 0)
-            t = sys.exc_info()[0]
-            report(f"test {i} " + ("timeout" if t is timeout_cls else classify()))
+            fail(i, b"runtime_error")
             continue
         try:
-            encoded = dumps(value, allow_nan=False)
-        except:  # noqa: E722  not JSON (a set, an object, NaN): cannot equal a JSON answer
-            report(f"test {i} wrong_answer")
+            data = enc(value, True)
+        except plain_error:
+            fail(i, b"wrong_answer")  # not plain data: cannot equal an expected value
             continue
-        report(f"test {i} returned {encoded}")
+        put(b"R%d:" % i + data)
     return 0

@@ -1,34 +1,97 @@
-# kind="humaneval": `program` (prompt + completion) and the test source defining
-# `check(candidate)` run in one process; the test passes only if `check(entry_point)` returns.
-# A bare `except:` (no name lookup that user code could redirect) turns every exception,
-# SystemExit included, into a failure; `sys.exit`/`os._exit` before the verdict leave the
-# verdict channel without a line, which the parent scores as a failure too.
+# kind="humaneval": two processes forked from the template. The test process ("check") runs
+# the dataset's trusted code (the prompt when given, then the tests) and calls `check` with a
+# proxy `candidate`; the candidate process ("cand") runs the program and answers each call.
+# Only plain data crosses (see codec.py), decoded by the test process into fresh builtin
+# objects, so nothing the program does can reach the test's builtins, frames, comparisons or
+# its result channel. The verdict is the word the test process writes on its own channel.
+
+import builtins as _builtins
+
+_SAFE_EXCEPTIONS = {
+    name: obj for name, obj in vars(_builtins).items() if isinstance(obj, type) and issubclass(obj, Exception)
+}
+_FRAME_LIMIT = 64 << 20
 
 
-def run_humaneval(job, res_fd, nonce):
-    program, tests, entry = job
-    report = make_reporter(res_fd, nonce)
-    classify = make_classifier()
-    settrace, setprofile = sys.settrace, sys.setprofile
-    code = compile_program(program, report)
+class CandidateError(Exception):
+    """The candidate process failed to answer (exited, sent something that is not plain data)."""
+
+
+def run_check():
+    job = read_job()
+    put = make_writer(4)
+    status = "runtime_error"
+    try:
+        g = {"__name__": "__brorl_check__"}
+        if job.get("prompt"):
+            exec(compile(job["prompt"], "<prompt>", "exec", dont_inherit=True), g)
+        exec(compile(job["tests"], "<tests>", "exec", dont_inherit=True), g)
+        candidate = make_proxy(5, job["entry"])
+        name = job["entry"].split(".")[0]
+        g[name] = candidate  # tests that call the entry point by its name reach the proxy too
+        g["check"](candidate)
+        status = "passed"
+    except AssertionError:
+        status = "wrong_answer"
+        traceback.print_exc()
+    except MemoryError:
+        status = "memory_exceeded"
+    except BaseException:  # noqa: B036
+        traceback.print_exc()
+    put(status.encode())
+    return 0
+
+
+def make_proxy(fd, entry):
+    read, write = os.read, os.write
+
+    def candidate(*args, **kwargs):
+        try:
+            request = encode((args, kwargs))
+        except PlainError as e:
+            raise TypeError(f"{entry}: arguments must be plain data for the candidate process: {e}") from None
+        send_frame(fd, request, write)
+        try:
+            frame = recv_frame(fd, read, _FRAME_LIMIT)
+        except OSError:
+            frame = None
+        if frame is None:
+            raise CandidateError(f"{entry}: the candidate process is gone")
+        reply = decode(frame)
+        if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
+            return reply[1]
+        if type(reply) is tuple and len(reply) == 3 and reply[0] == "raise" and type(reply[1]) is str:
+            cls = _SAFE_EXCEPTIONS.get(reply[1], CandidateError)
+            raise cls(str(reply[2]))
+        raise CandidateError(f"{entry}: malformed reply from the candidate process")
+
+    candidate.__name__ = entry.split(".")[-1]
+    return candidate
+
+
+def run_cand():
+    job = read_job()
+    put = make_writer(4)
+    code = compile_program(job["program"], put)
+    os.close(4)
     if code is None:
         return 0
-    try:
-        test_code = compile(tests, "<tests>", "exec", dont_inherit=True)
-    except:  # noqa: E722
-        report("test 0 runtime_error")
-        return 0
+    read, write, enc, dec, plain_error = os.read, os.write, encode, decode, PlainError
+    sf, rf = send_frame, recv_frame
     g = {"__name__": "__brorl_candidate__"}
-    try:
-        exec(code, g)
-        exec(test_code, g)
-        candidate = g[entry]
-        check = g["check"]
-        settrace(None)  # a trace hook installed by the program could skip asserts
-        setprofile(None)
-        check(candidate)
-        status = "passed"
-    except:  # noqa: E722
-        status = classify()
-    report("test 0 " + status)
-    return 0
+    exec(code, g)  # an exception here ends the process: the test process sees EOF
+    fn = lookup(g, job["entry"])
+    while True:
+        frame = rf(5, read, _FRAME_LIMIT)
+        if frame is None:
+            return 0
+        try:
+            args, kwargs = dec(frame)
+            value = fn(*args, **kwargs)
+            try:
+                reply = enc(("ok", value), True)
+            except plain_error as e:
+                reply = enc(("raise", "TypeError", f"the candidate returned something that is not plain data: {e}"))
+        except BaseException as e:  # noqa: B036
+            reply = enc(("raise", type(e).__name__, str(e)[:1000]))
+        sf(5, reply, write)

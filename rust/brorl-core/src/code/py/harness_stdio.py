@@ -1,16 +1,17 @@
-# kind="stdio": runs `program` as __main__ with the test input on stdin. The verdict is the
-# exit status and stdout, both read by the parent; the expected output never enters the
-# sandbox. The verdict channel is closed before user code runs: it only carries compile errors.
+# kind="stdio": runs `program` as __main__ with the test input on stdin. brorl reads the exit
+# status and stdout once the process is gone and compares; the expected output never enters
+# the sandbox. The result channel only carries a compile error and is closed before user code.
 
 
-def run_stdio(program, res_fd, nonce):
-    report = make_reporter(res_fd, nonce)
+def run_stdio():
+    job = read_job()
+    put = make_writer(4)
     system_exit, memory_error, exc_info = SystemExit, MemoryError, sys.exc_info
     print_exc, stdout = traceback.print_exc, sys.stdout
-    code = compile_program(program, report)
+    code = compile_program(job["program"], put)
+    os.close(4)
     if code is None:
         return 0
-    os.close(res_fd)
     status = 0
     try:
         exec(code, {"__name__": "__main__"})
@@ -32,3 +33,6 @@ def run_stdio(program, res_fd, nonce):
         except:  # noqa: E722
             status = status or 1
     return status
+
+
+HARNESSES = {"check": run_check, "cand": run_cand, "call": run_call, "stdio": run_stdio}

@@ -1,0 +1,533 @@
+//! Plain data: the only values that cross the sandbox boundary (see `py/codec.py` for the
+//! wire layout), and the exact comparison of a `call` test's returned value with the
+//! expected one. Integers are kept exactly (any size, as canonical hex digits); a tolerance
+//! applies only where the expected value is a float.
+
+use std::collections::HashMap;
+
+/// A value made of Python's plain builtin types.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plain {
+    None,
+    Bool(bool),
+    /// Canonical lowercase hex, `-` for negatives, no leading zeros (`0` for zero).
+    Int(String),
+    Float(f64),
+    /// UTF-8 (with lone surrogates kept as Python's `surrogatepass` writes them).
+    Str(Vec<u8>),
+    Bytes(Vec<u8>),
+    List(Vec<Plain>),
+    Tuple(Vec<Plain>),
+    Set(Vec<Plain>),
+    Dict(Vec<(Plain, Plain)>),
+}
+
+const MAX_DEPTH: usize = 100;
+
+/// Canonical hex of an integer given as hex digits with an optional sign.
+fn canon_hex(neg: bool, digits: &str) -> String {
+    let d = digits.trim_start_matches('0');
+    if d.is_empty() {
+        "0".into()
+    } else if neg {
+        format!("-{d}")
+    } else {
+        d.into()
+    }
+}
+
+/// Hex of a decimal integer text (`-?[0-9]+`), exact at any size.
+pub fn decimal_to_hex(text: &str) -> Option<String> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Little-endian base 2^32 limbs, times 10 plus digit.
+    let mut limbs: Vec<u32> = vec![0];
+    for b in digits.bytes() {
+        let mut carry = u64::from(b - b'0');
+        for l in limbs.iter_mut() {
+            let v = u64::from(*l) * 10 + carry;
+            *l = v as u32;
+            carry = v >> 32;
+        }
+        if carry > 0 {
+            limbs.push(carry as u32);
+        }
+    }
+    let mut hex = String::new();
+    for (i, l) in limbs.iter().rev().enumerate() {
+        if i == 0 {
+            hex.push_str(&format!("{l:x}"));
+        } else {
+            hex.push_str(&format!("{l:08x}"));
+        }
+    }
+    Some(canon_hex(neg, &hex))
+}
+
+impl Plain {
+    /// An integer from its (decimal) value.
+    pub fn int(v: i128) -> Plain {
+        let hex = format!("{:x}", v.unsigned_abs());
+        Plain::Int(canon_hex(v < 0, &hex))
+    }
+
+    /// An integer from hex digits with an optional leading `-`.
+    pub fn int_hex(text: &str) -> Option<Plain> {
+        let (neg, digits) = match text.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, text),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Plain::Int(canon_hex(neg, &digits.to_ascii_lowercase())))
+    }
+
+    pub fn str(s: &str) -> Plain {
+        Plain::Str(s.as_bytes().to_vec())
+    }
+
+    /// The value of a JSON text, with integers kept exactly at any size.
+    pub fn from_json(text: &str) -> Result<Plain, String> {
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        p.ws();
+        let v = p.value(0)?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    /// Parses one value of the wire format; `Err` on anything malformed.
+    pub fn decode(data: &[u8]) -> Result<Plain, String> {
+        let mut d = Decoder { b: data, i: 0 };
+        let v = d.value(0)?;
+        if d.i != data.len() {
+            return Err("trailing bytes".into());
+        }
+        Ok(v)
+    }
+
+    /// Parses one value at the start of `data`; returns it and the bytes it took.
+    pub fn decode_prefix(data: &[u8]) -> Result<(Plain, usize), String> {
+        let mut d = Decoder { b: data, i: 0 };
+        let v = d.value(0)?;
+        Ok((v, d.i))
+    }
+
+    /// The wire encoding (canonical for ints; sets and dicts in stored order).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Plain::None => out.push(b'N'),
+            Plain::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
+            Plain::Int(h) => {
+                out.push(b'i');
+                out.extend_from_slice(h.as_bytes());
+                out.push(b';');
+            }
+            Plain::Float(f) => {
+                out.push(b'f');
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Plain::Str(s) | Plain::Bytes(s) => {
+                out.push(if matches!(self, Plain::Str(_)) {
+                    b's'
+                } else {
+                    b'b'
+                });
+                out.extend_from_slice(format!("{}:", s.len()).as_bytes());
+                out.extend_from_slice(s);
+            }
+            Plain::List(v) | Plain::Tuple(v) | Plain::Set(v) => {
+                out.push(match self {
+                    Plain::List(_) => b'l',
+                    Plain::Tuple(_) => b't',
+                    _ => b'S',
+                });
+                out.extend_from_slice(format!("{}:", v.len()).as_bytes());
+                for x in v {
+                    x.encode(out);
+                }
+            }
+            Plain::Dict(v) => {
+                out.extend_from_slice(format!("d{}:", v.len()).as_bytes());
+                for (k, x) in v {
+                    k.encode(out);
+                    x.encode(out);
+                }
+            }
+        }
+    }
+
+    fn key(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Plain::Float(f) => Some(*f),
+            Plain::Int(h) => {
+                let (neg, d) = match h.strip_prefix('-') {
+                    Some(d) => (true, d),
+                    None => (false, h.as_str()),
+                };
+                let mut v = 0f64;
+                for c in d.chars() {
+                    v = v * 16.0 + f64::from(c.to_digit(16)?);
+                }
+                Some(if neg { -v } else { v })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether a `call` test's returned value `got` equals `want`: exact for every type, with
+/// two rules for data that came from JSON: a list equals a tuple with equal items, and where
+/// `want` is a float, `got` (a float or an int) may differ by `tol` relative to
+/// `max(1, |want|)`. An int never equals a float expectation's neighbour when `want` is an
+/// int, and `True` is not `1`.
+pub fn matches(got: &Plain, want: &Plain, tol: f64) -> bool {
+    use Plain::*;
+    match (got, want) {
+        (Float(_) | Int(_), Float(w)) => {
+            let g = got.as_f64().unwrap_or(f64::NAN);
+            g == *w || (g.is_finite() && w.is_finite() && (g - w).abs() <= tol * w.abs().max(1.0))
+        }
+        (Int(a), Int(b)) => a == b,
+        (List(a) | Tuple(a), List(b) | Tuple(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| matches(x, y, tol))
+        }
+        (Set(a), Set(b)) => {
+            let keys: HashMap<Vec<u8>, ()> = a.iter().map(|x| (x.key(), ())).collect();
+            a.len() == b.len()
+                && keys.len() == a.len()
+                && b.iter().all(|y| keys.contains_key(&y.key()))
+        }
+        (Dict(a), Dict(b)) => {
+            let by_key: HashMap<Vec<u8>, &Plain> = a.iter().map(|(k, v)| (k.key(), v)).collect();
+            a.len() == b.len()
+                && by_key.len() == a.len()
+                && b.iter()
+                    .all(|(k, y)| by_key.get(&k.key()).is_some_and(|x| matches(x, y, tol)))
+        }
+        (Float(_), _) | (_, Float(_)) => false,
+        _ => got == want,
+    }
+}
+
+struct Decoder<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Decoder<'_> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let c = *self.b.get(self.i).ok_or("truncated")?;
+        self.i += 1;
+        Ok(c)
+    }
+
+    fn until(&mut self, sep: u8) -> Result<&[u8], String> {
+        let rest = &self.b[self.i..];
+        let n = rest.iter().position(|c| *c == sep).ok_or("truncated")?;
+        self.i += n + 1;
+        Ok(&rest[..n])
+    }
+
+    fn count(&mut self) -> Result<usize, String> {
+        let d = self.until(b':')?;
+        if d.is_empty() || d.len() > 12 || !d.iter().all(u8::is_ascii_digit) {
+            return Err("bad length".into());
+        }
+        Ok(std::str::from_utf8(d)
+            .expect("digits")
+            .parse()
+            .expect("digits"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        if n > self.b.len() - self.i {
+            return Err("truncated".into());
+        }
+        let v = self.b[self.i..self.i + n].to_vec();
+        self.i += n;
+        Ok(v)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Plain, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        Ok(match self.byte()? {
+            b'N' => Plain::None,
+            b'T' => Plain::Bool(true),
+            b'F' => Plain::Bool(false),
+            b'i' => {
+                let d = self.until(b';')?;
+                let text = std::str::from_utf8(d).map_err(|_| "bad int")?;
+                Plain::int_hex(text).ok_or("bad int")?
+            }
+            b'f' => {
+                let raw = self.take(8)?;
+                Plain::Float(f64::from_le_bytes(raw.try_into().expect("8 bytes")))
+            }
+            b's' => {
+                let n = self.count()?;
+                Plain::Str(self.take(n)?)
+            }
+            b'b' => {
+                let n = self.count()?;
+                Plain::Bytes(self.take(n)?)
+            }
+            tag @ (b'l' | b't' | b'S' | b'd') => {
+                let n = self.count()?;
+                if n > self.b.len() - self.i {
+                    return Err("bad count".into());
+                }
+                if tag == b'd' {
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let k = self.value(depth + 1)?;
+                        let v = self.value(depth + 1)?;
+                        items.push((k, v));
+                    }
+                    Plain::Dict(items)
+                } else {
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.value(depth + 1)?);
+                    }
+                    match tag {
+                        b'l' => Plain::List(items),
+                        b't' => Plain::Tuple(items),
+                        _ => Plain::Set(items),
+                    }
+                }
+            }
+            _ => return Err("bad tag".into()),
+        })
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn lit(&mut self, word: &str, v: Plain) -> Result<Plain, String> {
+        if self.s[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(format!("unexpected character at {}", self.i))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Plain, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            None => Err("unexpected end".into()),
+            Some(b'n') => self.lit("null", Plain::None),
+            Some(b't') => self.lit("true", Plain::Bool(true)),
+            Some(b'f') => self.lit("false", Plain::Bool(false)),
+            Some(b'"') => {
+                // serde_json handles escapes; the span is found here.
+                let start = self.i;
+                self.i += 1;
+                while self.i < self.s.len() && self.s[self.i] != b'"' {
+                    self.i += if self.s[self.i] == b'\\' { 2 } else { 1 };
+                }
+                self.i += 1;
+                let span = self.s.get(start..self.i).ok_or("unterminated string")?;
+                let s: String = serde_json::from_slice(span).map_err(|e| e.to_string())?;
+                Ok(Plain::Str(s.into_bytes()))
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Plain::List(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Plain::List(items));
+                        }
+                        _ => return Err(format!("expected , or ] at {}", self.i)),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Plain::Dict(items));
+                }
+                loop {
+                    self.ws();
+                    let k = self.value(depth + 1)?;
+                    if !matches!(k, Plain::Str(_)) {
+                        return Err(format!("object key at {} is not a string", self.i));
+                    }
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b':') {
+                        return Err(format!("expected : at {}", self.i));
+                    }
+                    self.i += 1;
+                    let v = self.value(depth + 1)?;
+                    items.push((k, v));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Plain::Dict(items));
+                        }
+                        _ => return Err(format!("expected , or }} at {}", self.i)),
+                    }
+                }
+            }
+            Some(_) => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && matches!(
+                        self.s[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
+                if let Some(h) = decimal_to_hex(text) {
+                    return Ok(Plain::Int(h));
+                }
+                match serde_json::from_str::<f64>(text) {
+                    Ok(f) => Ok(Plain::Float(f)),
+                    Err(_) => Err(format!("bad number {text:?} at {start}")),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn big_integers_are_exact() {
+        let a = Plain::from_json("10000000000000000000012345").unwrap();
+        let b = Plain::from_json("10000000000000000000000000").unwrap();
+        assert_ne!(a, b);
+        assert!(!matches(&a, &b, 1e-6));
+        assert_eq!(decimal_to_hex("-255").unwrap(), "-ff");
+        assert_eq!(decimal_to_hex("0000").unwrap(), "0");
+        assert_eq!(Plain::decode(b"i-00ff;").unwrap(), Plain::Int("-ff".into()));
+    }
+
+    #[test]
+    fn tolerance_only_where_the_expectation_is_a_float() {
+        let (i3, f3) = (Plain::int(3), Plain::Float(3.0000001));
+        assert!(matches(&i3, &f3, 1e-6)); // an int answer to a float question, close enough
+        assert!(!matches(&f3, &i3, 1e-6)); // a float answer to an int question: never
+        assert!(!matches(&Plain::Float(3.0), &i3, 1e-6));
+        assert!(!matches(&Plain::Bool(true), &Plain::int(1), 0.0));
+        assert!(matches(
+            &Plain::Tuple(vec![Plain::int(1)]),
+            &Plain::List(vec![Plain::int(1)]),
+            0.0
+        ));
+        assert!(!matches(
+            &Plain::Float(f64::NAN),
+            &Plain::Float(f64::NAN),
+            1.0
+        ));
+    }
+
+    #[test]
+    fn malformed_wire_data_is_refused() {
+        for bad in [
+            &b"s5:abc"[..],
+            b"l99999:",
+            b"i12",
+            b"ix;",
+            b"q",
+            b"f1234",
+            b"N1",
+        ] {
+            assert!(Plain::decode(bad).is_err(), "{bad:?}");
+        }
+        let mut nested = vec![b'l'; 0];
+        for _ in 0..200 {
+            nested.extend_from_slice(b"l1:");
+        }
+        nested.push(b'N');
+        assert!(Plain::decode(&nested).is_err());
+    }
+
+    fn arb_plain() -> impl Strategy<Value = Plain> {
+        let leaf = prop_oneof![
+            Just(Plain::None),
+            any::<bool>().prop_map(Plain::Bool),
+            any::<i64>().prop_map(|v| Plain::int(v.into())),
+            (-1e9f64..1e9).prop_map(Plain::Float),
+            "[a-z]{0,5}".prop_map(|s| Plain::str(&s)),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Plain::List),
+                prop::collection::vec(inner, 0..4).prop_map(Plain::Tuple),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Encoding then decoding gives the value back, and a value matches itself.
+        #[test]
+        fn roundtrip(v in arb_plain()) {
+            let mut buf = Vec::new();
+            v.encode(&mut buf);
+            let back = Plain::decode(&buf).unwrap();
+            prop_assert_eq!(&back, &v);
+            prop_assert!(matches(&back, &v, 0.0));
+        }
+
+        /// Decimal -> hex agrees with i128 formatting.
+        #[test]
+        fn decimal_hex(v in any::<i128>()) {
+            prop_assert_eq!(decimal_to_hex(&v.to_string()).unwrap(), match Plain::int(v) {
+                Plain::Int(h) => h, _ => unreachable!() });
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Running one request on a worker and judging it, all on this side of the sandbox: the
+//! jobs and stdins are written into sealed memory files, outputs are read back from memory
+//! files once every process of the run is gone, and every verdict is decided here (stdio and
+//! call: by comparing with expected values that never enter the sandbox; humaneval: from the
+//! test process's own channel, which the candidate process never holds).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::plain::{self, Plain};
+use super::worker::{memfd, read_capped, sealed, stream_pair, Worker, WorkerError};
+use super::{compare, CodeRequest, CodeResult, CodeTests, TestStatus};
+
+/// Largest output kept from one run: stdout of a stdio test, or all return values of a call
+/// sample. Bounded anyway by the file-size limit (`fsize_mb`, 16 MiB by default).
+const OUTPUT_CAP: usize = 1 << 30;
+const EXCERPT: usize = 4096;
+
+/// The descriptors of one sandboxed process of a run.
+struct Proc {
+    role: &'static str,
+    stdin: File,
+    stdout: File,
+    stderr: File,
+    job: File,
+    result: File,
+    chan: Option<OwnedFd>,
+}
+
+fn io_err(e: std::io::Error) -> WorkerError {
+    WorkerError::Lost(format!("preparing a run: {e}"))
+}
+
+impl Proc {
+    fn new(role: &'static str, job: &Value, stdin: &[u8]) -> Result<Proc, WorkerError> {
+        Ok(Proc {
+            role,
+            stdin: sealed(c"stdin", stdin).map_err(io_err)?,
+            stdout: memfd(c"stdout", false).map_err(io_err)?,
+            stderr: memfd(c"stderr", false).map_err(io_err)?,
+            job: sealed(c"job", job.to_string().as_bytes()).map_err(io_err)?,
+            result: memfd(c"result", false).map_err(io_err)?,
+            chan: None,
+        })
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        let mut v = vec![
+            self.stdin.as_raw_fd(),
+            self.stdout.as_raw_fd(),
+            self.stderr.as_raw_fd(),
+            self.job.as_raw_fd(),
+            self.result.as_raw_fd(),
+        ];
+        if let Some(c) = &self.chan {
+            v.push(c.as_raw_fd());
+        }
+        v
+    }
+
+    fn excerpt(f: &File) -> String {
+        String::from_utf8_lossy(&read_capped(f, EXCERPT).0).into_owned()
+    }
+}
+
+/// What the template reported on one run, plus what the memory cgroup saw.
+struct Ran {
+    wstatus: Vec<Option<i32>>,
+    timed_out: bool,
+    oom: bool,
+}
+
+impl Ran {
+    /// How a process that wrote no verdict ended.
+    fn death(&self, i: usize) -> TestStatus {
+        if self.timed_out {
+            return TestStatus::Timeout;
+        }
+        if self.oom {
+            return TestStatus::MemoryExceeded;
+        }
+        match self.wstatus.get(i).copied().flatten() {
+            Some(w) if libc::WIFSIGNALED(w) && libc::WTERMSIG(w) == libc::SIGXCPU => {
+                TestStatus::Timeout // RLIMIT_CPU (its hard limit, a second later, is rarely reached)
+            }
+            _ => TestStatus::RuntimeError,
+        }
+    }
+
+    fn exit_code(&self, i: usize) -> Option<i32> {
+        match self.wstatus.get(i).copied().flatten() {
+            Some(w) if libc::WIFEXITED(w) => Some(libc::WEXITSTATUS(w)),
+            _ => None,
+        }
+    }
+}
+
+fn run_procs(
+    w: &mut Worker,
+    req: &CodeRequest,
+    procs: &mut [Proc],
+    wall: f64,
+) -> Result<Ran, WorkerError> {
+    let l = &req.limits;
+    let memory = l.memory_mb << 20;
+    let rlimit_as = match w.cgroup.as_mut() {
+        Some(cg) => match cg.set_limit(memory) {
+            Ok(()) => Value::Null,
+            Err(_) => memory.into(),
+        },
+        None => memory.into(),
+    };
+    let oom_before = w.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+    let header = json!({
+        "procs": procs.iter().map(|p| json!({"role": p.role, "nfds": p.fds().len()})).collect::<Vec<_>>(),
+        "wall": wall,
+        "main": 0,
+        "tmpfs_mb": l.tmpfs_mb,
+        "limits": {
+            "fsize": l.fsize_mb << 20,
+            "nofile": l.nofile,
+            "nproc": l.nproc,
+            "as": rlimit_as,
+        },
+    });
+    let fds: Vec<RawFd> = procs.iter().flat_map(Proc::fds).collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(wall + 10.0);
+    let sent = w.send(header, &fds);
+    for p in procs.iter_mut() {
+        p.chan = None; // our copies of the channel: only the two processes may hold its ends
+    }
+    sent?;
+    let reply = w.wait(deadline)?;
+    let wstatus = reply
+        .get("wstatus")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_i64().map(|x| x as i32)).collect())
+        .unwrap_or_default();
+    Ok(Ran {
+        wstatus,
+        timed_out: reply
+            .get("timed_out")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        oom: w.cgroup.as_ref().map_or(0, |c| c.oom_kills()) > oom_before,
+    })
+}
+
+/// The records a `call` or `cand` process wrote on its result channel.
+#[derive(Default)]
+struct Records {
+    compile_error: Option<String>,
+    tests: Vec<Option<Result<Plain, TestStatus>>>,
+}
+
+fn parse_records(data: &[u8], n: usize) -> Records {
+    let mut out = Records {
+        compile_error: None,
+        tests: vec![None; n],
+    };
+    let mut i = 0;
+    let number = |i: &mut usize, sep: u8| -> Option<usize> {
+        let rest = data.get(*i..)?;
+        let end = rest.iter().position(|c| *c == sep)?;
+        let digits = std::str::from_utf8(&rest[..end]).ok()?;
+        *i += end + 1;
+        digits
+            .parse()
+            .ok()
+            .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    };
+    while i < data.len() {
+        let tag = data[i];
+        i += 1;
+        match tag {
+            b'C' => {
+                let Some(len) = number(&mut i, b':') else {
+                    break;
+                };
+                let Some(text) = data.get(i..i + len) else {
+                    break;
+                };
+                out.compile_error
+                    .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
+                i += len;
+            }
+            b'R' => {
+                let Some(idx) = number(&mut i, b':') else {
+                    break;
+                };
+                let Ok((v, used)) = Plain::decode_prefix(&data[i..]) else {
+                    break;
+                };
+                i += used;
+                if let Some(slot @ None) = out.tests.get_mut(idx) {
+                    *slot = Some(Ok(v));
+                }
+            }
+            b'E' => {
+                let Some(idx) = number(&mut i, b':') else {
+                    break;
+                };
+                let Some(end) = data[i..].iter().position(|c| *c == b';') else {
+                    break;
+                };
+                // A process can only claim a failure here: "passed" is not a word it has.
+                let status = match &data[i..i + end] {
+                    b"timeout" => TestStatus::Timeout,
+                    b"memory_exceeded" => TestStatus::MemoryExceeded,
+                    b"wrong_answer" => TestStatus::WrongAnswer,
+                    _ => TestStatus::RuntimeError,
+                };
+                i += end + 1;
+                if let Some(slot @ None) = out.tests.get_mut(idx) {
+                    *slot = Some(Err(status));
+                }
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// A partial result: statuses so far plus what the sample showed.
+struct Verdict {
+    statuses: Vec<TestStatus>,
+    compile_error: Option<String>,
+    total_timed_out: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
+    let CodeTests::HumanEval {
+        source,
+        entry_point,
+        prompt,
+    } = &req.tests
+    else {
+        unreachable!("humaneval request")
+    };
+    let check_job = json!({"tests": source, "entry": entry_point, "prompt": prompt});
+    let cand_job = json!({"program": req.program, "entry": entry_point});
+    let (a, b) = stream_pair().map_err(io_err)?;
+    let mut check = Proc::new("check", &check_job, b"")?;
+    let mut cand = Proc::new("cand", &cand_job, b"")?;
+    check.chan = Some(a);
+    cand.chan = Some(b);
+    let mut procs = [check, cand];
+    let wall = req.limits.timeout_s.min(req.limits.total_timeout_s);
+    let ran = run_procs(w, req, &mut procs, wall)?;
+    let [check, cand] = &procs;
+    let records = parse_records(&read_capped(&cand.result, 1 << 16).0, 0);
+    let verdict = read_capped(&check.result, 64).0;
+    // Any process of the sample taken by the OOM killer means the sample went over its memory,
+    // whatever the test process concluded.
+    let status = if records.compile_error.is_some() {
+        TestStatus::CompileError
+    } else if ran.timed_out {
+        TestStatus::Timeout
+    } else if ran.oom {
+        TestStatus::MemoryExceeded
+    } else {
+        match (&verdict[..], ran.exit_code(0)) {
+            (b"passed", Some(0)) => TestStatus::Passed,
+            (b"wrong_answer", _) => TestStatus::WrongAnswer,
+            (b"memory_exceeded", _) => TestStatus::MemoryExceeded,
+            _ if ran.oom => TestStatus::MemoryExceeded,
+            (b"runtime_error", _) => TestStatus::RuntimeError,
+            _ => ran.death(0),
+        }
+    };
+    let mut stderr = Proc::excerpt(&cand.stderr);
+    let test_err = Proc::excerpt(&check.stderr);
+    if !test_err.is_empty() && status != TestStatus::Passed {
+        stderr.push_str("\n[test process]\n");
+        stderr.push_str(&test_err);
+    }
+    Ok(Verdict {
+        statuses: vec![status],
+        compile_error: records.compile_error,
+        total_timed_out: false,
+        stdout: Proc::excerpt(&cand.stdout),
+        stderr,
+    })
+}
+
+fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
+    let CodeTests::Call {
+        cases,
+        entry_point,
+        float_tol,
+    } = &req.tests
+    else {
+        unreachable!("call request")
+    };
+    let job = json!({
+        "program": req.program,
+        "entry": entry_point,
+        "args": cases.iter().map(|c| c.args.clone()).collect::<Vec<_>>(),
+        "timeout_s": req.limits.timeout_s,
+    });
+    let mut procs = [Proc::new("call", &job, b"")?];
+    let ran = run_procs(w, req, &mut procs, req.limits.total_timeout_s)?;
+    let p = &procs[0];
+    let (data, _) = read_capped(&p.result, OUTPUT_CAP);
+    let records = parse_records(&data, cases.len());
+    let statuses = if records.compile_error.is_some() {
+        vec![TestStatus::CompileError; cases.len()]
+    } else {
+        records
+            .tests
+            .iter()
+            .zip(cases)
+            .map(|(r, case)| match r {
+                _ if ran.oom => TestStatus::MemoryExceeded,
+                Some(Ok(v)) if plain::matches(v, &case.expected, *float_tol) => TestStatus::Passed,
+                Some(Ok(_)) => TestStatus::WrongAnswer,
+                Some(Err(s)) => *s,
+                None => ran.death(0),
+            })
+            .collect()
+    };
+    Ok(Verdict {
+        statuses,
+        compile_error: records.compile_error,
+        total_timed_out: ran.timed_out,
+        stdout: Proc::excerpt(&p.stdout),
+        stderr: Proc::excerpt(&p.stderr),
+    })
+}
+
+fn stdio(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Verdict, WorkerError> {
+    let CodeTests::Stdio { cases, float_tol } = &req.tests else {
+        unreachable!("stdio request")
+    };
+    let job = json!({"program": req.program});
+    let total = Duration::from_secs_f64(req.limits.total_timeout_s);
+    let mut v = Verdict {
+        statuses: Vec::new(),
+        compile_error: None,
+        total_timed_out: false,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let mut excerpt_from_failure = false;
+    for (i, case) in cases.iter().enumerate() {
+        let left = total.saturating_sub(start.elapsed()).as_secs_f64();
+        if left <= 0.0 {
+            v.total_timed_out = true;
+            v.statuses.push(TestStatus::Timeout);
+            continue;
+        }
+        // One fresh process per test: each reads its own stdin from a clean start.
+        let mut procs = [Proc::new("stdio", &job, case.input.as_bytes())?];
+        let ran = run_procs(w, req, &mut procs, req.limits.timeout_s.min(left))?;
+        let p = &procs[0];
+        let records = parse_records(&read_capped(&p.result, 1 << 16).0, 0);
+        let code = ran.exit_code(0);
+        if i == 0 || (code != Some(0) && !excerpt_from_failure) {
+            v.stdout = Proc::excerpt(&p.stdout);
+            v.stderr = Proc::excerpt(&p.stderr);
+            excerpt_from_failure = code != Some(0);
+        }
+        if let Some(e) = records.compile_error {
+            v.compile_error = Some(e);
+            v.statuses = vec![TestStatus::CompileError; cases.len()];
+            return Ok(v);
+        }
+        if ran.timed_out && start.elapsed() >= total {
+            v.total_timed_out = true;
+        }
+        let status = if ran.oom {
+            TestStatus::MemoryExceeded
+        } else if code == Some(0) && !ran.timed_out {
+            let (out, truncated) = read_capped(&p.stdout, OUTPUT_CAP);
+            let got = String::from_utf8_lossy(&out);
+            if !truncated && compare::stdout_matches(&got, &case.output, *float_tol) {
+                TestStatus::Passed
+            } else {
+                TestStatus::WrongAnswer
+            }
+        } else if code == Some(102) {
+            TestStatus::MemoryExceeded
+        } else {
+            ran.death(0)
+        };
+        v.statuses.push(status);
+    }
+    Ok(v)
+}
+
+/// Runs `req` on `w` and judges it.
+pub fn execute(
+    w: &mut Worker,
+    req: &CodeRequest,
+    start: Instant,
+) -> Result<CodeResult, WorkerError> {
+    let v = match &req.tests {
+        CodeTests::HumanEval { .. } => humaneval(w, req)?,
+        CodeTests::Call { .. } => call(w, req)?,
+        CodeTests::Stdio { .. } => stdio(w, req, start)?,
+    };
+    let total = req.tests.len();
+    let passed = v
+        .statuses
+        .iter()
+        .filter(|s| **s == TestStatus::Passed)
+        .count();
+    let reward = if v.compile_error.is_some() || v.total_timed_out {
+        0.0
+    } else {
+        super::reward_of(req.reward, passed, total)
+    };
+    let error = v.compile_error.or_else(|| {
+        v.total_timed_out
+            .then(|| format!("exceeded total_timeout_s={}", req.limits.total_timeout_s))
+    });
+    Ok(CodeResult {
+        passed,
+        total,
+        reward,
+        statuses: v.statuses,
+        stdout: v.stdout,
+        stderr: v.stderr,
+        error,
+        elapsed_s: start.elapsed().as_secs_f64(),
+        sandbox: format!(
+            "{}, {}",
+            if w.namespaces() {
+                "namespaces"
+            } else {
+                "basic"
+            },
+            super::cgroup::describe(w.cgroup.as_ref())
+        ),
+    })
+}
