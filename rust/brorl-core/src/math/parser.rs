@@ -176,27 +176,33 @@ impl Parser<'_> {
     }
 
     fn relation(&mut self) -> Result<Node, Fail> {
-        let first = self.union()?;
-        if self.peek() == Some(&Tok::Colon) {
-            let mut parts = vec![first];
-            while self.eat(&Tok::Colon) {
-                parts.push(self.union()?);
-            }
-            return Ok(Node::Ratio(parts));
-        }
+        let first = self.ratio()?;
         let mut items = vec![first];
         let mut ops = Vec::new();
         while let Some(Tok::Rel(op)) = self.peek() {
             let op = *op;
             self.pos += 1;
             ops.push(op);
-            items.push(self.union()?);
+            items.push(self.ratio()?);
         }
         if ops.is_empty() {
             Ok(items.pop().expect("one item"))
         } else {
             Ok(Node::Rel(items, ops))
         }
+    }
+
+    /// `a : b : c` (a ratio, also on either side of a relation: `V_1 : V_2 = 11 : 21`).
+    fn ratio(&mut self) -> Result<Node, Fail> {
+        let first = self.union()?;
+        if self.peek() != Some(&Tok::Colon) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
+        while self.eat(&Tok::Colon) {
+            parts.push(self.union()?);
+        }
+        Ok(Node::Ratio(parts))
     }
 
     fn union(&mut self) -> Result<Node, Fail> {
