@@ -170,10 +170,7 @@ fn normalize(s: &str) -> String {
         while let Some(k) = rest.find("\\\\") {
             out.push_str(&rest[..k]);
             let after = &rest[k + 2..];
-            let name_len = after
-                .bytes()
-                .take_while(u8::is_ascii_alphabetic)
-                .count();
+            let name_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
             if name_len > 0 && DOUBLED_COMMANDS.contains(&&after[..name_len]) {
                 out.push('\\');
             } else {
@@ -187,9 +184,12 @@ fn normalize(s: &str) -> String {
     for m in ["\\approx", "≈"] {
         if let Some(k) = t.find(m) {
             // `x \approx 11` states a value; `x = 1/3 \approx 0.33` gives the exact one first.
-            let before = t[..k].trim();
+            let before = t[..k].trim().trim_matches('$').trim();
             let bare_name = before.len() <= 8
-                && before.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && before
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
                 && before
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'{' | b'}'));
@@ -220,7 +220,8 @@ fn assignment_groups(s: &str) -> String {
             let (l, r) = (l.trim(), r.trim());
             let is_name = !l.is_empty()
                 && l.len() <= 8
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'{' || c == b'}')
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'{' || c == b'}')
                 && l.as_bytes()[0].is_ascii_alphabetic();
             if !is_name || r.is_empty() || r.contains('=') {
                 return s.to_string();
@@ -502,8 +503,8 @@ fn assignment_rhs(n: &Node) -> Option<&Node> {
     // asked; `2 + 3 = 5`: a computation. `a + 3z = 0` is an equation, not a value.
     let last = items.last()?;
     let head = &items[..items.len() - 1];
-    let stated = is_constant(last)
-        && (is_named_quantity(&items[0]) || head.iter().all(is_constant));
+    let stated =
+        is_constant(last) && (is_named_quantity(&items[0]) || head.iter().all(is_constant));
     if named || stated {
         Some(last)
     } else {
@@ -536,6 +537,116 @@ fn is_named_quantity(n: &Node) -> bool {
     }
 }
 
+/// Largest matrix side that sums and products of matrices are worked out for.
+const MAX_MATRIX_SIDE: usize = 8;
+
+/// A sum or product of matrices (and scalars) worked out entry by entry into one matrix:
+/// `\begin{pmatrix}1&2\\3&4\end{pmatrix} + \begin{pmatrix}5&6\\7&8\end{pmatrix}`. None when
+/// `n` is no such expression or the shapes do not fit.
+fn fold_matrices(n: &Node) -> Option<Node> {
+    fn as_matrix(n: &Node) -> Option<Vec<Vec<Node>>> {
+        match n {
+            Node::Matrix(m) if m.len() <= MAX_MATRIX_SIDE && m[0].len() <= MAX_MATRIX_SIDE => {
+                Some(m.clone())
+            }
+            Node::Neg(x) => as_matrix(x).map(|m| {
+                m.into_iter()
+                    .map(|r| r.into_iter().map(|e| Node::Neg(Box::new(e))).collect())
+                    .collect()
+            }),
+            Node::Add(_) | Node::Mul(_) => match fold_matrices(n)? {
+                Node::Matrix(m) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let has_matrix = |v: &[Node]| {
+        v.iter().any(|x| {
+            matches!(x, Node::Matrix(_))
+                || matches!(x, Node::Neg(y) if matches!(**y, Node::Matrix(_)))
+        })
+    };
+    match n {
+        Node::Add(v) if has_matrix(v) => {
+            let ms: Vec<Vec<Vec<Node>>> = v.iter().map(as_matrix).collect::<Option<_>>()?;
+            let (r, c) = (ms[0].len(), ms[0][0].len());
+            if ms
+                .iter()
+                .any(|m| m.len() != r || m.iter().any(|row| row.len() != c))
+            {
+                return None;
+            }
+            Some(Node::Matrix(
+                (0..r)
+                    .map(|i| {
+                        (0..c)
+                            .map(|j| Node::Add(ms.iter().map(|m| m[i][j].clone()).collect()))
+                            .collect()
+                    })
+                    .collect(),
+            ))
+        }
+        Node::Mul(v) if has_matrix(v) => {
+            let mut acc: Option<Vec<Vec<Node>>> = None;
+            let mut scalars: Vec<Node> = Vec::new();
+            for x in v {
+                if is_constant(x) && !matches!(x, Node::Matrix(_)) && as_matrix(x).is_none() {
+                    scalars.push(x.clone());
+                    continue;
+                }
+                let m = as_matrix(x)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => {
+                        let (r, k, c) = (a.len(), a[0].len(), m[0].len());
+                        if m.len() != k {
+                            return None;
+                        }
+                        (0..r)
+                            .map(|i| {
+                                (0..c)
+                                    .map(|j| {
+                                        Node::Add(
+                                            (0..k)
+                                                .map(|t| {
+                                                    Node::Mul(vec![
+                                                        a[i][t].clone(),
+                                                        m[t][j].clone(),
+                                                    ])
+                                                })
+                                                .collect(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            let m = acc?;
+            Some(Node::Matrix(
+                m.into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .map(|e| {
+                                if scalars.is_empty() {
+                                    e
+                                } else {
+                                    let mut f = scalars.clone();
+                                    f.push(e);
+                                    Node::Mul(f)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// `x = 5 + 5 + 1 = 11` is the assignment `x = 11`; `2 + 3 = 5` (all constant) is the value 5.
 /// Other relations come back unchanged.
 fn reduce_chain(n: &Node) -> Option<Node> {
@@ -551,7 +662,10 @@ fn reduce_chain(n: &Node) -> Option<Node> {
         if !is_constant(last) && !head.iter().all(|x| is_name(x) || is_constant(x)) {
             return None;
         }
-        return Some(Node::Rel(vec![target.clone(), last.clone()], vec![RelOp::Eq]));
+        return Some(Node::Rel(
+            vec![target.clone(), last.clone()],
+            vec![RelOp::Eq],
+        ));
     }
     if head.iter().all(is_constant) && is_constant(last) {
         return Some(last.clone());
@@ -830,6 +944,12 @@ impl Cmp<'_> {
                 self.equiv(g, &alt)
             };
         }
+        if let Some(m) = fold_matrices(g) {
+            return self.equiv(&m, a);
+        }
+        if let Some(m) = fold_matrices(a) {
+            return self.equiv(g, &m);
+        }
         if let Some(r) = reduce_chain(g) {
             return self.equiv(&r, a);
         }
@@ -928,12 +1048,31 @@ impl Cmp<'_> {
                 other => std::slice::from_ref(other),
             }
         }
-        let (gs, as_) = (elems(g), elems(a));
+        let (gs, mut as_) = (elems(g), elems(a));
+        if gs.len() > MAX_ELEMENTS || as_.len() > MAX_ELEMENTS {
+            return Err(EvalErr::Budget);
+        }
+        // A solution listed twice in a list of several (`(3,17,3,7)` repeated) is the same list.
+        let deduped: Vec<Node>;
+        if gs.len() >= 2 && as_.len() > gs.len() {
+            let mut kept: Vec<Node> = Vec::new();
+            for y in as_ {
+                let mut seen = false;
+                for k in &kept {
+                    if self.equiv(k, y)? {
+                        seen = true;
+                        break;
+                    }
+                }
+                if !seen {
+                    kept.push(y.clone());
+                }
+            }
+            deduped = kept;
+            as_ = &deduped;
+        }
         if gs.len() != as_.len() {
             return Ok(false);
-        }
-        if gs.len() > MAX_ELEMENTS {
-            return Err(EvalErr::Budget);
         }
         let mut used = vec![false; as_.len()];
         'outer: for x in gs {

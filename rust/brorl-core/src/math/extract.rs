@@ -429,7 +429,11 @@ fn find_bytes(b: &[u8], from: usize, pat: &[u8], one_line: bool) -> Option<usize
         if one_line && b[k] == b'\n' {
             return None;
         }
-        k += if b[k] == b'\\' && pat[0] != b'\\' { 2 } else { 1 };
+        k += if b[k] == b'\\' && pat[0] != b'\\' {
+            2
+        } else {
+            1
+        };
     }
     None
 }
@@ -442,7 +446,8 @@ pub fn last_number_in(s: &str) -> Option<&str> {
     loop {
         let last_digit = b[..upto].iter().rposition(|c| c.is_ascii_digit())?;
         let (start, end) = number_around(b, last_digit);
-        let glued = start > 0 && matches!(b[start - 1], b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'\\' | b'^' | b'{');
+        let glued = start > 0
+            && matches!(b[start - 1], b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'\\' | b'^' | b'{');
         if !glued && !in_broken_delimiters(b, start, end) {
             return Some(&s[start..end]);
         }
@@ -475,7 +480,10 @@ fn number_around(b: &[u8], last_digit: usize) -> (usize, usize) {
 /// `$ \n 9 \n $` or `\( \n 9 \n \)`: an inline span broken over lines holds no answer.
 fn in_broken_delimiters(b: &[u8], start: usize, end: usize) -> bool {
     let before = b[..start].iter().rposition(|c| !c.is_ascii_whitespace());
-    let after = b[end..].iter().position(|c| !c.is_ascii_whitespace()).map(|k| end + k);
+    let after = b[end..]
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .map(|k| end + k);
     let (Some(p), Some(q)) = (before, after) else {
         return false;
     };

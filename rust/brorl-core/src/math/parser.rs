@@ -430,10 +430,11 @@ impl Parser<'_> {
             Tok::LBrace => {
                 let items = self.items()?;
                 self.expect(&Tok::RBrace)?;
+                // Plain braces group (`{1,3}` prints as "1, 3"): a list, as without them.
                 match items.len() {
                     0 => Err(Fail::Unparseable),
                     1 => Ok(list_or_single(items)),
-                    _ => Ok(Node::Set(items)),
+                    _ => Ok(Node::List(items)),
                 }
             }
             Tok::LSet => {
