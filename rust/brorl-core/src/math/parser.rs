@@ -630,6 +630,23 @@ impl Parser<'_> {
                 let b = self.arg()?;
                 Ok(Node::Binom(Box::new(a), Box::new(b)))
             }
+            "sum" => {
+                // `\sum_{k=0}^{n-1} body`: the body is the product term that follows.
+                self.expect(&Tok::Underscore)?;
+                let Node::Rel(items, ops) = self.arg()? else {
+                    return Err(Fail::Unparseable);
+                };
+                let (Some(Node::Sym(var)), [super::ast::RelOp::Eq]) =
+                    (items.first(), ops.as_slice())
+                else {
+                    return Err(Fail::Unparseable);
+                };
+                let (var, lo) = (var.clone(), items[1].clone());
+                self.expect(&Tok::Caret)?;
+                let hi = self.arg()?;
+                let body = self.term()?;
+                Ok(Node::Sum(var, Box::new(lo), Box::new(hi), Box::new(body)))
+            }
             "log" | "lg" => {
                 let base = if self.eat(&Tok::Underscore) {
                     self.arg()?
