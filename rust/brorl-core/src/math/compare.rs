@@ -1436,5 +1436,10 @@ mod tests {
         assert_eq!(v("1", &deep), Status::BudgetExceeded);
         let big = "1".repeat(1 << 21);
         assert_eq!(v("1", &big), Status::BudgetExceeded);
+        // Unclosed delimiters by the hundred thousand: each stretch is searched once.
+        for unit in ["\\[ ", "\\( ", "$$ ", "$1 ", "a2 ", "$ \n"] {
+            let r = unit.repeat(200_000);
+            assert_ne!(v("7", &r), Status::Correct);
+        }
     }
 }

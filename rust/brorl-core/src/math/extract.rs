@@ -350,8 +350,9 @@ pub fn last_math_span(s: &str) -> Option<(usize, usize, String)> {
     let b = s.as_bytes();
     let mut best: Option<(usize, usize, usize, usize)> = None;
     let mut i = 0;
-    // Positions of the next unescaped `$` after each point are found by scanning forward;
-    // every byte is visited a bounded number of times.
+    // Where a search for a closer (`\]`, `\)`, `$$`) last failed: an opener before that point
+    // fails too, so no stretch of text is searched twice (`\[` repeated 100,000 times).
+    let mut no_close = [0usize; 3];
     while i < b.len() {
         match b[i] {
             b'\\' if i + 1 < b.len() => {
@@ -365,24 +366,39 @@ pub fn last_math_span(s: &str) -> Option<(usize, usize, String)> {
                 };
                 let inline = b[i + 1] == b'(';
                 let from = i + 2;
+                let kind = usize::from(inline);
+                if from < no_close[kind] {
+                    i = from;
+                    continue;
+                }
                 match find_bytes(b, from, close, inline) {
-                    Some(k) => {
+                    Ok(k) => {
                         best = Some((i, k + 2, from, k));
                         i = k + 2;
                     }
-                    None => i = from,
+                    Err(stop) => {
+                        no_close[kind] = stop;
+                        i = from;
+                    }
                 }
             }
             b'$' => {
                 let display = b.get(i + 1) == Some(&b'$');
                 if display {
                     let from = i + 2;
+                    if from < no_close[2] {
+                        i = from;
+                        continue;
+                    }
                     match find_bytes(b, from, b"$$", false) {
-                        Some(k) => {
+                        Ok(k) => {
                             best = Some((i, k + 2, from, k));
                             i = k + 2;
                         }
-                        None => i = from,
+                        Err(stop) => {
+                            no_close[2] = stop;
+                            i = from;
+                        }
                     }
                     continue;
                 }
@@ -420,14 +436,15 @@ fn next_dollar(b: &[u8], from: usize) -> Option<usize> {
 }
 
 /// The first `pat` at or after `from` (skipping escaped characters); `one_line` stops at `\n`.
-fn find_bytes(b: &[u8], from: usize, pat: &[u8], one_line: bool) -> Option<usize> {
+/// On failure, the position where the search stopped: every later start before it fails too.
+fn find_bytes(b: &[u8], from: usize, pat: &[u8], one_line: bool) -> Result<usize, usize> {
     let mut k = from;
     while k + pat.len() <= b.len() {
         if b[k..].starts_with(pat) {
-            return Some(k);
+            return Ok(k);
         }
         if one_line && b[k] == b'\n' {
-            return None;
+            return Err(k);
         }
         k += if b[k] == b'\\' && pat[0] != b'\\' {
             2
@@ -435,7 +452,7 @@ fn find_bytes(b: &[u8], from: usize, pat: &[u8], one_line: bool) -> Option<usize
             1
         };
     }
-    None
+    Err(b.len())
 }
 
 /// The last standalone number written in `s` (`-1,234.5`, `3/4`, `.5`): not part of a word or
@@ -527,6 +544,31 @@ mod tests {
         assert_eq!(
             extract_answer("So the final answer is $x = 3$. Done", true).as_deref(),
             Some("x = 3")
+        );
+    }
+
+    #[test]
+    fn prose_without_markers() {
+        let x = |r: &str| extract_answer(r, true);
+        assert_eq!(x("AZYUK2A"), None);
+        assert_eq!(
+            x("Therefore $x \\geq 5$ is the solution.").as_deref(),
+            Some("x \\geq 5")
+        );
+        assert_eq!(x("Answer \\( (9+1) \\)").as_deref(), Some("(9+1)"));
+        assert_eq!(x("Answer \\[ \n 9 \n \\]").as_deref(), Some("9"));
+        assert_eq!(x("Answer $ \n 9 \n $"), None);
+        assert_eq!(x("so $10,200 + $255 = $10,455.").as_deref(), Some("10,455"));
+        assert_eq!(x("the volume of $ABCD$ is 120.").as_deref(), Some("120"));
+        assert_eq!(x("So the answer is 42.").as_deref(), Some("42"));
+        assert_eq!(
+            x("Final Answer: The largest $n$ is 34. I hope it is correct.").as_deref(),
+            Some("34")
+        );
+        assert_eq!(
+            x("\\boxed{200} then \\boxed{255}. Final Answer: The final answer is $10,455$.")
+                .as_deref(),
+            Some("10,455")
         );
     }
 
