@@ -465,6 +465,27 @@ pub fn last_number_in(s: &str) -> Option<&str> {
         let (start, end) = number_around(b, last_digit);
         let glued = start > 0
             && matches!(b[start - 1], b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'\\' | b'^' | b'{');
+        // `2^{10}`, `2x`, `3\sqrt2`, `4(x+1)`: the number is a piece of an expression.
+        let next = b.get(end).copied();
+        let after = b.get(end + 1).copied();
+        let piece = match next {
+            Some(b'^' | b'_' | b'{' | b'(' | b'[') => true,
+            // `3\sqrt2`, `2\pi` but not `17\text{ cm}`, `5\%` or `9\)`.
+            Some(b'\\') => {
+                let name: &[u8] = &b[end + 1..];
+                let len = name.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+                let name = &name[..len];
+                len > 0
+                    && !name.starts_with(b"text")
+                    && !name.starts_with(b"math")
+                    && !matches!(name, b"mbox" | b"quad" | b"qquad" | b"right" | b"end")
+            }
+            Some(c) if b"xyznkabtci".contains(&c) => {
+                !after.is_some_and(|d| d.is_ascii_alphabetic())
+            }
+            _ => false,
+        };
+        let glued = glued || piece;
         if !glued && !in_broken_delimiters(b, start, end) {
             return Some(&s[start..end]);
         }
@@ -561,6 +582,12 @@ mod tests {
         assert_eq!(x("so $10,200 + $255 = $10,455.").as_deref(), Some("10,455"));
         assert_eq!(x("the volume of $ABCD$ is 120.").as_deref(), Some("120"));
         assert_eq!(x("So the answer is 42.").as_deref(), Some("42"));
+        assert_eq!(x("it comes to 2^{10} in all"), None);
+        assert_eq!(x("it simplifies to 2x"), None);
+        assert_eq!(x("it is 1,000.99m² or 3 cm").as_deref(), Some("3"));
+        assert_eq!(x("it is 1,000.99m²").as_deref(), Some("1,000.99"));
+        assert_eq!(x("it is 17\\text{ cm} long").as_deref(), Some("17"));
+        assert_eq!(x("it is 3\\sqrt2"), None);
         assert_eq!(
             x("Final Answer: The largest $n$ is 34. I hope it is correct.").as_deref(),
             Some("34")
