@@ -469,7 +469,12 @@ pub fn last_number_in(s: &str) -> Option<&str> {
         let next = b.get(end).copied();
         let after = b.get(end + 1).copied();
         let piece = match next {
-            Some(b'^' | b'_' | b'{' | b'(' | b'[') => true,
+            // `30^\circ` is a number of degrees.
+            Some(b'^') => {
+                let rest = &b[end + 1..];
+                !(rest.starts_with(b"\\circ") || rest.starts_with(b"{\\circ}"))
+            }
+            Some(b'_' | b'{' | b'(' | b'[') => true,
             // `3\sqrt2`, `2\pi` but not `17\text{ cm}`, `5\%` or `9\)`.
             Some(b'\\') => {
                 let name: &[u8] = &b[end + 1..];
@@ -588,6 +593,7 @@ mod tests {
         assert_eq!(x("it is 1,000.99m²").as_deref(), Some("1,000.99"));
         assert_eq!(x("it is 17\\text{ cm} long").as_deref(), Some("17"));
         assert_eq!(x("it is 3\\sqrt2"), None);
+        assert_eq!(x("angle ABC is 30^\\circ").as_deref(), Some("30"));
         assert_eq!(
             x("Final Answer: The largest $n$ is 34. I hope it is correct.").as_deref(),
             Some("34")
