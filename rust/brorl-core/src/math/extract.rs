@@ -28,10 +28,8 @@ pub fn extract_marked(response: &str) -> Option<String> {
     let bs = boxes(response);
     if let Some(last) = bs.last() {
         // "\boxed{200} ... \boxed{255} ... Final Answer: The final answer is $10,455$."
-        if let Some((at, ans)) = final_answer_phrase(response) {
-            if at >= last.end {
-                return Some(ans);
-            }
+        if let Some((_, ans)) = final_answer_phrase(&response[last.end..]) {
+            return Some(ans);
         }
         return Some(boxed_answer_of(response, &bs));
     }
@@ -44,18 +42,44 @@ pub fn extract_marked(response: &str) -> Option<String> {
 /// Without a marker: "the answer is X", else the last complete math span, or a standalone
 /// number written after it ("the volume of $ABCD$ is 120"), else the last standalone number.
 pub fn extract_unmarked(response: &str) -> Option<String> {
-    if let Some(a) = phrase_after(response, "answer is") {
+    let window = tail_window(response);
+    if let Some(a) = phrase_after(window, "answer is") {
         return Some(a);
     }
-    let span = last_math_span(response);
+    let span = last_math_span(window);
     let tail = match &span {
-        Some((_, end, _)) => &response[*end..],
+        Some((_, end, _)) => &window[*end..],
         None => response,
     };
     if let Some(n) = last_number_in(tail) {
         return Some(n.to_string());
     }
     span.map(|(_, _, inner)| inner)
+}
+
+/// The prose fallbacks read the end of a response only (the answer is stated last), so a long
+/// response costs no more than a short one.
+const TAIL_BYTES: usize = 16 * 1024;
+
+/// The last `TAIL_BYTES` or so of `s`, starting after a blank line where there is one (display
+/// math cannot hold a blank line, so no `$$`/`\[` block is cut in half), else at a line start
+/// (inline math never crosses a line).
+fn tail_window(s: &str) -> &str {
+    if s.len() <= TAIL_BYTES {
+        return s;
+    }
+    let mut cut = s.len() - TAIL_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let w = &s[cut..];
+    if let Some(k) = w.find("\n\n") {
+        return &w[k + 2..];
+    }
+    match w.find('\n') {
+        Some(k) => &w[k + 1..],
+        None => w,
+    }
 }
 
 /// The boxes of a gold answer as one list when it has several with little text between them
