@@ -59,9 +59,9 @@ pub fn extract_unmarked(response: &str) -> Option<String> {
 
 /// The prose fallbacks read the end of a response only (the answer is stated last), so a long
 /// response costs no more than a short one.
-const TAIL_BYTES: usize = 16 * 1024;
+const TAIL_BYTES: usize = 4 * 1024;
 
-/// The last `TAIL_BYTES` or so of `s`, starting after a blank line where there is one (display
+/// The last `TAIL_BYTES` (4 KiB) or so of `s`, starting after a blank line where there is one (display
 /// math cannot hold a blank line, so no `$$`/`\[` block is cut in half), else at a line start
 /// (inline math never crosses a line).
 fn tail_window(s: &str) -> &str {
