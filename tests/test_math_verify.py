@@ -250,13 +250,22 @@ def ref_round_half_away(x: Fraction) -> int:
     return r if x >= 0 else -r
 
 
+def terminates(v: Fraction) -> bool:
+    """Whether v has a finite decimal expansion (such a value must be written exactly)."""
+    d = v.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return d == 1
+
+
 def ref_decimal_matches(text: str, v: Fraction) -> bool:
     digits = text.lstrip("-").replace(".", "").lstrip("0")
     d = len(text.split(".")[1]) if "." in text else 0
     if d == 0 or len(digits) < 3:
         return False
     t = v * 10**d
-    if t.denominator == 1:
+    if t.denominator == 1 or terminates(v):
         return False
     m = Fraction(text) * 10**d
     return m in (int(t), ref_round_half_away(t))

@@ -107,7 +107,9 @@ fn batch(
     out.map_err(|e| math_error(py, e))
 }
 
-/// The answer a model gave in `response`, or None.
+/// The answer a model gave in `response`, or None. With `last_number`, a response without a
+/// box, answer tag or "final answer" falls back to "answer is ...", the last complete math span
+/// or a standalone number after it.
 #[pyfunction]
 #[pyo3(signature = (response, *, last_number = true))]
 pub fn extract_answer(

@@ -149,6 +149,8 @@ pub enum Node {
     Union(Vec<Node>),
     Matrix(Vec<Vec<Node>>),
     Ratio(Vec<Node>),
+    /// `\sum_{var=lo}^{hi} body`.
+    Sum(String, Box<Node>, Box<Node>, Box<Node>),
 }
 
 impl Node {
@@ -191,6 +193,11 @@ impl Node {
                 hi.walk(f);
             }
             Node::Matrix(rows) => rows.iter().flatten().for_each(|n| n.walk(f)),
+            Node::Sum(_, lo, hi, body) => {
+                lo.walk(f);
+                hi.walk(f);
+                body.walk(f);
+            }
         }
     }
 

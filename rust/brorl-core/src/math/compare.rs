@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use num_bigint::BigInt;
 use num_complex::Complex64;
 use num_rational::BigRational;
-use num_traits::Signed;
+use num_traits::{Signed, Zero};
 
-use super::ast::{Constant, Fail, Literal, Node, RelOp};
+use super::ast::{Constant, Fail, Func, Literal, Node, RelOp};
 use super::budget::{Budget, Limits};
-use super::extract::{extract_marked, last_number_in};
+use super::extract::{all_boxes, extract_marked, extract_unmarked, last_boxes};
 use super::lexer::{lex, LexMode, Tok};
 use super::parser::parse;
 use super::precise;
@@ -45,48 +45,88 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
         return Status::BudgetExceeded;
     }
     let mut budget = Budget::new(lim.max_steps);
-    let gold = extract_marked(gold).unwrap_or_else(|| gold.trim().to_string());
+    // Every box of a gold is part of it (`\boxed{35} ... \boxed{4}`).
+    let gold = all_boxes(gold)
+        .or_else(|| extract_marked(gold))
+        .unwrap_or_else(|| gold.trim().to_string());
+    let gold = assignment_groups(&normalize(&gold));
     let answer = match find_answer(response, opts, &mut budget) {
-        Some(a) => after_last_implication(a),
+        Some(a) => normalize(&after_last_implication(a)),
         None => return Status::NoAnswer,
     };
     if answer.len() > lim.max_answer_bytes || gold.len() > lim.max_answer_bytes {
         return Status::BudgetExceeded;
     }
-    let (gs, as_) = (plain(&gold), plain(&answer));
+    let status = decide(&gold, &answer, lim, &mut budget);
+    if status != Status::Wrong && status != Status::Unparseable {
+        return status;
+    }
+    // A gold of k parts against a response that boxed each part with text between the boxes
+    // ("\boxed{(3, 3)} for part (a) and \boxed{(1, 1)}").
+    let parts = gold_parts(&gold, lim, &mut budget);
+    if parts >= 2 {
+        if let Some(joined) = last_boxes(response, parts) {
+            let joined = normalize(&joined);
+            if joined != answer && decide(&gold, &joined, lim, &mut budget) == Status::Correct {
+                return Status::Correct;
+            }
+        }
+    }
+    status
+}
+
+/// The number of top-level parts of a list gold (1 for anything else).
+fn gold_parts(gold: &str, lim: &Limits, budget: &mut Budget) -> usize {
+    match parse(gold, LexMode::STANDARD, lim, budget) {
+        Ok(Node::List(v)) => v.len(),
+        _ => 1,
+    }
+}
+
+fn decide(gold: &str, answer: &str, lim: &Limits, budget: &mut Budget) -> Status {
+    let (gs, as_) = (plain(gold), plain(answer));
     if !gs.is_empty() && gs == as_ {
         return Status::Correct;
     }
-    let gold_choice = choice_letter(&gold).or_else(|| paren_choice(&gold));
-    if let (Some(x), Some(y)) = (gold_choice, leading_choice(&answer)) {
+    let gold_choice = choice_letter(gold).or_else(|| paren_choice(gold));
+    if let (Some(x), Some(y)) = (gold_choice, leading_choice(answer)) {
         return if x == y {
             Status::Correct
         } else {
             Status::Wrong
         };
     }
-    let g = match parse(&gold, LexMode::STANDARD, lim, &mut budget) {
-        Ok(g) => g,
+    let mut golds = Vec::new();
+    match parse(gold, LexMode::STANDARD, lim, budget) {
+        Ok(g) => golds.push(g),
         Err(Fail::Budget) => return Status::BudgetExceeded,
-        Err(Fail::Unparseable) => return text_fallback(&gold, &answer),
-    };
+        Err(Fail::Unparseable) => return text_fallback(gold, answer),
+    }
+    // `1,22` or `0,111` as a whole gold is a decimal comma (not a thousands separator).
+    if is_decimal_comma_number(gold) {
+        if let Ok(g) = parse(gold, LexMode::DECIMAL_COMMA, lim, budget) {
+            golds.push(g);
+        }
+    }
     let mut modes = vec![LexMode::STANDARD];
-    if has_digit_comma_digit(&answer) {
+    if has_digit_comma_digit(answer) {
         modes.extend([LexMode::LIST, LexMode::DECIMAL_COMMA]);
     }
     let (mut parsed_any, mut over_budget) = (false, false);
     for mode in modes {
-        match parse(&answer, mode, lim, &mut budget) {
+        match parse(answer, mode, lim, budget) {
             Ok(a) => {
                 parsed_any = true;
-                let mut cmp = Cmp {
-                    limits: lim,
-                    budget: &mut budget,
-                };
-                match cmp.equiv(&g, &a) {
-                    Ok(true) => return Status::Correct,
-                    Ok(false) => {}
-                    Err(_) => over_budget = true,
+                for g in &golds {
+                    let mut cmp = Cmp {
+                        limits: lim,
+                        budget,
+                    };
+                    match cmp.equiv(g, &a) {
+                        Ok(true) => return Status::Correct,
+                        Ok(false) => {}
+                        Err(_) => over_budget = true,
+                    }
                 }
             }
             Err(Fail::Budget) => over_budget = true,
@@ -98,8 +138,109 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     } else if parsed_any {
         Status::Wrong
     } else {
-        text_fallback(&gold, &answer)
+        text_fallback(gold, answer)
     }
+}
+
+/// `1,22` or `0,111`: digits, one comma, digits, where the comma cannot be a thousands
+/// separator (the group after it is not three digits, or the part before it is `0`).
+fn is_decimal_comma_number(s: &str) -> bool {
+    let s = s.trim().trim_start_matches('-');
+    let Some((int, frac)) = s.split_once(',') else {
+        return false;
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+    digits(int) && digits(frac) && (frac.len() != 3 || int == "0")
+}
+
+/// LaTeX commands that a doubled backslash (`\\frac`, from escaped JSON or source) still
+/// means; `\\` before anything else stays a row separator.
+const DOUBLED_COMMANDS: [&str; 24] = [
+    "frac", "dfrac", "tfrac", "sqrt", "le", "leq", "ge", "geq", "lt", "gt", "ne", "neq", "left",
+    "right", "pi", "cdot", "times", "infty", "in", "cup", "text", "mathrm", "boxed", "approx",
+];
+
+/// Spelling fixes before parsing: a doubled backslash before a known command outside a
+/// matrix, and an approximation after the exact value (`\frac{\sqrt3}{3} \approx 0.577`).
+fn normalize(s: &str) -> String {
+    let mut t = s.to_string();
+    if t.contains("\\\\") && !t.contains("\\begin") && !t.contains('&') {
+        let mut out = String::with_capacity(t.len());
+        let mut rest = t.as_str();
+        while let Some(k) = rest.find("\\\\") {
+            out.push_str(&rest[..k]);
+            let after = &rest[k + 2..];
+            let name_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
+            if name_len > 0 && DOUBLED_COMMANDS.contains(&&after[..name_len]) {
+                out.push('\\');
+            } else {
+                out.push_str("\\\\");
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        t = out;
+    }
+    for m in ["\\approx", "≈"] {
+        if let Some(k) = t.find(m) {
+            // `x \approx 11` states a value; `x = 1/3 \approx 0.33` gives the exact one first.
+            let before = t[..k].trim().trim_matches('$').trim();
+            let bare_name = before.len() <= 8
+                && before
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && before
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'{' | b'}'));
+            if !before.is_empty() && !bare_name {
+                t.truncate(k);
+            }
+        }
+    }
+    t
+}
+
+/// `p=5,q=2;p=7,q=2`: groups of assignments to the same names, separated by `;`, are the
+/// tuples `(5,2),(7,2)`. Anything else is returned unchanged.
+fn assignment_groups(s: &str) -> String {
+    let body = s.trim().trim_matches('$');
+    if !body.contains(';') {
+        return s.to_string();
+    }
+    let mut names: Option<Vec<String>> = None;
+    let mut tuples = Vec::new();
+    for group in body.split(';') {
+        let mut gnames = Vec::new();
+        let mut values = Vec::new();
+        for item in group.split(',') {
+            let Some((l, r)) = item.split_once('=') else {
+                return s.to_string();
+            };
+            let (l, r) = (l.trim(), r.trim());
+            let is_name = !l.is_empty()
+                && l.len() <= 8
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'{' || c == b'}')
+                && l.as_bytes()[0].is_ascii_alphabetic();
+            if !is_name || r.is_empty() || r.contains('=') {
+                return s.to_string();
+            }
+            gnames.push(l.to_string());
+            values.push(r.to_string());
+        }
+        match &names {
+            None => names = Some(gnames),
+            Some(n) if *n == gnames => {}
+            Some(_) => return s.to_string(),
+        }
+        tuples.push(if values.len() == 1 {
+            values.remove(0)
+        } else {
+            format!("({})", values.join(","))
+        });
+    }
+    tuples.join(", ")
 }
 
 /// The answer in a response: an explicit marker, else the whole response when it is a bare
@@ -113,13 +254,13 @@ fn find_answer(response: &str, opts: &Options, budget: &mut Budget) -> Option<St
         return None;
     }
     if r.len() <= opts.limits.max_answer_bytes {
-        let last_step = after_last_implication(r.to_string());
+        let last_step = normalize(&after_last_implication(r.to_string()));
         if is_bare_answer(&last_step, &opts.limits, budget) {
             return Some(last_step);
         }
     }
     if opts.last_number_fallback {
-        last_number_in(r).map(str::to_string)
+        extract_unmarked(r)
     } else {
         None
     }
@@ -358,13 +499,178 @@ fn assignment_rhs(n: &Node) -> Option<&Node> {
         return None;
     }
     let named = is_name(&items[0]) && items[1..].iter().all(is_not_a_bare_name);
-    // `m + n = 7`, `AB = 5`: a response that states the value of what was asked.
-    let ends_constant = items.last().is_some_and(is_constant);
-    if named || ends_constant {
-        items.last()
+    // `m + n = 7`, `AB = 5`, `V_1 : V_2 = 11 : 21`: a statement of the value of what was
+    // asked; `2 + 3 = 5`: a computation. `a + 3z = 0` is an equation, not a value.
+    let last = items.last()?;
+    let head = &items[..items.len() - 1];
+    let stated =
+        is_constant(last) && (is_named_quantity(&items[0]) || head.iter().all(is_constant));
+    if named || stated {
+        Some(last)
     } else {
         None
     }
+}
+
+/// What a question can ask the value of: a name (`x`, `f(x)`, `a_n`), a sum of plain names
+/// (`m + n`), a product or quotient of them (`AB`, `\frac{NO}{BO}`), a ratio of them
+/// (`A : B`), a function value at a constant (`f(2)`), or `|z|`.
+fn is_named_quantity(n: &Node) -> bool {
+    fn product_of_names(n: &Node) -> bool {
+        match n {
+            Node::Sym(_) => true,
+            Node::Mul(v) => v.iter().all(|x| matches!(x, Node::Sym(_))),
+            _ => false,
+        }
+    }
+    match n {
+        _ if is_name(n) => true,
+        Node::Add(v) => v.len() >= 2 && v.iter().all(|x| matches!(x, Node::Sym(_))),
+        Node::Mul(v) => {
+            product_of_names(n)
+                || (v.len() >= 2 && matches!(v[0], Node::Sym(_)) && v[1..].iter().all(is_constant))
+        }
+        Node::Div(a, b) => product_of_names(a) && product_of_names(b),
+        Node::Ratio(v) => v.iter().all(product_of_names),
+        Node::Func(Func::Abs, x) => is_name(x),
+        _ => false,
+    }
+}
+
+/// Largest matrix side that sums and products of matrices are worked out for.
+const MAX_MATRIX_SIDE: usize = 8;
+
+/// A sum or product of matrices (and scalars) worked out entry by entry into one matrix:
+/// `\begin{pmatrix}1&2\\3&4\end{pmatrix} + \begin{pmatrix}5&6\\7&8\end{pmatrix}`. None when
+/// `n` is no such expression or the shapes do not fit.
+fn fold_matrices(n: &Node) -> Option<Node> {
+    fn as_matrix(n: &Node) -> Option<Vec<Vec<Node>>> {
+        match n {
+            Node::Matrix(m) if m.len() <= MAX_MATRIX_SIDE && m[0].len() <= MAX_MATRIX_SIDE => {
+                Some(m.clone())
+            }
+            Node::Neg(x) => as_matrix(x).map(|m| {
+                m.into_iter()
+                    .map(|r| r.into_iter().map(|e| Node::Neg(Box::new(e))).collect())
+                    .collect()
+            }),
+            Node::Add(_) | Node::Mul(_) => match fold_matrices(n)? {
+                Node::Matrix(m) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let has_matrix = |v: &[Node]| {
+        v.iter().any(|x| {
+            matches!(x, Node::Matrix(_))
+                || matches!(x, Node::Neg(y) if matches!(**y, Node::Matrix(_)))
+        })
+    };
+    match n {
+        Node::Add(v) if has_matrix(v) => {
+            let ms: Vec<Vec<Vec<Node>>> = v.iter().map(as_matrix).collect::<Option<_>>()?;
+            let (r, c) = (ms[0].len(), ms[0][0].len());
+            if ms
+                .iter()
+                .any(|m| m.len() != r || m.iter().any(|row| row.len() != c))
+            {
+                return None;
+            }
+            Some(Node::Matrix(
+                (0..r)
+                    .map(|i| {
+                        (0..c)
+                            .map(|j| Node::Add(ms.iter().map(|m| m[i][j].clone()).collect()))
+                            .collect()
+                    })
+                    .collect(),
+            ))
+        }
+        Node::Mul(v) if has_matrix(v) => {
+            let mut acc: Option<Vec<Vec<Node>>> = None;
+            let mut scalars: Vec<Node> = Vec::new();
+            for x in v {
+                if is_constant(x) && !matches!(x, Node::Matrix(_)) && as_matrix(x).is_none() {
+                    scalars.push(x.clone());
+                    continue;
+                }
+                let m = as_matrix(x)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => {
+                        let (r, k, c) = (a.len(), a[0].len(), m[0].len());
+                        if m.len() != k {
+                            return None;
+                        }
+                        (0..r)
+                            .map(|i| {
+                                (0..c)
+                                    .map(|j| {
+                                        Node::Add(
+                                            (0..k)
+                                                .map(|t| {
+                                                    Node::Mul(vec![
+                                                        a[i][t].clone(),
+                                                        m[t][j].clone(),
+                                                    ])
+                                                })
+                                                .collect(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            let m = acc?;
+            Some(Node::Matrix(
+                m.into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .map(|e| {
+                                if scalars.is_empty() {
+                                    e
+                                } else {
+                                    let mut f = scalars.clone();
+                                    f.push(e);
+                                    Node::Mul(f)
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `x = 5 + 5 + 1 = 11` is the assignment `x = 11`; `2 + 3 = 5` (all constant) is the value 5.
+/// Other relations come back unchanged.
+fn reduce_chain(n: &Node) -> Option<Node> {
+    let Node::Rel(items, ops) = n else {
+        return None;
+    };
+    if items.len() < 3 || !ops.iter().all(|o| *o == RelOp::Eq) {
+        return None;
+    }
+    let last = items.last()?;
+    let head = &items[..items.len() - 1];
+    if let Some(target) = head.iter().rev().find(|x| is_name(x)) {
+        if !is_constant(last) && !head.iter().all(|x| is_name(x) || is_constant(x)) {
+            return None;
+        }
+        return Some(Node::Rel(
+            vec![target.clone(), last.clone()],
+            vec![RelOp::Eq],
+        ));
+    }
+    if head.iter().all(is_constant) && is_constant(last) {
+        return Some(last.clone());
+    }
+    None
 }
 
 /// Right-hand sides of a named assignment must not themselves be names (`x = y` is an equation).
@@ -395,7 +701,7 @@ fn inequality_interval(n: &Node) -> Option<Interval<'_>> {
         items.reverse();
         closed.reverse();
     }
-    let var = items.iter().position(|x| matches!(x, Node::Sym(_)))?;
+    let var = items.iter().position(|x| is_name(x))?;
     if items
         .iter()
         .enumerate()
@@ -438,6 +744,9 @@ fn intervals(n: &Node) -> Option<Vec<Interval<'_>>> {
                 out.extend(intervals(p)?);
             }
             Some(out)
+        }
+        Node::Rel(items, ops) if ops.len() == 1 && ops[0] == RelOp::In && is_name(&items[0]) => {
+            intervals(&items[1])
         }
         Node::Rel(..) => inequality_interval(n).map(|i| vec![i]),
         // Alternatives joined by "or" are a union.
@@ -580,6 +889,18 @@ fn decimal_matches(x: &BigRational, decimals: u32, significant: u32, v: &Val) ->
     }
     match v {
         Val::Exact(r) => {
+            // A value with a finite decimal expansion must be written exactly (`1.41` is not
+            // `1.414`); only 1/3-like values are approximated.
+            let mut d = r.denom().clone();
+            for p in [2u8, 5u8] {
+                let p = BigInt::from(p);
+                while (&d % &p).is_zero() {
+                    d /= &p;
+                }
+            }
+            if d == BigInt::from(1u8) {
+                return false;
+            }
             let t = r * &scale;
             if t.is_integer() {
                 return false;
@@ -623,6 +944,24 @@ impl Cmp<'_> {
                 self.equiv(g, &alt)
             };
         }
+        if let Some(m) = fold_matrices(g) {
+            return self.equiv(&m, a);
+        }
+        if let Some(m) = fold_matrices(a) {
+            return self.equiv(g, &m);
+        }
+        if let Some(r) = reduce_chain(g) {
+            return self.equiv(&r, a);
+        }
+        if let Some(r) = reduce_chain(a) {
+            return self.equiv(g, &r);
+        }
+        if let Some(u) = self.abs_range(g)? {
+            return self.equiv(&u, a);
+        }
+        if let Some(u) = self.abs_range(a)? {
+            return self.equiv(g, &u);
+        }
         if let Some(rhs) = assignment_rhs(g) {
             if !a.is_relation() {
                 return self.equiv(rhs, a);
@@ -634,6 +973,8 @@ impl Cmp<'_> {
             }
         }
         match (g, a) {
+            // `(1, 3)` against `1, 3`: the same items in the same order.
+            (Node::Tuple(x), Node::List(y)) if x.len() == y.len() => self.ordered(x, y),
             // `x < 1 \text{ or } x > 3` against `(-\infty, 1) \cup (3, \infty)`.
             (Node::List(_), _) if is_intervalish(a) && intervals(g).is_some() => {
                 self.interval_sets(g, a)
@@ -707,12 +1048,31 @@ impl Cmp<'_> {
                 other => std::slice::from_ref(other),
             }
         }
-        let (gs, as_) = (elems(g), elems(a));
+        let (gs, mut as_) = (elems(g), elems(a));
+        if gs.len() > MAX_ELEMENTS || as_.len() > MAX_ELEMENTS {
+            return Err(EvalErr::Budget);
+        }
+        // A solution listed twice in a list of several (`(3,17,3,7)` repeated) is the same list.
+        let deduped: Vec<Node>;
+        if gs.len() >= 2 && as_.len() > gs.len() {
+            let mut kept: Vec<Node> = Vec::new();
+            for y in as_ {
+                let mut seen = false;
+                for k in &kept {
+                    if self.equiv(k, y)? {
+                        seen = true;
+                        break;
+                    }
+                }
+                if !seen {
+                    kept.push(y.clone());
+                }
+            }
+            deduped = kept;
+            as_ = &deduped;
+        }
         if gs.len() != as_.len() {
             return Ok(false);
-        }
-        if gs.len() > MAX_ELEMENTS {
-            return Err(EvalErr::Budget);
         }
         let mut used = vec![false; as_.len()];
         'outer: for x in gs {
@@ -725,6 +1085,49 @@ impl Cmp<'_> {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// `1 \le |z| \le \frac32` (a positive constant lower bound) as the union
+    /// `[-\frac32, -1] \cup [1, \frac32]`.
+    fn abs_range(&mut self, n: &Node) -> Result<Option<Node>, EvalErr> {
+        let Node::Rel(items, ops) = n else {
+            return Ok(None);
+        };
+        if items.len() != 3 || !ops.iter().all(|o| matches!(o, RelOp::Lt | RelOp::Le)) {
+            return Ok(None);
+        }
+        let (lo, mid, hi) = (&items[0], &items[1], &items[2]);
+        let Node::Func(Func::Abs, inner) = mid else {
+            return Ok(None);
+        };
+        if !is_name(inner) || !is_constant(lo) || !is_constant(hi) {
+            return Ok(None);
+        }
+        let positive = match self.eval(lo, &HashMap::new()) {
+            Ok(Val::Exact(r)) => r.is_positive(),
+            Ok(Val::Approx(c)) => c.im.abs() <= ABS_TOL && c.re > 0.0,
+            Err(EvalErr::Budget) => return Err(EvalErr::Budget),
+            Err(_) => false,
+        };
+        if !positive {
+            return Ok(None);
+        }
+        let (lc, hc) = (ops[0] == RelOp::Le, ops[1] == RelOp::Le);
+        let neg = |x: &Node| Box::new(Node::Neg(Box::new(x.clone())));
+        Ok(Some(Node::Union(vec![
+            Node::Interval {
+                lo: neg(hi),
+                hi: neg(lo),
+                lo_closed: hc,
+                hi_closed: lc,
+            },
+            Node::Interval {
+                lo: Box::new(lo.clone()),
+                hi: Box::new(hi.clone()),
+                lo_closed: lc,
+                hi_closed: hc,
+            },
+        ])))
     }
 
     fn interval_sets(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
@@ -758,6 +1161,11 @@ impl Cmp<'_> {
     fn relations(&mut self, g: &Node, a: &Node) -> Result<bool, EvalErr> {
         if let (Some(gi), Some(ai)) = (inequality_interval(g), inequality_interval(a)) {
             return Ok(self.bound_eq(&gi.lo, &ai.lo)? && self.bound_eq(&gi.hi, &ai.hi)?);
+        }
+        // `x \in [-2, 7]` against `-2 \le x \le 7`, both ways.
+        let is_in = |n: &Node| matches!(n, Node::Rel(_, o) if o.len() == 1 && o[0] == RelOp::In);
+        if (is_in(g) || is_in(a)) && intervals(g).is_some() && intervals(a).is_some() {
+            return self.interval_sets(g, a);
         }
         let (Node::Rel(gi, go), Node::Rel(ai, ao)) = (g, a) else {
             return Ok(false);
@@ -794,6 +1202,11 @@ impl Cmp<'_> {
     fn ratios(&mut self, x: &[Node], y: &[Node]) -> Result<bool, EvalErr> {
         if x.len() != y.len() {
             return Ok(false);
+        }
+        // With a zero part (`12:00`, a time) proportionality says nothing: compare parts.
+        let zero = |n: &Node| matches!(n, Node::Num(l) if l.value.is_zero());
+        if x.iter().chain(y).any(zero) {
+            return self.ordered(x, y);
         }
         for k in 1..x.len() {
             let l = Node::Mul(vec![x[k].clone(), y[0].clone()]);
@@ -1023,5 +1436,10 @@ mod tests {
         assert_eq!(v("1", &deep), Status::BudgetExceeded);
         let big = "1".repeat(1 << 21);
         assert_eq!(v("1", &big), Status::BudgetExceeded);
+        // Unclosed delimiters by the hundred thousand: each stretch is searched once.
+        for unit in ["\\[ ", "\\( ", "$$ ", "$1 ", "a2 ", "$ \n"] {
+            let r = unit.repeat(200_000);
+            assert_ne!(v("7", &r), Status::Correct);
+        }
     }
 }

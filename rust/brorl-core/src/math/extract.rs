@@ -9,12 +9,14 @@ struct Boxed {
 }
 
 /// The answer in `response`: the last `\boxed{}`/`\fbox{}` (adjacent boxes joined as a
-/// list), else the last `<answer>...</answer>`, else the text after the last "final answer
-/// is"/"final answer:", else (when `last_number` is set) the last number in the text.
-pub fn extract_answer(response: &str, last_number: bool) -> Option<String> {
+/// list; a "Final Answer:" written after the last box wins), else the last
+/// `<answer>...</answer>`, else the text after the last "final answer is"/"final answer:",
+/// else (when `fallback` is set) the text after the last "answer is", else the last complete
+/// math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or a number written after it.
+pub fn extract_answer(response: &str, fallback: bool) -> Option<String> {
     extract_marked(response).or_else(|| {
-        if last_number {
-            last_number_in(response).map(str::to_string)
+        if fallback {
+            extract_unmarked(response)
         } else {
             None
         }
@@ -23,13 +25,98 @@ pub fn extract_answer(response: &str, last_number: bool) -> Option<String> {
 
 /// The answer behind an explicit marker (box, answer tag, "final answer"), if any.
 pub fn extract_marked(response: &str) -> Option<String> {
-    if let Some(ans) = boxed_answer(response) {
-        return Some(ans);
+    let bs = boxes(response);
+    if let Some(last) = bs.last() {
+        // "\boxed{200} ... \boxed{255} ... Final Answer: The final answer is $10,455$."
+        if let Some((_, ans)) = final_answer_phrase(&response[last.end..]) {
+            return Some(ans);
+        }
+        return Some(boxed_answer_of(response, &bs));
     }
     if let Some(ans) = answer_tag(response) {
         return Some(ans);
     }
-    final_answer_phrase(response)
+    final_answer_phrase(response).map(|(_, a)| a)
+}
+
+/// Without a marker: "the answer is X", else the last complete math span, or a standalone
+/// number written after it ("the volume of $ABCD$ is 120"), else the last standalone number.
+pub fn extract_unmarked(response: &str) -> Option<String> {
+    let window = tail_window(response);
+    if let Some(a) = phrase_after(window, "answer is") {
+        return Some(a);
+    }
+    let span = last_math_span(window);
+    let tail = match &span {
+        Some((_, end, _)) => &window[*end..],
+        None => response,
+    };
+    if let Some(n) = last_number_in(tail) {
+        return Some(n.to_string());
+    }
+    span.map(|(_, _, inner)| inner)
+}
+
+/// The prose fallbacks read the end of a response only (the answer is stated last), so a long
+/// response costs no more than a short one.
+const TAIL_BYTES: usize = 4 * 1024;
+
+/// The last `TAIL_BYTES` (4 KiB) or so of `s`, starting after a blank line where there is one (display
+/// math cannot hold a blank line, so no `$$`/`\[` block is cut in half), else at a line start
+/// (inline math never crosses a line).
+fn tail_window(s: &str) -> &str {
+    if s.len() <= TAIL_BYTES {
+        return s;
+    }
+    let mut cut = s.len() - TAIL_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let w = &s[cut..];
+    if let Some(k) = w.find("\n\n") {
+        return &w[k + 2..];
+    }
+    match w.find('\n') {
+        Some(k) => &w[k + 1..],
+        None => w,
+    }
+}
+
+/// The boxes of a gold answer as one list when it has several with little text between them
+/// (`\boxed{1} papers and \boxed{2} bins`, `\boxed{35} ++ \boxed{4}`); None otherwise, also
+/// when the boxes repeat one answer or prose separates them.
+pub fn all_boxes(s: &str) -> Option<String> {
+    let bs = boxes(s);
+    if bs.len() < 2 {
+        return None;
+    }
+    let short_gap = |gap: &str| {
+        gap.split_whitespace()
+            .filter(|w| w.chars().any(|c| c.is_alphabetic()))
+            .count()
+            <= 3
+    };
+    if !bs.windows(2).all(|w| short_gap(&s[w[0].end..w[1].start])) {
+        return None;
+    }
+    let parts: Vec<&str> = bs.iter().map(|b| s[b.inner.0..b.inner.1].trim()).collect();
+    if parts.iter().all(|p| *p == parts[0]) {
+        return None;
+    }
+    Some(parts.join(", "))
+}
+
+/// The contents of the last `k` boxes of `s` joined as a list, when it has at least `k`.
+pub fn last_boxes(s: &str, k: usize) -> Option<String> {
+    let bs = boxes(s);
+    if k < 2 || bs.len() < k {
+        return None;
+    }
+    let parts: Vec<&str> = bs[bs.len() - k..]
+        .iter()
+        .map(|b| s[b.inner.0..b.inner.1].trim())
+        .collect();
+    Some(parts.join(", "))
 }
 
 /// For every `{`, the index of its closing `}` (None when unclosed), in one pass with a stack,
@@ -146,7 +233,14 @@ fn is_list_gap(gap: &str) -> bool {
 
 fn boxed_answer(s: &str) -> Option<String> {
     let bs = boxes(s);
-    let last = bs.len().checked_sub(1)?;
+    if bs.is_empty() {
+        return None;
+    }
+    Some(boxed_answer_of(s, &bs))
+}
+
+fn boxed_answer_of(s: &str, bs: &[Boxed]) -> String {
+    let last = bs.len() - 1;
     let mut first = last;
     while first > 0 && is_list_gap(&s[bs[first - 1].end..bs[first].start]) {
         first -= 1;
@@ -155,7 +249,7 @@ fn boxed_answer(s: &str) -> Option<String> {
         .iter()
         .map(|bx| s[bx.inner.0..bx.inner.1].trim())
         .collect();
-    Some(parts.join(", "))
+    parts.join(", ")
 }
 
 fn answer_tag(s: &str) -> Option<String> {
@@ -172,12 +266,28 @@ fn answer_tag(s: &str) -> Option<String> {
     Some(boxed_answer(body).unwrap_or_else(|| body.to_string()))
 }
 
-fn final_answer_phrase(s: &str) -> Option<String> {
+/// The answer after the last "final answer" (its byte offset and the cleaned text).
+fn final_answer_phrase(s: &str) -> Option<(usize, String)> {
+    let at = rfind_ascii_ci(s, "final answer")?;
+    phrase_at(s, at + "final answer".len()).map(|a| (at, a))
+}
+
+/// The answer after the last `marker` (ASCII, case-insensitive), cleaned.
+fn phrase_after(s: &str, marker: &str) -> Option<String> {
+    let at = rfind_ascii_ci(s, marker)?;
+    phrase_at(s, at + marker.len())
+}
+
+fn rfind_ascii_ci(s: &str, marker: &str) -> Option<usize> {
     // ASCII lowercasing keeps byte offsets aligned with `s`.
-    let lower = s.to_ascii_lowercase();
-    let at = lower.rfind("final answer")?;
-    let mut rest = &s[at + "final answer".len()..];
-    // "Final Answer: x", "**Final Answer**: x", "final answer is x", "final answer = x".
+    s.to_ascii_lowercase().rfind(marker)
+}
+
+/// The answer in the rest of the line from `from`: "Final Answer: x", "**Final Answer**: x",
+/// "final answer is x", "The final answer is $x$. I hope it is correct.", or a sentence
+/// ("The volume of $ABCD$ is 120", "Jane started Sphere 3 hours ago").
+fn phrase_at(s: &str, from: usize) -> Option<String> {
+    let mut rest = &s[from..];
     let filler = |c: char| c == '*' || c == ':' || c == '=' || c.is_whitespace();
     rest = rest.trim_start_matches(filler);
     if let Some(r) = rest.strip_prefix("is") {
@@ -189,24 +299,230 @@ fn final_answer_phrase(s: &str) -> Option<String> {
         Some(k) => &line[..k],
         None => line,
     };
-    let ans = line
-        .trim()
-        .trim_end_matches('.')
+    let line = line.trim().trim_end_matches('.').trim();
+    if line.is_empty() {
+        return None;
+    }
+    if let Some(b) = boxed_answer(line) {
+        return Some(b);
+    }
+    let plain = line
         .trim_matches('$')
         .trim_start_matches("\\(")
         .trim_end_matches("\\)")
         .trim();
-    if ans.is_empty() {
-        None
-    } else {
-        Some(ans.to_string())
+    if !is_prose(plain) {
+        return (!plain.is_empty()).then(|| plain.to_string());
+    }
+    // A sentence: what follows its last " is ", else its last math span or standalone number.
+    if let Some(k) = line.rfind(" is ") {
+        let tail = line[k + 4..].trim();
+        if !tail.is_empty() && !is_prose(tail.trim_matches('$')) {
+            return Some(tail.trim_matches('$').trim().to_string());
+        }
+    }
+    let span = last_math_span(line);
+    let tail = match &span {
+        Some((_, end, _)) => &line[*end..],
+        None => line,
+    };
+    if let Some(n) = last_number_in(tail) {
+        return Some(n.to_string());
+    }
+    span.map(|(_, _, inner)| inner)
+}
+
+/// Two or more words of at least three letters outside math delimiters and commands: prose.
+fn is_prose(s: &str) -> bool {
+    let mut words = 0;
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut in_math = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'$' {
+            in_math = !in_math;
+            i += 1;
+        } else if c == b'\\' {
+            // A command name is not a word; `\text{...}` content is.
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            i = j.max(i + 1);
+        } else if c.is_ascii_alphabetic() {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if !in_math && j - i >= 3 {
+                words += 1;
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    words >= 2
+}
+
+/// The last complete math span: `$$...$$`, `\[...\]` (may span lines), `$...$`, `\(...\)`
+/// (one line). `\$` is an escaped dollar, and a `$` before a number whose next `$` is again
+/// before a number (or that has no partner) is a currency sign, not a delimiter. Returns
+/// (start, end, trimmed inner text).
+pub fn last_math_span(s: &str) -> Option<(usize, usize, String)> {
+    let b = s.as_bytes();
+    let mut best: Option<(usize, usize, usize, usize)> = None;
+    let mut i = 0;
+    // Where a search for a closer (`\]`, `\)`, `$$`) last failed: an opener before that point
+    // fails too, so no stretch of text is searched twice (`\[` repeated 100,000 times).
+    let mut no_close = [0usize; 3];
+    while i < b.len() {
+        match b[i] {
+            b'\\' if i + 1 < b.len() => {
+                let close: &[u8] = match b[i + 1] {
+                    b'(' => b"\\)",
+                    b'[' => b"\\]",
+                    _ => {
+                        i += 2;
+                        continue;
+                    }
+                };
+                let inline = b[i + 1] == b'(';
+                let from = i + 2;
+                let kind = usize::from(inline);
+                if from < no_close[kind] {
+                    i = from;
+                    continue;
+                }
+                match find_bytes(b, from, close, inline) {
+                    Ok(k) => {
+                        best = Some((i, k + 2, from, k));
+                        i = k + 2;
+                    }
+                    Err(stop) => {
+                        no_close[kind] = stop;
+                        i = from;
+                    }
+                }
+            }
+            b'$' => {
+                let display = b.get(i + 1) == Some(&b'$');
+                if display {
+                    let from = i + 2;
+                    if from < no_close[2] {
+                        i = from;
+                        continue;
+                    }
+                    match find_bytes(b, from, b"$$", false) {
+                        Ok(k) => {
+                            best = Some((i, k + 2, from, k));
+                            i = k + 2;
+                        }
+                        Err(stop) => {
+                            no_close[2] = stop;
+                            i = from;
+                        }
+                    }
+                    continue;
+                }
+                let from = i + 1;
+                let close = next_dollar(b, from);
+                let currency = b.get(from).is_some_and(u8::is_ascii_digit)
+                    && close.is_none_or(|k| b.get(k + 1).is_some_and(u8::is_ascii_digit));
+                match close {
+                    Some(k) if !currency && !b[from..k].contains(&b'\n') => {
+                        best = Some((i, k + 1, from, k));
+                        i = k + 1;
+                    }
+                    _ => i = from,
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    let (start, end, a, z) = best?;
+    let inner = s[a..z].trim();
+    (!inner.is_empty()).then(|| (start, end, inner.to_string()))
+}
+
+/// The next `$` at or after `from` that is not escaped and not part of `$$`.
+fn next_dollar(b: &[u8], from: usize) -> Option<usize> {
+    let mut k = from;
+    while k < b.len() {
+        match b[k] {
+            b'\\' => k += 2,
+            b'$' => return Some(k),
+            _ => k += 1,
+        }
+    }
+    None
+}
+
+/// The first `pat` at or after `from` (skipping escaped characters); `one_line` stops at `\n`.
+/// On failure, the position where the search stopped: every later start before it fails too.
+fn find_bytes(b: &[u8], from: usize, pat: &[u8], one_line: bool) -> Result<usize, usize> {
+    let mut k = from;
+    while k + pat.len() <= b.len() {
+        if b[k..].starts_with(pat) {
+            return Ok(k);
+        }
+        if one_line && b[k] == b'\n' {
+            return Err(k);
+        }
+        k += if b[k] == b'\\' && pat[0] != b'\\' {
+            2
+        } else {
+            1
+        };
+    }
+    Err(b.len())
+}
+
+/// The last standalone number written in `s` (`-1,234.5`, `3/4`, `.5`): not part of a word or
+/// a name (`AZYUK2A`, `x_2`), and not alone inside broken math delimiters (`$ \n 9 \n $`).
+pub fn last_number_in(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut upto = b.len();
+    loop {
+        let last_digit = b[..upto].iter().rposition(|c| c.is_ascii_digit())?;
+        let (start, end) = number_around(b, last_digit);
+        let glued = start > 0
+            && matches!(b[start - 1], b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'\\' | b'^' | b'{');
+        // `2^{10}`, `2x`, `3\sqrt2`, `4(x+1)`: the number is a piece of an expression.
+        let next = b.get(end).copied();
+        let after = b.get(end + 1).copied();
+        let piece = match next {
+            // `30^\circ` is a number of degrees.
+            Some(b'^') => {
+                let rest = &b[end + 1..];
+                !(rest.starts_with(b"\\circ") || rest.starts_with(b"{\\circ}"))
+            }
+            Some(b'_' | b'{' | b'(' | b'[') => true,
+            // `3\sqrt2`, `2\pi` but not `17\text{ cm}`, `5\%` or `9\)`.
+            Some(b'\\') => {
+                let name: &[u8] = &b[end + 1..];
+                let len = name.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+                let name = &name[..len];
+                len > 0
+                    && !name.starts_with(b"text")
+                    && !name.starts_with(b"math")
+                    && !matches!(name, b"mbox" | b"quad" | b"qquad" | b"right" | b"end")
+            }
+            Some(c) if b"xyznkabtci".contains(&c) => {
+                !after.is_some_and(|d| d.is_ascii_alphabetic())
+            }
+            _ => false,
+        };
+        let glued = glued || piece;
+        if !glued && !in_broken_delimiters(b, start, end) {
+            return Some(&s[start..end]);
+        }
+        upto = start;
     }
 }
 
-/// The last number written in `s` (`-1,234.5`, `3/4`, `.5`).
-pub fn last_number_in(s: &str) -> Option<&str> {
-    let b = s.as_bytes();
-    let last_digit = b.iter().rposition(|c| c.is_ascii_digit())?;
+fn number_around(b: &[u8], last_digit: usize) -> (usize, usize) {
     let is_num_byte = |c: u8| c.is_ascii_digit() || c == b'.' || c == b',' || c == b'/';
     let mut start = last_digit;
     while start > 0 && is_num_byte(b[start - 1]) {
@@ -225,7 +541,23 @@ pub fn last_number_in(s: &str) -> Option<&str> {
     if start > 0 && b[start - 1] == b'-' {
         start -= 1;
     }
-    Some(&s[start..end])
+    (start, end)
+}
+
+/// `$ \n 9 \n $` or `\( \n 9 \n \)`: an inline span broken over lines holds no answer.
+fn in_broken_delimiters(b: &[u8], start: usize, end: usize) -> bool {
+    let before = b[..start].iter().rposition(|c| !c.is_ascii_whitespace());
+    let after = b[end..]
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .map(|k| end + k);
+    let (Some(p), Some(q)) = (before, after) else {
+        return false;
+    };
+    let newline = b[p..q].contains(&b'\n');
+    let opens = b[p] == b'$' || (b[p] == b'(' && p > 0 && b[p - 1] == b'\\');
+    let closes = b[q] == b'$' || (b[q] == b'\\' && b.get(q + 1) == Some(&b')'));
+    newline && opens && closes
 }
 
 #[cfg(test)]
@@ -262,6 +594,38 @@ mod tests {
         assert_eq!(
             extract_answer("So the final answer is $x = 3$. Done", true).as_deref(),
             Some("x = 3")
+        );
+    }
+
+    #[test]
+    fn prose_without_markers() {
+        let x = |r: &str| extract_answer(r, true);
+        assert_eq!(x("AZYUK2A"), None);
+        assert_eq!(
+            x("Therefore $x \\geq 5$ is the solution.").as_deref(),
+            Some("x \\geq 5")
+        );
+        assert_eq!(x("Answer \\( (9+1) \\)").as_deref(), Some("(9+1)"));
+        assert_eq!(x("Answer \\[ \n 9 \n \\]").as_deref(), Some("9"));
+        assert_eq!(x("Answer $ \n 9 \n $"), None);
+        assert_eq!(x("so $10,200 + $255 = $10,455.").as_deref(), Some("10,455"));
+        assert_eq!(x("the volume of $ABCD$ is 120.").as_deref(), Some("120"));
+        assert_eq!(x("So the answer is 42.").as_deref(), Some("42"));
+        assert_eq!(x("it comes to 2^{10} in all"), None);
+        assert_eq!(x("it simplifies to 2x"), None);
+        assert_eq!(x("it is 1,000.99m² or 3 cm").as_deref(), Some("3"));
+        assert_eq!(x("it is 1,000.99m²").as_deref(), Some("1,000.99"));
+        assert_eq!(x("it is 17\\text{ cm} long").as_deref(), Some("17"));
+        assert_eq!(x("it is 3\\sqrt2"), None);
+        assert_eq!(x("angle ABC is 30^\\circ").as_deref(), Some("30"));
+        assert_eq!(
+            x("Final Answer: The largest $n$ is 34. I hope it is correct.").as_deref(),
+            Some("34")
+        );
+        assert_eq!(
+            x("\\boxed{200} then \\boxed{255}. Final Answer: The final answer is $10,455$.")
+                .as_deref(),
+            Some("10,455")
         );
     }
 

@@ -414,7 +414,10 @@ impl Lexer<'_> {
     /// Length of a thousands separator at `i` (0 if none). `{,}`, `\,`, `\ ` and thin spaces
     /// are always separators; a plain space or comma only with three digits after it.
     fn separator_len(&self, first_group: bool) -> usize {
-        let candidates: [(&str, bool); 7] = [
+        let candidates: [(&str, bool); 9] = [
+            // MATH writes `10,\!000` and `11,\! 111,\! 100`.
+            (",\\! ", true),
+            (",\\!", true),
             ("{,}", true),
             ("\\,", true),
             ("\\ ", true),
@@ -537,6 +540,10 @@ impl Lexer<'_> {
             return Ok(());
         }
         if w.len() >= 3 {
+            // `ext{13}` (a `\text` whose backslash was lost) is no word we can read.
+            if self.peek(0) == Some('{') {
+                return Err(Fail::Unparseable);
+            }
             return self.push(Tok::Text(w));
         }
         for ch in w.chars() {
@@ -623,6 +630,10 @@ impl Lexer<'_> {
             self.skip_unit_power();
             return Ok(());
         }
+        // `\text{e}`, `\text{A}`: one letter is that letter.
+        if t.len() == 1 && t.as_bytes()[0].is_ascii_alphabetic() {
+            return self.push(Tok::Ident(t.to_string()));
+        }
         self.push(Tok::Text(t.to_string()))
     }
 
@@ -647,7 +658,15 @@ impl Lexer<'_> {
         while self.peek(0).is_some_and(|c| c.is_ascii_alphabetic()) {
             self.i += 1;
         }
-        let name: String = self.c[start..self.i].iter().collect();
+        let mut name: String = self.c[start..self.i].iter().collect();
+        // `\quadx_2`: a spacing command glued to the next name.
+        for space in ["qquad", "quad"] {
+            if name.len() > space.len() && name.starts_with(space) {
+                self.i = start + space.len();
+                name.truncate(space.len());
+                break;
+            }
+        }
         let t = match name.as_str() {
             "frac" | "dfrac" | "tfrac" | "cfrac" => Tok::Cmd("frac".into()),
             "binom" | "dbinom" | "tbinom" => Tok::Cmd("binom".into()),

@@ -76,7 +76,8 @@ pub enum MathError {
 /// Options of the verifier; `Default` is what `brorl.verify_math` uses.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// When the response has no `\boxed{}`, `<answer>` or "final answer", use its last number.
+    /// When the response has no `\boxed{}`, `<answer>` or "final answer", use the text after
+    /// "answer is", else its last complete math span or a standalone number written after it.
     pub last_number_fallback: bool,
     pub limits: Limits,
 }

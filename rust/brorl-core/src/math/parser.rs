@@ -176,27 +176,33 @@ impl Parser<'_> {
     }
 
     fn relation(&mut self) -> Result<Node, Fail> {
-        let first = self.union()?;
-        if self.peek() == Some(&Tok::Colon) {
-            let mut parts = vec![first];
-            while self.eat(&Tok::Colon) {
-                parts.push(self.union()?);
-            }
-            return Ok(Node::Ratio(parts));
-        }
+        let first = self.ratio()?;
         let mut items = vec![first];
         let mut ops = Vec::new();
         while let Some(Tok::Rel(op)) = self.peek() {
             let op = *op;
             self.pos += 1;
             ops.push(op);
-            items.push(self.union()?);
+            items.push(self.ratio()?);
         }
         if ops.is_empty() {
             Ok(items.pop().expect("one item"))
         } else {
             Ok(Node::Rel(items, ops))
         }
+    }
+
+    /// `a : b : c` (a ratio, also on either side of a relation: `V_1 : V_2 = 11 : 21`).
+    fn ratio(&mut self) -> Result<Node, Fail> {
+        let first = self.union()?;
+        if self.peek() != Some(&Tok::Colon) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
+        while self.eat(&Tok::Colon) {
+            parts.push(self.union()?);
+        }
+        Ok(Node::Ratio(parts))
     }
 
     fn union(&mut self) -> Result<Node, Fail> {
@@ -424,10 +430,11 @@ impl Parser<'_> {
             Tok::LBrace => {
                 let items = self.items()?;
                 self.expect(&Tok::RBrace)?;
+                // Plain braces group (`{1,3}` prints as "1, 3"): a list, as without them.
                 match items.len() {
                     0 => Err(Fail::Unparseable),
                     1 => Ok(list_or_single(items)),
-                    _ => Ok(Node::Set(items)),
+                    _ => Ok(Node::List(items)),
                 }
             }
             Tok::LSet => {
@@ -622,6 +629,23 @@ impl Parser<'_> {
                 let a = self.arg()?;
                 let b = self.arg()?;
                 Ok(Node::Binom(Box::new(a), Box::new(b)))
+            }
+            "sum" => {
+                // `\sum_{k=0}^{n-1} body`: the body is the product term that follows.
+                self.expect(&Tok::Underscore)?;
+                let Node::Rel(items, ops) = self.arg()? else {
+                    return Err(Fail::Unparseable);
+                };
+                let (Some(Node::Sym(var)), [super::ast::RelOp::Eq]) =
+                    (items.first(), ops.as_slice())
+                else {
+                    return Err(Fail::Unparseable);
+                };
+                let (var, lo) = (var.clone(), items[1].clone());
+                self.expect(&Tok::Caret)?;
+                let hi = self.arg()?;
+                let body = self.term()?;
+                Ok(Node::Sum(var, Box::new(lo), Box::new(hi), Box::new(body)))
             }
             "log" | "lg" => {
                 let base = if self.eat(&Tok::Underscore) {
