@@ -232,8 +232,8 @@ class TrainerGroup:
 
         return ray.get(self.ranks[0].call.remote("named_weights"), timeout=self.cfg.timeout_s)
 
-    def reset_reference(self) -> None:
-        self._call_all("reset_reference")
+    def reset_reference(self, reset_optimizer: bool = False) -> None:
+        self._call_all("reset_reference", reset_optimizer=reset_optimizer)
 
     def save_checkpoint(self, path: Any) -> None:
         # Absolute: the ranks' working directory is not the driver's.

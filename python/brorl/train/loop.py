@@ -40,6 +40,8 @@ import numpy as np
 
 from brorl._core import RolloutBatch
 from brorl.train.config import BUILTIN_MODEL, TrainConfig, effective_lr, to_dict, validate
+from brorl.train.advantages import step_advantages
+from brorl.train.checkpoints import latest_checkpoint
 from brorl.train.interfaces import Generator, Learner, Prompt, RewardFn, Rollouts, SamplingSpec, TrainBatch
 
 __all__ = ["train", "TrainResult", "Trainer", "evaluate_pass1", "collect_step", "METRIC_FIELDS"]
@@ -234,16 +236,6 @@ def write_plots(run_dir: Path, rows: list[dict], evals: dict[str, float]) -> lis
     return [out]
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    ck = run_dir / "checkpoints"
-    marker = ck / "latest"
-    if marker.is_file():
-        p = ck / marker.read_text().strip()
-        if (p / "state.json").is_file():
-            return p
-    return None
-
-
 # the warm-up data comes from its own seed, disjoint from the RL and held-out seeds
 WARMUP_SEED = 7919
 
@@ -356,7 +348,7 @@ class Trainer:
         evals: dict[str, float] = {}
         start = 0
         try:
-            ck = _latest_checkpoint(run_dir) if cfg.run.resume else None
+            ck = latest_checkpoint(run_dir) if cfg.run.resume else None
             if ck is not None:
                 start = self._load(ck, learner, sampler, tracker)
                 self._push_weights(generator, learner, world)
@@ -386,7 +378,8 @@ class Trainer:
                 logger.write(row)
                 result.metrics.append(row)
                 if a.ref_reset_every and (step + 1) % a.ref_reset_every == 0:
-                    learner.reset_reference()
+                    # before the checkpoint below, so a resumed run starts from the reset state
+                    learner.reset_reference(reset_optimizer=a.ref_reset_optimizer)
                 done = step + 1
                 if (cfg.run.save_every and done % cfg.run.save_every == 0) or done == cfg.run.steps:
                     self._save(run_dir, done, learner, sampler, tracker, rank)
@@ -464,7 +457,7 @@ class Trainer:
         row: dict[str, Any] = {"step": step + 1, **m, **shrink, "world_size": world}
         if batch is not None and batch.n_groups > 0:
             t0 = time.perf_counter()
-            adv = batch.advantages(a.estimator)
+            adv = step_advantages(batch, a.estimator, a.advantage_whiten)
             row["time/advantages"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             lm = learner.train_step(TrainBatch(rollouts=batch, prompt_token_ids=prompt_ids, advantages=adv))
