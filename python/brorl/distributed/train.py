@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from brorl.distributed.runtime import DistributedParts
+from brorl.distributed.parts import DistributedParts
 from brorl.train.checkpoints import latest_checkpoint
 
 __all__ = ["place_parts", "resume_command"]
