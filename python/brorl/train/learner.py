@@ -1,13 +1,18 @@
 """The DeepSpeed learner: PPO updates with ZeRO stage 2 or 3, gloo on CPU and NCCL on GPU.
 
 One :meth:`DeepSpeedLearner.train_step` = ``mini_batches`` optimizer steps over a
-:class:`~brorl.train.interfaces.TrainBatch`. Each mini-batch holds whole groups and is packed
-by the Rust core (``RolloutBatch.pack``) into micro-batches under a token budget, per
-data-parallel rank, so N=512 never needs all sequences in memory at once. Reference
-log-probs (and old log-probs when there is more than one mini-batch) are computed on the same
-micro-batches. The loss is :func:`brorl.train.losses.policy_loss` with the aggregation named
-in the config; micro-batch losses use the mini-batch's global token (or sequence) count as
-denominator, so accumulation over micro-batches and ranks gives exactly the mini-batch loss.
+:class:`~brorl.train.interfaces.TrainBatch`. :func:`plan_mini_batches` splits the step into
+mini-batches of whole groups, merges identical rollouts and packs each mini-batch with the Rust
+core (``RolloutBatch.pack``) into micro-batches under a token budget, per data-parallel rank,
+so N=512 never needs all sequences in memory at once. Every rank gets the same number of
+micro-batches; a rank with fewer rows runs zero-loss placeholders, because ZeRO-2 reduces
+gradients in every backward and ZeRO-3 gathers parameters in every forward, and the ranks' calls
+must line up. Reference log-probs (and old log-probs when there is more than one mini-batch)
+are computed on the same micro-batches. :func:`mini_batch_backward` runs one mini-batch's
+micro-batches: the loss is :func:`brorl.train.losses.policy_loss` with the aggregation named in
+the config and the mini-batch's global token (or sequence) count as denominator, so
+accumulation over micro-batches and ranks gives exactly the mini-batch loss. That path has no
+DeepSpeed in it; tests/test_train_reference.py checks it against the papers' equations.
 
 World size 1 runs in-process (the process group is created from MASTER_ADDR/PORT, RANK,
 WORLD_SIZE, LOCAL_RANK, filled in when absent); world size 2+ comes from ``torchrun``.
