@@ -26,7 +26,9 @@ def tiny_dir(tmp_path_factory):
 
 def run_worker(tmp_path, tiny_dir, world, stage, kind="random"):
     out = tmp_path / f"ws{world}_z{stage}_{kind}.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
+    # keep the caller's PYTHONPATH: it decides which brorl checkout the workers import
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p))
     # An in-process learner earlier in this pytest session leaves its rendezvous variables in
     # os.environ; a child must pick its own port instead of colliding with that group.
     for var in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
