@@ -24,8 +24,8 @@ def tiny_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
-def run_worker(tmp_path, tiny_dir, world, stage):
-    out = tmp_path / f"ws{world}_z{stage}.json"
+def run_worker(tmp_path, tiny_dir, world, stage, chunk=None):
+    out = tmp_path / f"ws{world}_z{stage}_c{chunk}.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
     # An in-process learner earlier in this pytest session leaves its rendezvous variables in
     # os.environ; a child must pick its own port instead of colliding with that group.
@@ -35,6 +35,7 @@ def run_worker(tmp_path, tiny_dir, world, stage):
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     if world == 1:
         cmd = [sys.executable, str(HERE / "train_fixtures.py"), str(tiny_dir), str(out), str(stage)]
+        cmd += [] if chunk is None else [str(chunk)]
     else:
         import socket
 
@@ -66,3 +67,12 @@ def test_world_size_2_matches_world_size_1(tmp_path, tiny_dir, world_1, stage):
         # Adam turns float-summation-order noise in near-zero gradients into updates of up to
         # ~lr; two steps at lr 1e-2 leave such elements within a few 1e-4
         np.testing.assert_allclose(np.asarray(two["weights"][name]), np.asarray(w), rtol=1e-4, atol=3e-4)
+
+
+def test_chunked_logprobs_update_matches_full_logits(tmp_path, tiny_dir, world_1):
+    # world_1 runs with the default chunked log-probs; 0 = full [tokens, vocabulary] logits
+    plain = run_worker(tmp_path, tiny_dir, 1, 2, chunk=0)
+    for k in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "logp_mismatch"):
+        assert world_1["metrics"][k] == pytest.approx(plain["metrics"][k], rel=1e-5, abs=1e-6), k
+    for name, w in plain["weights"].items():
+        np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=3e-4)

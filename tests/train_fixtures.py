@@ -51,7 +51,7 @@ def max_logprob_gap(gen, model, prompts: list[list[int]]) -> float:
     return gap
 
 
-def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
+def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, logits_chunk_tokens: int | None = None) -> None:
     """One DeepSpeed learner step on a fixed synthetic batch; rank 0 writes the metrics and the
     updated weights. Run under torchrun (world size 2) or plainly (world size 1)."""
     import json
@@ -65,7 +65,8 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
     from brorl.train.learner import DeepSpeedLearner
 
     cfg = from_dict(easy_config(Path(out_path).parent, "ws", deepspeed__zero_stage=zero_stage,
-                                deepspeed__micro_batch_tokens=160, algorithm__mini_batches=2))
+                                deepspeed__micro_batch_tokens=160, algorithm__mini_batches=2,
+                                **({} if logits_chunk_tokens is None else {"deepspeed__logits_chunk_tokens": logits_chunk_tokens})))
     learner = DeepSpeedLearner(model_dir, cfg, lr=1e-2, total_optimizer_steps=2, seed=0)
     rng = np.random.default_rng(0)
     n, groups = 8, 4
@@ -89,4 +90,4 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
 if __name__ == "__main__":
     import sys
 
-    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)

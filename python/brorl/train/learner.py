@@ -440,6 +440,24 @@ class DeepSpeedLearner:
 
         dev = self.device
         ctx = torch.enable_grad() if grad else torch.no_grad()
+        # --- chunked log-probs (deepspeed.logits_chunk_tokens; brorl.train.chunked_logprobs) ---
+        # Per-token log-probs and entropy from the final hidden states, a chunk of tokens at a
+        # time, never the full [tokens, vocabulary] logits. ZeRO-3 partitions lm_head's weight
+        # outside its own forward, so it keeps the plain path below.
+        chunk = self.cfg.deepspeed.logits_chunk_tokens
+        if chunk > 0 and self.cfg.deepspeed.zero_stage != 3:
+            from brorl.train.chunked_logprobs import response_logprobs
+
+            module = getattr(model, "module", model)  # the DeepSpeed engine wraps the HF model
+            with ctx:
+                res = response_logprobs(
+                    module, t["input_ids"], t["attention_mask"], t["resp_start"], t["targets"], t["mask"],
+                    temperature=self.temperature, chunk_tokens=chunk,
+                )
+            if res is not None:
+                logp, ent, first = res
+                return logp.cpu(), ent.cpu(), first.cpu()
+        # --- end chunked log-probs ---
         starts = t["resp_start"]
         kw: dict[str, Any] = {}
         width = t["input_ids"].shape[1]
