@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"[brorl]   log:     {res.log_path.resolve()} ({res.log_hidden} library messages kept out of the console)")
     for p in res.plots:
         print(f"[brorl]   curves:  {p.resolve()}")
-    print(f"[brorl]   tensorboard --logdir {(res.run_dir / 'tensorboard').resolve()}")
+    if (res.run_dir / "tensorboard").is_dir():
+        print(f"[brorl]   tensorboard --logdir {(res.run_dir / 'tensorboard').resolve()}")
     return 0

@@ -169,6 +169,13 @@ class GenerationConfig:
         None, "vLLM context length; default prompt limit + max_tokens."
     )
     enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
+    fast_stop: bool = _f(
+        True,
+        "vLLM: when every stop string is one token of the tokenizer (the built-in model's "
+        "'</answer>'), stop on that token id and skip vLLM's per-token incremental "
+        "detokenization; texts are decoded once per response instead. A stop string the model "
+        "spells with several tokens then does not end the response (the reward still reads it).",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
