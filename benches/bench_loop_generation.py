@@ -1,19 +1,22 @@
 """Generation inside the training loop vs the same engine alone, and today's engine settings vs
-the new ones, on the default job's batch (its prompts, N, sampling), in one run.
+the new ones, on the default job's batch (its first-round prompts, N, sampling), in one run.
 
-    .venv/bin/python benches/bench_loop_generation.py [--calls 3] [--prompts 36] [--n 256]
-        [--variants today new] [--loop new] [--json]
+    .venv/bin/python benches/bench_loop_generation.py [--calls 2] [--prompts 36] [--n 256]
+        [--variants today new] [--phases standalone loop] [--json]
 
-For each variant in --variants a standalone engine (``make_generator`` from the default config
-with the variant's overrides) generates the same prompts --calls + 1 times (different seeds);
-the first call pays one-off costs and is reported apart. For each variant in --loop the
-trainer's pieces are built as ``brorl train`` builds them (DeepSpeed learner first, then the
-engine) and every generate call is followed by a real learner step on its rollouts and a weight
-sync, so each timed call is a "first call after a sync". The learning rate is 0 by default so
-the policy, and hence the response lengths, stay those of the standalone runs (--lr to change).
+For each variant (engine settings: overrides of the default config) the trainer's pieces are
+built as ``brorl train`` builds them, in this process: the DeepSpeed learner first, then the
+engine. One first call (one-off costs, reported apart), then --calls calls per phase:
 
-Prints samples/s and tokens/s per call and the ratios: in-loop / standalone (same settings) and
-new / today (standalone). The default model is the built-in one after its cached warm-up.
+- ``standalone``: generate calls back to back (the engine alone);
+- ``sync``: a weight sync (learner -> engine, prefix-cache reset) before each call;
+- ``train``: a real learner step on the previous call's rollouts before each call, no sync;
+- ``loop``: learner step + sync before each call, as in training.
+
+The learning rate is 0 by default so the policy, and hence the response lengths, stay the same
+in every phase (--lr to change). Prints samples/s and tokens/s per phase and the ratios: each
+phase / standalone (same settings) and each variant / today (same phase). The model is the
+built-in one after its cached warm-up.
 """
 
 from __future__ import annotations
@@ -36,11 +39,10 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def _rates(calls: list[dict]) -> dict:
-    steady = calls[1:] or calls
-    s = sum(c["samples"] for c in steady)
-    t = sum(c["seconds"] for c in steady)
-    tok = sum(c["tokens"] for c in steady)
-    return {"samples_per_s": s / t, "tokens_per_s": tok / t, "first_call_samples_per_s": calls[0]["samples"] / calls[0]["seconds"]}
+    s = sum(c["samples"] for c in calls)
+    t = sum(c["seconds"] for c in calls)
+    tok = sum(c["tokens"] for c in calls)
+    return {"samples_per_s": s / t, "tokens_per_s": tok / t}
 
 
 def _call(gen, prompts, n, spec, seed) -> tuple[dict, object]:
@@ -60,7 +62,7 @@ def main() -> int:
     ap.add_argument("--prompts", type=int, default=36, help="prompts per call (default: the default job's first round)")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--variants", nargs="*", default=["today", "new"], choices=sorted(VARIANTS))
-    ap.add_argument("--loop", nargs="*", default=["new"], choices=sorted(VARIANTS))
+    ap.add_argument("--phases", nargs="*", default=["standalone", "loop"], choices=["standalone", "sync", "train", "loop"])
     ap.add_argument("--lr", type=float, default=0.0)
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra config overrides for every variant")
     ap.add_argument("--json", action="store_true")
@@ -85,7 +87,7 @@ def main() -> int:
     sources = load_sources(base.data, tok, base.model.chat_template, lambda s: None)
     prompts = [p.token_ids for p in sources[0].train[: args.prompts]]
     max_len = max(len(p.token_ids) for s in sources for p in s.train + s.eval) + base.generation.max_tokens + 8
-    out: dict = {"prompts": len(prompts), "n": args.n, "calls": args.calls, "standalone": {}, "loop": {}}
+    out: dict = {"prompts": len(prompts), "n": args.n, "calls": args.calls, "variants": {}}
 
     def cfg_of(variant: str):
         return load_config(overrides=args.set + VARIANTS[variant])
@@ -94,66 +96,73 @@ def main() -> int:
         g = cfg.generation
         return SamplingSpec(temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=tuple(g.stop))
 
+    from brorl.train.learner import DeepSpeedLearner, release_distributed
+
     for v in args.variants:
         cfg = cfg_of(v)
+        spec = spec_of(cfg)
+        # as `brorl train` builds them: the learner first, then the engine, in this process
+        learner = DeepSpeedLearner(model, cfg, args.lr, 10 * (args.calls + 1) * len(args.phases), seed=0)
         t0 = time.perf_counter()
         gen = make_generator(model, cfg.generation, cfg.model.dtype, max_len, seed=0)
         start = time.perf_counter() - t0
-        calls = []
-        for i in range(args.calls + 1):
-            row, _ = _call(gen, prompts, args.n, spec_of(cfg), seed=1000 + i)
-            calls.append(row)
-            say(f"standalone {v:6s} call {i}: {row['samples']} samples in {row['seconds']:.2f}s "
-                f"({row['samples'] / row['seconds']:.0f}/s, mean length {row['mean_len']:.1f})")
-        gen.close()
-        out["standalone"][v] = {"engine_start_s": start, "calls": calls, **_rates(calls)}
-
-    for v in args.loop:
-        from brorl.train.learner import DeepSpeedLearner, release_distributed
-
-        cfg = cfg_of(v)
-        learner = DeepSpeedLearner(model, cfg, args.lr, 10 * (args.calls + 1), seed=0)
-        gen = make_generator(model, cfg.generation, cfg.model.dtype, max_len, seed=0)
         rng = np.random.default_rng(0)
-        calls = []
-        for i in range(args.calls + 1):
-            row, ro = _call(gen, prompts, args.n, spec_of(cfg), seed=1000 + i)
-            b = ro.batch
-            b.set_rewards(rng.integers(0, 2, b.n_rollouts).astype(np.float32))
-            t0 = time.perf_counter()
-            learner.train_step(TrainBatch(rollouts=b, prompt_token_ids=prompts, advantages=b.advantages(cfg.algorithm.estimator)))
-            row["train_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            gen.update_weights(learner.named_weights())
-            row["sync_s"] = time.perf_counter() - t0
-            calls.append(row)
-            say(f"in-loop    {v:6s} call {i}: {row['samples']} samples in {row['seconds']:.2f}s "
-                f"({row['samples'] / row['seconds']:.0f}/s, mean length {row['mean_len']:.1f}); "
-                f"then learner step {row['train_s']:.1f}s, sync {row['sync_s']:.2f}s")
+        seed = 1000
+        first, ro = _call(gen, prompts, args.n, spec, seed)
+        say(f"{v}: engine start {start:.0f}s, first call {first['samples']} samples in {first['seconds']:.2f}s")
+        res: dict = {"engine_start_s": start, "first_call": first, "phases": {}}
+        for phase in args.phases:
+            calls = []
+            for _ in range(args.calls):
+                row: dict = {}
+                if phase in ("train", "loop"):
+                    b = ro.batch
+                    b.set_rewards(rng.integers(0, 2, b.n_rollouts).astype(np.float32))
+                    t0 = time.perf_counter()
+                    lm = learner.train_step(TrainBatch(rollouts=b, prompt_token_ids=prompts,
+                                                       advantages=b.advantages(cfg.algorithm.estimator)))
+                    row["train_s"] = time.perf_counter() - t0
+                    # engine vs trainer log-probs of the sampled tokens (TIS relies on them agreeing)
+                    row["logp_mismatch"] = lm.get("logp_mismatch", float("nan"))
+                if phase in ("sync", "loop"):
+                    t0 = time.perf_counter()
+                    gen.update_weights(learner.named_weights())
+                    row["sync_s"] = time.perf_counter() - t0
+                seed += 1
+                r, ro = _call(gen, prompts, args.n, spec, seed)
+                row.update(r)
+                calls.append(row)
+                extra = "".join(f", {k} {row[k]:.2f}" for k in ("train_s", "sync_s", "logp_mismatch", "engine/warm_prefix_s", "engine/collect_s")
+                                if k in row)
+                say(f"{v:9s} {phase:10s}: {row['samples']} samples in {row['seconds']:.2f}s "
+                    f"({row['samples'] / row['seconds']:.0f}/s, mean length {row['mean_len']:.1f}{extra})")
+            res["phases"][phase] = {"calls": calls, **_rates(calls)}
         gen.close()
         learner.close()
         release_distributed()
-        out["loop"][v] = {"calls": calls, **_rates(calls)}
+        out["variants"][v] = res
 
     ratios = {}
-    for v, r in out["loop"].items():
-        if v in out["standalone"]:
-            ratios[f"loop_over_standalone/{v}"] = r["samples_per_s"] / out["standalone"][v]["samples_per_s"]
-    if "today" in out["standalone"]:
-        for v, r in out["standalone"].items():
-            if v != "today":
-                ratios[f"standalone_{v}_over_today"] = r["samples_per_s"] / out["standalone"]["today"]["samples_per_s"]
-        for v, r in out["loop"].items():
-            ratios[f"loop_{v}_over_standalone_today"] = r["samples_per_s"] / out["standalone"]["today"]["samples_per_s"]
+    for v, r in out["variants"].items():
+        ph = r["phases"]
+        for phase in ph:
+            if phase != "standalone" and "standalone" in ph:
+                ratios[f"{v}: {phase} / standalone"] = ph[phase]["samples_per_s"] / ph["standalone"]["samples_per_s"]
+    if "today" in out["variants"]:
+        today = out["variants"]["today"]["phases"]
+        for v, r in out["variants"].items():
+            if v == "today":
+                continue
+            for phase in r["phases"]:
+                if phase in today:
+                    ratios[f"{v} / today ({phase})"] = r["phases"][phase]["samples_per_s"] / today[phase]["samples_per_s"]
     out["ratios"] = ratios
     if args.json:
         print(json.dumps(out))
     else:
-        for v, r in out["standalone"].items():
-            say(f"standalone {v}: {r['samples_per_s']:.0f} samples/s, {r['tokens_per_s']:.0f} tokens/s "
-                f"(first call {r['first_call_samples_per_s']:.0f}/s, engine start {r['engine_start_s']:.0f}s)")
-        for v, r in out["loop"].items():
-            say(f"in-loop    {v}: {r['samples_per_s']:.0f} samples/s, {r['tokens_per_s']:.0f} tokens/s")
+        for v, r in out["variants"].items():
+            for phase, p in r["phases"].items():
+                say(f"{v:9s} {phase:10s}: {p['samples_per_s']:.0f} samples/s, {p['tokens_per_s']:.0f} tokens/s")
         for k, x in ratios.items():
             say(f"{k}: {x:.2f}x")
     return 0

@@ -1,0 +1,48 @@
+"""One-token stop strings become stop token ids (vLLM then skips per-token detokenization);
+anything else keeps vLLM's stop strings. The engine itself is exercised by the engine tests."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from brorl.train.tiny import build_tokenizer
+
+    return build_tokenizer(corpus=["What is 3 + 4?\n<answer>7</answer>", "8 - 2 = 6"] * 40, vocab_size=300)
+
+
+def _gen(tokenizer):
+    from brorl.train.engines import VLLMGenerator
+
+    g = VLLMGenerator.__new__(VLLMGenerator)  # no engine: only the tokenizer-side logic
+    g.tokenizer, g.fast_stop, g._stop_ids = tokenizer, True, {}
+    return g
+
+
+def test_single_token_stop_strings_become_ids(tokenizer):
+    g = _gen(tokenizer)
+    ids = g.stop_token_ids(["</answer>"])
+    assert ids == [tokenizer.convert_tokens_to_ids("</answer>")]
+    assert g.stop_token_ids(["</answer>", "<answer>"]) == [ids[0], tokenizer.convert_tokens_to_ids("<answer>")]
+
+
+@pytest.mark.parametrize("stop", [["The end"], ["</answer>", "The end"], []])
+def test_other_stop_strings_stay_strings(tokenizer, stop):
+    assert _gen(tokenizer).stop_token_ids(stop) is None
+
+
+def test_collect_decodes_texts_like_the_engine(tokenizer):
+    from types import SimpleNamespace
+
+    from brorl.train.engines import _collect
+
+    resp = tokenizer.encode("6 + 1 = 7 <answer>7</answer>", add_special_tokens=False) + [tokenizer.eos_token_id]
+    lp = [{t: SimpleNamespace(logprob=-0.5)} for t in resp]
+    outs = [SimpleNamespace(outputs=[SimpleNamespace(token_ids=resp, logprobs=lp, finish_reason="stop", text="")])]
+    ro = _collect(outs, 1.0, tokenizer)
+    assert ro.texts == ["6 + 1 = 7 <answer>7</answer>"]  # the EOS is a special token: skipped
+    assert ro.batch.n_rollouts == 1 and list(ro.batch.token_ids) == resp
