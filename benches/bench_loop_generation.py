@@ -28,12 +28,12 @@ import time
 
 # Engine settings as of before this benchmark existed, and the new defaults.
 VARIANTS: dict[str, list[str]] = {
-    "today": ["generation.enforce_eager=true", "generation.fast_stop=false"],
+    "today": ["generation.enforce_eager=true", "generation.lean_outputs=false"],
     "new": [],
     # single knobs over today's, to see what each is worth
-    "fast_stop": ["generation.enforce_eager=true", "generation.fast_stop=true"],
-    "compiled": ["generation.enforce_eager=false", "generation.fast_stop=false"],
-    "seqs4k": ["generation.enforce_eager=true", "generation.fast_stop=false", "generation.max_num_seqs=4096",
+    "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true"],
+    "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false"],
+    "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.max_num_seqs=4096",
                "generation.kv_cache_gib=2"],
 }
 

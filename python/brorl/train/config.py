@@ -169,12 +169,13 @@ class GenerationConfig:
         None, "vLLM context length; default prompt limit + max_tokens."
     )
     enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
-    fast_stop: bool = _f(
+    lean_outputs: bool = _f(
         True,
-        "vLLM: when every stop string is one token of the tokenizer (the built-in model's "
-        "'</answer>'), stop on that token id and skip vLLM's per-token incremental "
-        "detokenization; texts are decoded once per response instead. A stop string the model "
-        "spells with several tokens then does not end the response (the reward still reads it).",
+        "vLLM: return only what the loop reads. Log-probs come as flat lists (no Python object "
+        "per sampled token), and when every stop string is one token of the tokenizer (the "
+        "built-in model's '</answer>') the engine stops on that token id and skips its per-token "
+        "incremental detokenization; texts are decoded once per response instead (a stop string "
+        "spelled with several tokens then does not end the response; the reward still reads it).",
     )
     omp_threads_bind: str = _f(
         "auto",

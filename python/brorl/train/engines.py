@@ -70,7 +70,7 @@ class VLLMGenerator:
         seed: int = 0,
         warm_prefix: bool = True,
         block_size: int | None = None,
-        fast_stop: bool = False,
+        lean_outputs: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
@@ -105,7 +105,7 @@ class VLLMGenerator:
             **kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.fast_stop = fast_stop
+        self.lean_outputs = lean_outputs
         self._stop_ids: dict[tuple[str, ...], list[int] | None] = {}
         self.last_timing: dict[str, float] = {}
 
@@ -135,7 +135,7 @@ class VLLMGenerator:
             self.llm.generate(reqs, SamplingParams(max_tokens=1, n=1, temperature=0.0, detokenize=False), use_tqdm=False)
         t_warm = time.perf_counter() - t0
         kw: dict[str, Any] = {}
-        stop_ids = self.stop_token_ids(sampling.stop) if self.fast_stop and sampling.stop else None
+        stop_ids = self.stop_token_ids(sampling.stop) if self.lean_outputs and sampling.stop else None
         if stop_ids is not None:
             # vLLM detokenizes every sampled token of every sequence only to look for stop
             # strings; a one-token stop string needs none of that
@@ -148,6 +148,8 @@ class VLLMGenerator:
             torch.manual_seed(seed)
         else:
             kw["seed"] = seed
+        if self.lean_outputs:
+            kw["flat_logprobs"] = True  # a few flat lists per request instead of a dict per token
         sp = SamplingParams(
             n=n,
             temperature=sampling.temperature,
@@ -370,7 +372,17 @@ def _collect(outs: Any, seconds: float, decode_with: Any = None) -> Rollouts:
             prompt_index.append(i)
             tokens.append(ids)
             lps = c.logprobs or []
-            logprobs.append([float(d[t].logprob) for t, d in zip(ids, lps)])
+            if hasattr(lps, "start_indices"):  # FlatLogprobs: the sampled token leads each position
+                flat, tids, starts, ends = lps.logprobs, lps.token_ids, lps.start_indices, lps.end_indices
+                row = []
+                for j in range(min(len(ids), len(starts))):
+                    k = starts[j]
+                    if tids[k] != ids[j]:
+                        k = next(i for i in range(starts[j], ends[j]) if tids[i] == ids[j])
+                    row.append(float(flat[k]))
+                logprobs.append(row)
+            else:
+                logprobs.append([float(d[t].logprob) for t, d in zip(ids, lps)])
             reasons.append(c.finish_reason)
             texts.append(c.text)
     if decode_with is not None:
@@ -493,7 +505,7 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         max_num_seqs=gen_cfg.max_num_seqs,
         max_model_len=gen_cfg.max_model_len or max_model_len,
         enforce_eager=gen_cfg.enforce_eager,
-        fast_stop=gen_cfg.fast_stop,
+        lean_outputs=gen_cfg.lean_outputs,
         omp_threads_bind=gen_cfg.omp_threads_bind,
         seed=seed,
         llm_kwargs=llm_kwargs,

@@ -19,7 +19,7 @@ def _gen(tokenizer):
     from brorl.train.engines import VLLMGenerator
 
     g = VLLMGenerator.__new__(VLLMGenerator)  # no engine: only the tokenizer-side logic
-    g.tokenizer, g.fast_stop, g._stop_ids = tokenizer, True, {}
+    g.tokenizer, g.lean_outputs, g._stop_ids = tokenizer, True, {}
     return g
 
 
@@ -46,3 +46,18 @@ def test_collect_decodes_texts_like_the_engine(tokenizer):
     ro = _collect(outs, 1.0, tokenizer)
     assert ro.texts == ["6 + 1 = 7 <answer>7</answer>"]  # the EOS is a special token: skipped
     assert ro.batch.n_rollouts == 1 and list(ro.batch.token_ids) == resp
+
+
+def test_collect_reads_flat_logprobs():
+    from types import SimpleNamespace
+
+    from brorl.train.engines import _collect
+
+    # vLLM's FlatLogprobs layout: per position a range of entries, the sampled token first
+    flat = SimpleNamespace(start_indices=[0, 2, 4], end_indices=[2, 4, 6], token_ids=[5, 9, 6, 9, 7, 9],
+                           logprobs=[-0.1, -3.0, -0.2, -3.0, -0.3, -3.0])
+    outs = [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[5, 6, 7], logprobs=flat, finish_reason="length",
+                                                     text="x")])]
+    ro = _collect(outs, 1.0)
+    assert list(ro.batch.logprobs) == pytest.approx([-0.1, -0.2, -0.3])
+    assert ro.texts == ["x"]
