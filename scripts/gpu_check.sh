@@ -45,7 +45,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 
 # -- 1. install ------------------------------------------------------------------------------
 has() { "$PY" -c "import $1" >/dev/null 2>&1; }
-PIP=("$PY" -m pip install --disable-pip-version-check -q --no-index --find-links "$WHEELS")
+PIP=("$PY" -m pip install --disable-pip-version-check -q --no-index --find-links "$WHEELS" --find-links "$WHEELS/sdist")
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   [ -d "$WHEELS" ] || { echo "[gpu_check] $WHEELS not found: run scripts/gpu_wheels.sh where there is network" >&2; exit 2; }
   t0=$SECONDS
@@ -56,13 +56,8 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     has setuptools && has wheel || "${PIP[@]}" setuptools wheel
     DS_BUILD_OPS=0 "${PIP[@]}" --no-build-isolation "$WHEELS"/sdist/deepspeed-*.tar.gz
   fi
-  if ! has reasoning_gym; then
-    # dependencies PyPI only has as sdists (e.g. pycosat, a C extension) are built here
-    for sd in "$WHEELS"/sdist/*; do
-      case "$(basename "$sd")" in deepspeed-*) ;; *) "${PIP[@]}" --no-build-isolation "$sd" ;; esac
-    done
-    "${PIP[@]}" reasoning-gym
-  fi
+  # dependencies PyPI only has as sdists (pycosat, a C extension; cellpylib, zss) are built here
+  has reasoning_gym || "${PIP[@]}" reasoning-gym
   # brorl's wheel: its only hard dependency (numpy) comes with torch
   "${PIP[@]}" --no-deps --force-reinstall "$WHEELS"/brorl-*.whl
   log "installed in $((SECONDS - t0))s: $("$PY" -c 'import deepspeed, brorl; print("deepspeed", deepspeed.__version__, "brorl", brorl.__version__)')"

@@ -30,16 +30,20 @@ echo "[gpu_wheels] DeepSpeed $DEEPSPEED sdist"
 DEPS=(einops hjson msgpack ninja psutil py-cpuinfo pydantic setuptools wheel reasoning-gym pyyaml tqdm filelock)
 RES=$(mktemp -d)
 "${PIPDL[@]}" -d "$RES" "${DEPS[@]}"
-NAMES=$(ls "$RES" | sed -E 's/^([A-Za-z0-9_.]+)-[0-9].*/\1/' | tr '_' '-' | tr 'A-Z' 'a-z' | sort -u)
+# name==version as resolved here (wheel or sdist file names: name-version-...)
+PINS=$(ls "$RES" | sed -E 's/^(.+)-([0-9][^-]*)(-.*\.whl|\.tar\.gz|\.zip)$/\1==\2/' | tr '_' '-' | tr 'A-Z' 'a-z' | sort -u)
 rm -rf "$RES"
-for name in $NAMES; do
+BIN=(--no-deps --only-binary :all: --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64
+     --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_34_x86_64
+     --platform linux_x86_64 -d "$DEST")
+for pin in $PINS; do
+  name=${pin%%==*}
   for v in $PYVERS; do
-    "${PIPDL[@]}" --no-deps --only-binary :all: --python-version "$v" --implementation cp \
-      --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_27_x86_64 \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_34_x86_64 --platform linux_x86_64 \
-      -d "$DEST" "$name" 2>/dev/null || {
-        echo "[gpu_wheels]   $name: no wheel for CPython $v, carrying its sdist"
-        "${PIPDL[@]}" --no-deps --no-binary :all: -d "$DEST/sdist" "$name"
+    # the version resolved here, else the newest wheel for that Python (e.g. numpy for 3.10)
+    "${PIPDL[@]}" "${BIN[@]}" --python-version "$v" "$pin" 2>/dev/null ||
+      "${PIPDL[@]}" "${BIN[@]}" --python-version "$v" "$name" 2>/dev/null || {
+        echo "[gpu_wheels]   $pin: no wheel for CPython $v, carrying its sdist"
+        "${PIPDL[@]}" --no-deps --no-binary :all: -d "$DEST/sdist" "$pin"
         break
       }
   done
