@@ -28,13 +28,14 @@ import time
 
 # Engine settings as of before this benchmark existed, and the new defaults.
 VARIANTS: dict[str, list[str]] = {
-    "today": ["generation.enforce_eager=true", "generation.lean_outputs=false"],
+    "today": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false"],
     "new": [],
     # single knobs over today's, to see what each is worth
-    "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true"],
-    "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false"],
-    "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.max_num_seqs=4096",
-               "generation.kv_cache_gib=2"],
+    "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true", "generation.gc_pause=false"],
+    "gc": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=true"],
+    "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false", "generation.gc_pause=false"],
+    "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
+               "generation.max_num_seqs=4096", "generation.kv_cache_gib=2"],
 }
 
 

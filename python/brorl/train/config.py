@@ -177,6 +177,12 @@ class GenerationConfig:
         "incremental detokenization; texts are decoded once per response instead (a stop string "
         "spelled with several tokens then does not end the response; the reward still reads it).",
     )
+    gc_pause: bool = _f(
+        True,
+        "Hold Python's cyclic garbage collector during a generate call (collected right after). "
+        "A call builds millions of small objects; full collections triggered meanwhile walk all "
+        "of them, and the learner's step before leaves the collector primed.",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "

@@ -71,6 +71,7 @@ class VLLMGenerator:
         warm_prefix: bool = True,
         block_size: int | None = None,
         lean_outputs: bool = False,
+        gc_pause: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
@@ -106,6 +107,7 @@ class VLLMGenerator:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.lean_outputs = lean_outputs
+        self.gc_pause = gc_pause
         self._stop_ids: dict[tuple[str, ...], list[int] | None] = {}
         self.last_timing: dict[str, float] = {}
 
@@ -159,7 +161,14 @@ class VLLMGenerator:
             **kw,
         )
         t1 = time.perf_counter()
-        outs = self.llm.generate(reqs, sp, use_tqdm=False)
+        paused = self.gc_pause and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            outs = self.llm.generate(reqs, sp, use_tqdm=False)
+        finally:
+            if paused:
+                gc.enable()
         t2 = time.perf_counter()
         ro = _collect(outs, 0.0, self.tokenizer if stop_ids is not None else None)
         t3 = time.perf_counter()
@@ -506,6 +515,7 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         max_model_len=gen_cfg.max_model_len or max_model_len,
         enforce_eager=gen_cfg.enforce_eager,
         lean_outputs=gen_cfg.lean_outputs,
+        gc_pause=gen_cfg.gc_pause,
         omp_threads_bind=gen_cfg.omp_threads_bind,
         seed=seed,
         llm_kwargs=llm_kwargs,
