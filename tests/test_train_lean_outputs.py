@@ -61,3 +61,37 @@ def test_collect_reads_flat_logprobs():
     ro = _collect(outs, 1.0)
     assert list(ro.batch.logprobs) == pytest.approx([-0.1, -0.2, -0.3])
     assert ro.texts == ["x"]
+
+
+def test_generate_wiring_with_a_fake_engine(tokenizer):
+    """What VLLMGenerator asks of vLLM with lean outputs and the GC pause (the engine is faked:
+    the engine tests run the real one)."""
+    import gc
+    from types import SimpleNamespace
+
+    pytest.importorskip("vllm")
+    from brorl.train.interfaces import SamplingSpec
+
+    seen = []
+    close_id = tokenizer.convert_tokens_to_ids("</answer>")
+    resp = tokenizer.encode("7 <answer>7</answer>", add_special_tokens=False)
+    assert resp[-1] == close_id
+
+    class FakeLLM:
+        def generate(self, reqs, sp, use_tqdm=False):
+            seen.append((sp, gc.isenabled()))
+            flat = SimpleNamespace(start_indices=list(range(len(resp))), end_indices=list(range(1, len(resp) + 1)),
+                                   token_ids=list(resp), logprobs=[-0.5] * len(resp))
+            return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=resp, logprobs=flat, finish_reason="stop", text="")
+                                             for _ in range(sp.n)]) for _ in reqs]
+
+    g = _gen(tokenizer)
+    g.llm, g.warm_prefix, g._on_cpu, g.gc_pause, g.last_timing = FakeLLM(), True, True, True, {}
+    ro = g.generate([[5, 6, 7]], 3, SamplingSpec(max_tokens=8, stop=("</answer>",)), seed=0)
+    (warm, _), (sp, gc_on) = seen
+    assert warm.max_tokens == 1 and not warm.detokenize
+    assert sp.stop_token_ids == [close_id] and not sp.detokenize and sp.flat_logprobs and not sp.stop
+    assert gc_on is False and gc.isenabled()
+    assert ro.texts == ["7 <answer>7</answer>"] * 3
+    assert list(ro.batch.logprobs) == [-0.5] * (3 * len(resp))
+    assert set(g.last_timing) == {"warm_prefix_s", "generate_s", "collect_s"}
