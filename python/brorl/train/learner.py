@@ -213,6 +213,12 @@ class DeepSpeedLearner:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+            # from_pretrained leaves the model in eval mode, where transformers skips the
+            # checkpointing; switch on only the checkpointed layers' own flag, so dropout (and
+            # anything else that reads .training) stays as in eval mode, like the engine's model.
+            for m in model.modules():
+                if getattr(m, "gradient_checkpointing", False) is True:
+                    m.training = True
         # The reference policy: a frozen copy, reset to the current weights every K steps.
         self.ref = copy.deepcopy(model).to(self.device).eval()
         for p in self.ref.parameters():
