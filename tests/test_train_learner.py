@@ -26,7 +26,8 @@ def tiny_dir(tmp_path_factory):
 
 def run_worker(tmp_path, tiny_dir, world, stage, chunk=None):
     out = tmp_path / f"ws{world}_z{stage}_c{chunk}.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
+    # the tests' helpers, then whatever brorl the caller imports (a source tree on PYTHONPATH)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     # An in-process learner earlier in this pytest session leaves its rendezvous variables in
     # os.environ; a child must pick its own port instead of colliding with that group.
     for var in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
