@@ -86,7 +86,8 @@ t0=$SECONDS
 "$PY" - <<'EOF' | tee -a summary.txt
 import json
 try:
-    res = json.load(open("learner.json"))["results"]
+    # the last JSON line (libraries may print to stdout before it)
+    res = json.loads([l for l in open("learner.json") if l.startswith("{")][-1])["results"]
 except Exception as e:  # noqa: BLE001
     print(f"[gpu_check] learner measurement failed ({e}); see learner.err"); raise SystemExit(0)
 for r in res:
