@@ -79,7 +79,7 @@ else
 fi
 
 # -- 2. the learner: 0.5B-shaped Llama, bf16, ZeRO-2 over NCCL --------------------------------
-log "learner: 0.5B-shaped Llama, bf16, ZeRO-2, NCCL, full logits vs chunked log-probs"
+log "learner: ${SHAPE[*]}, ZeRO-2, $BACKEND, full logits vs chunked log-probs"
 t0=$SECONDS
 "$PY" "$REPO/benches/bench_learner.py" "${SHAPE[@]}" --zero-stage 2 --chunks 0 1024 --steps 2 \
   ${LEARNER_ARGS:-} --json > learner.json 2> learner.err || true
