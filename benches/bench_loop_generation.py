@@ -34,6 +34,8 @@ VARIANTS: dict[str, list[str]] = {
     "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true", "generation.gc_pause=false"],
     "gc": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=true"],
     "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false", "generation.gc_pause=false"],
+    "nobind": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
+               "generation.omp_threads_bind=nobind"],
     "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
                "generation.max_num_seqs=4096", "generation.kv_cache_gib=2"],
 }
