@@ -101,9 +101,15 @@ def main() -> int:
 
     from brorl.train.learner import DeepSpeedLearner, release_distributed
 
+    import os
+
+    user_bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
     for v in args.variants:
         cfg = cfg_of(v)
         spec = spec_of(cfg)
+        # configure_vllm_env only fills the binding in when unset: each variant sets its own
+        if user_bind is None:
+            os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
         # as `brorl train` builds them: the learner first, then the engine, in this process
         learner = DeepSpeedLearner(model, cfg, args.lr, 10 * (args.calls + 1) * len(args.phases), seed=0)
         t0 = time.perf_counter()
