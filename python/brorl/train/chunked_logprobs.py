@@ -68,9 +68,9 @@ def _function() -> Any:
             inv_temp, chunk = ctx.inv_temp, ctx.chunk
             n = hidden.shape[0]
             need_h, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2]
-            g_h = torch.empty_like(hidden) if need_h else None
-            g_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
-            g_b = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
+            g_h: Any = torch.empty_like(hidden) if need_h else None
+            g_w: Any = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
+            g_b: Any = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
             if g_logp is None:
                 g_logp = torch.zeros(n, dtype=torch.float32, device=hidden.device)
             if g_ent is None:
