@@ -29,16 +29,17 @@ if TYPE_CHECKING:
 __all__ = ["chunked_logprobs_entropy", "reference_logprobs_entropy", "lm_head_of"]
 
 
-def _chunk_stats(h: Any, weight: Any, bias: Any, targets: Any, inv_temp: float) -> tuple[Any, Any, Any, Any]:
-    """float32 logits ``[c, V]`` of one chunk, their log-softmax, the target log-probs and the
-    entropy."""
+def _chunk_stats(h: Any, weight: Any, bias: Any, targets: Any, inv_temp: float) -> tuple[Any, Any]:
+    """Target log-probs and entropy of one chunk, with two ``[c, V]`` float32 buffers alive."""
     import torch
 
-    z = torch.nn.functional.linear(h, weight, bias).float() * inv_temp
-    logp_all = torch.log_softmax(z, dim=-1)
-    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    ent = -(logp_all.exp() * logp_all).sum(-1)
-    return z, logp_all, logp, ent
+    z = torch.nn.functional.linear(h, weight, bias).float()
+    z.mul_(inv_temp)
+    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # z is now log p
+    logp = z.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    p = z.exp()
+    ent = -(p.mul_(z)).sum(-1)
+    return logp, ent
 
 
 def _function() -> Any:
@@ -55,7 +56,7 @@ def _function() -> Any:
             ent = torch.empty(n, dtype=torch.float32, device=hidden.device)
             for s in range(0, n, chunk):
                 e = min(s + chunk, n)
-                _, _, lp, h = _chunk_stats(hidden[s:e], weight, bias, targets[s:e], inv_temp)
+                lp, h = _chunk_stats(hidden[s:e], weight, bias, targets[s:e], inv_temp)
                 logp[s:e] = lp
                 ent[s:e] = h
             ctx.save_for_backward(hidden, weight, bias, targets, ent)
@@ -78,18 +79,25 @@ def _function() -> Any:
             for s in range(0, n, chunk):
                 e = min(s + chunk, n)
                 with torch.no_grad():
-                    z = torch.nn.functional.linear(hidden[s:e], weight, bias).float() * inv_temp
-                    logp_all = torch.log_softmax(z, dim=-1)
-                    p = logp_all.exp()
+                    # two [c, V] float32 buffers: log p (reused for the bracket below) and p -> dz
+                    z = torch.nn.functional.linear(hidden[s:e], weight, bias).float()
+                    z.mul_(inv_temp)
+                    z.sub_(torch.logsumexp(z, dim=-1, keepdim=True))  # log p
+                    dz = z.exp()  # p
                     # dz = g_logp·(onehot - p) - g_H·p·(log p + H), then the 1/τ of z = raw/τ
-                    dz = p * (-g_ent[s:e].unsqueeze(-1) * (logp_all + ent[s:e].unsqueeze(-1)) - g_logp[s:e].unsqueeze(-1))
+                    z.add_(ent[s:e].unsqueeze(-1)).mul_(-g_ent[s:e].unsqueeze(-1)).sub_(g_logp[s:e].unsqueeze(-1))
+                    dz.mul_(z)
+                    del z
                     dz.scatter_add_(-1, targets[s:e].unsqueeze(-1), g_logp[s:e].unsqueeze(-1))
                     dz.mul_(inv_temp)
                     dzc = dz.to(weight.dtype)
                     if need_h:
                         g_h[s:e] = dzc @ weight
                     if need_w:
-                        g_w.add_((dzc.t() @ hidden[s:e]).float())
+                        if weight.dtype == torch.float32:
+                            g_w.addmm_(dzc.t(), hidden[s:e])  # no [V, H] temporary
+                        else:
+                            g_w.add_((dzc.t() @ hidden[s:e]).float())
                     if need_b:
                         g_b.add_(dz.sum(0))
             return (
