@@ -179,7 +179,7 @@ class GenerationConfig:
     )
     gc_pause: bool = _f(
         True,
-        "Hold Python's cyclic garbage collector during a generate call (collected right after). "
+        "Hold Python's cyclic garbage collector during a generate call (re-enabled right after). "
         "A call builds millions of small objects; full collections triggered meanwhile walk all "
         "of them, and the learner's step before leaves the collector primed.",
     )
