@@ -24,8 +24,8 @@ def tiny_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
-def run_worker(tmp_path, tiny_dir, world, stage, kind="random"):
-    out = tmp_path / f"ws{world}_z{stage}_{kind}.json"
+def run_worker(tmp_path, tiny_dir, world, stage, kind="random", chunk=None):
+    out = tmp_path / f"ws{world}_z{stage}_{kind}_c{chunk}.json"
     # keep the caller's PYTHONPATH: it decides which brorl checkout the workers import
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p))
@@ -37,6 +37,7 @@ def run_worker(tmp_path, tiny_dir, world, stage, kind="random"):
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     if world == 1:
         cmd = [sys.executable, str(HERE / "train_fixtures.py"), str(tiny_dir), str(out), str(stage), kind]
+        cmd += [] if chunk is None else [str(chunk)]
     else:
         import socket
 
@@ -94,3 +95,12 @@ def test_ranks_with_fewer_rows_make_the_same_collective_calls(tmp_path, tiny_dir
         # Adam amplifies summation-order noise in near-zero gradients to ~lr-sized moves (see
         # above); under ZeRO-3 one element of 98,304 moved 4.3e-4 apart, the rest within 3e-4
         np.testing.assert_allclose(np.asarray(two["weights"][name]), np.asarray(w), rtol=1e-4, atol=1e-3)
+
+
+def test_chunked_logprobs_update_matches_full_logits(tmp_path, tiny_dir, world_1):
+    # world_1 runs with the default chunked log-probs; 0 = full [tokens, vocabulary] logits
+    plain = run_worker(tmp_path, tiny_dir, 1, 2, chunk=0)
+    for k in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "logp_mismatch"):
+        assert world_1["metrics"][k] == pytest.approx(plain["metrics"][k], rel=1e-5, abs=1e-6), k
+    for name, w in plain["weights"].items():
+        np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=3e-4)

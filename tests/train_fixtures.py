@@ -88,7 +88,8 @@ def synthetic_batch(kind: str):
     return batch, prompts
 
 
-def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: str = "random") -> None:
+def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: str = "random",
+                        logits_chunk_tokens: int | None = None) -> None:
     """One DeepSpeed learner step on a fixed synthetic batch; rank 0 writes the metrics and the
     updated weights. Run under torchrun (world size 2) or plainly (world size 1)."""
     import json
@@ -102,7 +103,8 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: st
     budget = 100 if kind == "uneven" else 160
     cfg = from_dict(easy_config(Path(out_path).parent, "ws", deepspeed__zero_stage=zero_stage,
                                 deepspeed__micro_batch_tokens=budget, algorithm__mini_batches=2,
-                                generation__max_tokens=96))
+                                generation__max_tokens=96,
+                                **({} if logits_chunk_tokens is None else {"deepspeed__logits_chunk_tokens": logits_chunk_tokens})))
     learner = DeepSpeedLearner(model_dir, cfg, lr=1e-2, total_optimizer_steps=2, seed=0)
     b, prompts = synthetic_batch(kind)
     # uneven: no group baseline, so the copies of the last group have a nonzero advantage too
@@ -121,4 +123,5 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: st
 if __name__ == "__main__":
     import sys
 
-    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), *(sys.argv[4:5]))
+    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), *(sys.argv[4:5]),
+                        *([int(sys.argv[5])] if len(sys.argv) > 5 else []))

@@ -173,6 +173,20 @@ class GenerationConfig:
         None, "vLLM context length; default prompt limit + max_tokens."
     )
     enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
+    lean_outputs: bool = _f(
+        False,
+        "vLLM: when every stop string is one token of the tokenizer (the built-in model's "
+        "'</answer>'), stop on that token id and skip vLLM's per-token incremental "
+        "detokenization; texts are decoded once per response instead. Off by default: a stop "
+        "string the model spells with several tokens (the built-in vocabulary also has "
+        "'/answer>') then does not end the response, which can change rewards.",
+    )
+    gc_pause: bool = _f(
+        True,
+        "Hold Python's cyclic garbage collector during a generate call (re-enabled right after). "
+        "A call builds millions of small objects; full collections triggered meanwhile walk all "
+        "of them, and the learner's step before leaves the collector primed.",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
@@ -301,6 +315,14 @@ class DeepSpeedConfig:
         "under it so N=512 never needs all sequences in memory at once.",
     )
     offload_optimizer: bool = _f(False, "ZeRO-Offload of optimizer state to CPU (GPU runs).")
+    logits_chunk_tokens: int = _f(
+        1024,
+        "Response tokens whose logits are computed at once for the log-probs and entropy of the "
+        "policy and the reference; the backward pass recomputes each chunk, so the full "
+        "[tokens, vocabulary] float32 logits never exist (with a 49k vocabulary they are the "
+        "update's largest memory). 0 computes the full logits (the plain path). ZeRO-3 and "
+        "models with logit soft-capping or scaling always take the plain path.",
+    )
     merge_duplicates: bool = _f(
         True,
         "Run each distinct (prompt, response) of a group once, weighted by how many rollouts "
@@ -744,6 +766,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _check(z.zero_stage in (2, 3), "deepspeed.zero_stage", z.zero_stage, "use 2 or 3")
     _check(z.backend in ("auto", "gloo", "nccl"), "deepspeed.backend", z.backend, "use 'auto', 'gloo' or 'nccl'")
+    _check(z.logits_chunk_tokens >= 0, "deepspeed.logits_chunk_tokens", z.logits_chunk_tokens,
+           "must be >= 0 (0 = full logits)")
     _check(z.micro_batch_tokens >= g.max_tokens + 1, "deepspeed.micro_batch_tokens", z.micro_batch_tokens,
            f"must hold at least one full response (> generation.max_tokens = {g.max_tokens}) plus its prompt")
 

@@ -293,17 +293,34 @@ def plan_mini_batches(
 
 def forward_logprobs(
     model: Any, t: dict[str, Any], *, temperature: float, device: Any, grad: bool, entropy_grad: bool = False,
-    can_trim_logits: bool = False,
+    can_trim_logits: bool = False, logits_chunk_tokens: int = 0,
 ) -> tuple[Any, Any, Any]:
     """Sampled-token log-probs ``[B, T]``, entropy ``[B, T]`` and the next-token
     distribution at the first response position ``[B, V]`` (for the theory metric).
 
     The entropy keeps its graph when ``entropy_grad`` (an entropy bonus needs d entropy /
-    d logits); otherwise it is computed without one, as a metric.
+    d logits); otherwise it is computed without one, as a metric. ``logits_chunk_tokens`` > 0
+    computes both from the final hidden states a chunk of tokens at a time
+    (:mod:`brorl.train.chunked_logprobs`), never the full ``[tokens, vocabulary]`` logits;
+    models not of the plain ``lm_head(hidden)`` form take the full-logits path.
     """
     import torch
 
     ctx = torch.enable_grad() if grad else torch.no_grad()
+    if logits_chunk_tokens > 0:
+        from brorl.train.chunked_logprobs import response_logprobs
+
+        module = getattr(model, "module", model)  # the DeepSpeed engine wraps the HF model
+        with ctx:
+            res = response_logprobs(
+                module, t["input_ids"], t["attention_mask"], t["resp_start"], t["targets"], t["mask"],
+                temperature=temperature, chunk_tokens=logits_chunk_tokens,
+            )
+        if res is not None:
+            logp, ent, first = res
+            if not (grad and entropy_grad):
+                ent = ent.detach()
+            return logp.cpu(), ent.cpu(), first.cpu()
     starts = t["resp_start"]
     kw: dict[str, Any] = {}
     width = t["input_ids"].shape[1]
@@ -424,6 +441,12 @@ class DeepSpeedLearner:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+            # from_pretrained leaves the model in eval mode, where transformers skips the
+            # checkpointing; switch on only the checkpointed layers' own flag, so dropout (and
+            # anything else that reads .training) stays as in eval mode, like the engine's model.
+            for m in model.modules():
+                if getattr(m, "gradient_checkpointing", False) is True:
+                    m.training = True
         # The reference policy: a frozen copy, reset to the current weights every K steps.
         self.ref = copy.deepcopy(model).to(self.device).eval()
         for p in self.ref.parameters():
@@ -605,6 +628,8 @@ class DeepSpeedLearner:
         return forward_logprobs(
             model, t, temperature=self.temperature, device=self.device, grad=grad, entropy_grad=entropy_grad,
             can_trim_logits=self._can_trim_logits,
+            # ZeRO-3 partitions lm_head's weight outside its own forward: the plain path there
+            logits_chunk_tokens=0 if self.cfg.deepspeed.zero_stage == 3 else self.cfg.deepspeed.logits_chunk_tokens,
         )
 
     def _all_reduce_mean(self, metrics: dict[str, float]) -> dict[str, float]:

@@ -67,6 +67,8 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)
     rank: int = 0  # this process's rank (torchrun); only rank 0 writes the run directory's files
     world_size: int = 1
+    log_path: Path | None = None  # the run's log file (library messages, brorl's lines)
+    log_hidden: int = 0  # library messages written to the log file only
 
 
 def _seed(*parts: int) -> int:
@@ -288,9 +290,27 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
         self.cfg = validate(cfg)
+        self._own_log = log is None
         self.log = log or (lambda s: print(s, flush=True))
+        self.console: Any = None
 
     def run(self) -> TrainResult:
+        """Train (see :meth:`_run`); while it runs, library logs go to the run directory's
+        ``train.log`` and the console shows progress, results and new warnings only."""
+        from brorl.train.console import RunConsole
+
+        self.console = RunConsole().install()
+        if self._own_log:
+            self.log = self.console.info
+        try:
+            res = self._run()
+            res.log_path = self.console.path
+            res.log_hidden = self.console.hidden
+            return res
+        finally:
+            self.console.uninstall()
+
+    def _run(self) -> TrainResult:
         cfg = self.cfg
         t_start = time.perf_counter()
         import yaml
@@ -307,6 +327,7 @@ class Trainer:
         name = cfg.run.name or time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.run.output_dir) / name
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.console.attach(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))
         if rank == 0:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         if world > 1 and rank != 0:
@@ -395,7 +416,8 @@ class Trainer:
                 bar.close()
             if cfg.run.eval_after and eval_prompts and generator is not None:
                 evals["pass1_after"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
-                self.log(f"[brorl] held-out pass@1 after training:  {evals['pass1_after']:.3f}")
+                before = f" (before: {evals['pass1_before']:.3f})" if "pass1_before" in evals else ""
+                self.log(f"[brorl] held-out pass@1 after training:  {evals['pass1_after']:.3f}{before}")
             if world > 1:
                 import torch.distributed as dist
 
