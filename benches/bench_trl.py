@@ -32,6 +32,8 @@ def run_brorl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> di
         "algorithm.oversample=1.0", "algorithm.max_gen_rounds=1", f"run.steps={steps}", "run.save_every=0",
         "run.eval_before=false", "run.eval_after=false", "run.plots=false", "run.tensorboard=false",
         "run.progress=false", f"run.output_dir={out}", "run.name=brorl", "optim.lr=1e-4",
+        # one optimizer step per generation, as TRL's GRPO default takes
+        "algorithm.mini_batches=1",
     ])
     t0 = time.perf_counter()
     res = Trainer(cfg, log=lambda s: None).run()

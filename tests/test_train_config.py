@@ -28,6 +28,16 @@ def test_presets_match_paper_table_1():
     assert (pro.algorithm.n, pro.algorithm.prompts_per_step) == (16, 512)
     # sqrt rule: 8x the rollouts per step -> sqrt(8)x the learning rate
     assert C.effective_lr(bro) / C.effective_lr(pro) == pytest.approx(math.sqrt(8))
+    for cfg in (bro, pro, C.load_config()):
+        a = cfg.algorithm
+        # ProRL's 4 PPO updates per rollout step (so clip acts) and its hard reset
+        assert a.mini_batches == 4 and a.ref_reset_optimizer
+        assert a.advantage_whiten == "rollout" and a.dual_clip == 0
+    for cfg in (bro, pro):
+        # the paper's 16,384-token context: prompt limit + response limit
+        g = cfg.generation
+        assert g.max_model_len == 16384 == cfg.data.max_prompt_tokens + g.max_tokens
+        assert bro.algorithm.ref_reset_every == 200
 
 
 def test_overrides_and_yaml_roundtrip(tmp_path):
@@ -51,6 +61,10 @@ def test_overrides_and_yaml_roundtrip(tmp_path):
     [
         ("algorithm.mini_batches=3", "algorithm.mini_batches = 3: must divide algorithm.prompts_per_step"),
         ("algorithm.estimator=ppo_gae", "algorithm.estimator = 'ppo_gae'"),
+        ("algorithm.dual_clip=0.5", "algorithm.dual_clip = 0.5: must be > 1"),
+        ("algorithm.log_ratio_clamp=0", "algorithm.log_ratio_clamp"),
+        ("algorithm.ref_reset_optimizer=often", "algorithm.ref_reset_optimizer: expected true/false"),
+        ("generation.max_model_len=64", "generation.max_model_len = 64: must hold the longest prompt"),
         ("algorithm.kl_estimator=k7", "algorithm.kl_estimator"),
         ("algorithm.loss_agg=sum", "algorithm.loss_agg"),
         ("algorithm.n=1", "algorithm.n = 1"),
@@ -123,6 +137,8 @@ def test_shipped_configs_resolve(tmp_path):
             n, p = cfg.algorithm.n, cfg.algorithm.prompts_per_step
             assert (n, p) == ((512, 128) if "brorl" in f.name else (16, 512))
             assert cfg.model.dtype == "bfloat16" and cfg.deepspeed.zero_stage == 3
+            assert cfg.algorithm.mini_batches == 4 and cfg.algorithm.ref_reset_optimizer
+            assert cfg.generation.max_model_len == 16384 == cfg.data.max_prompt_tokens + cfg.generation.max_tokens
 
 
 class _nothing:

@@ -160,3 +160,39 @@ def test_duplicate_tis_weights_single_copies_equal_tis_weights():
     # two copies of row 0: mean of clip(e^0.5)=1.6487 and clip(e^-1)=0.5 (clipped up from 0.37)
     w2 = L.duplicate_tis_weights(old[:1], torch.stack([eng[0], old[0] + 1.0]), torch.tensor([0, 0]), 0.5, 5.0)
     assert w2[0, 0].item() == pytest.approx((math.exp(0.5) + 0.5) / 2, rel=1e-6)
+
+
+def test_dual_clip_caps_negative_advantage_loss():
+    # ratios 5 (A=-1: loss 5 without the cap, capped at c=3), 5 (A=+1: clipped at 1.28 as usual),
+    # 2 (A=-1: below c, loss 2)
+    logp = t([[math.log(5.0), math.log(5.0), math.log(2.0)]])
+    adv = t([[-1.0, 1.0, -1.0]])
+    plain, _ = L.ppo_clip_loss(logp, torch.zeros(1, 3), adv, 0.2, 0.28)
+    assert plain.tolist()[0] == pytest.approx([5.0, -1.28, 2.0], rel=1e-6)
+    loss, clipped = L.ppo_clip_loss(logp, torch.zeros(1, 3), adv, 0.2, 0.28, dual_clip=3.0)
+    assert loss.tolist()[0] == pytest.approx([3.0, -1.28, 2.0], rel=1e-6)
+    assert clipped.tolist() == [[1.0, 1.0, 0.0]]
+    logp.requires_grad_(True)
+    loss, _ = L.ppo_clip_loss(logp, torch.zeros(1, 3), adv, 0.2, 0.28, dual_clip=3.0)
+    loss.sum().backward()
+    assert logp.grad.tolist()[0] == pytest.approx([0.0, 0.0, 2.0], rel=1e-6)  # capped: no gradient
+
+
+def test_log_ratio_clamp_keeps_a_collapsed_token_finite():
+    # a token whose probability fell by e^-200 under the current policy vs e^+200: exp overflows
+    # without the clamp (inf * A, and inf * 0 = NaN once masked)
+    logp = t([[200.0, -200.0]])
+    adv = t([[-1.0, 1.0]])
+    loss, _ = L.ppo_clip_loss(logp, torch.zeros(1, 2), adv, 0.2, 0.28)
+    assert torch.isfinite(loss).all() and loss[0, 0].item() == pytest.approx(math.exp(20.0), rel=1e-5)
+    raw, _ = L.ppo_clip_loss(logp, torch.zeros(1, 2), adv, 0.2, 0.28, log_ratio_clamp=None)
+    assert not torch.isfinite(raw).all()
+
+
+def test_given_totals_are_not_clamped_but_must_be_positive():
+    v, m = t([[2.0]]), t([[1.0]])
+    # one token over two ranks: each rank's share of the denominator is 0.5
+    assert L.aggregate(v, m, "token-mean", total_tokens=0.5).item() == pytest.approx(4.0)
+    assert L.aggregate(v, m, "seq-mean-token-sum", total_seqs=0.5).item() == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="total_tokens"):
+        L.aggregate(v, m, "token-mean", total_tokens=0.0)

@@ -14,8 +14,10 @@ def easy_config(out_dir: Path, name: str, **over) -> dict:
         "data": {"sources": [{"kind": "reasoning_gym", "task": "chain_sum", "size": 400, "seed": 3,
                               "task_kwargs": EASY_TASK}], "eval_size": 64},
         "generation": {"kv_cache_gib": 1.0, "max_num_seqs": 512},
+        # one PPO mini-batch: these runs check the loop's plumbing, and tests override
+        # prompts_per_step freely (the default's 4 mini-batches must divide it)
         "algorithm": {"n": 32, "prompts_per_step": 4, "oversample": 1.5, "max_gen_rounds": 2,
-                      "ref_reset_every": 2},
+                      "ref_reset_every": 2, "mini_batches": 1},
         "optim": {"lr": 1e-3},
         "deepspeed": {"micro_batch_tokens": 2048},
         "run": {"steps": 4, "save_every": 2, "keep_checkpoints": 3, "output_dir": str(out_dir), "name": name,
@@ -51,31 +53,62 @@ def max_logprob_gap(gen, model, prompts: list[list[int]]) -> float:
     return gap
 
 
-def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
+def synthetic_batch(kind: str):
+    """(RolloutBatch, prompt token ids) of a fixed synthetic step.
+
+    ``random``: 4 groups x 8 rollouts of 1-6 tokens. ``uneven``: the step that made ranks run
+    different numbers of backward passes: 3 groups, and with 2 mini-batches the first holds
+    three distinct sequences of 100/90/80 tokens (prompt + response; the second group's two
+    rollouts are copies and merge into one) and the second a single distinct sequence (three
+    copies). Under a 100-token micro-batch budget on 2 ranks, rank 0 gets one real and one
+    empty micro-batch in the first mini-batch and rank 1 nothing real in the second.
+    """
+    import numpy as np
+
+    import brorl
+
+    rng = np.random.default_rng(0)
+    if kind == "random":
+        n, groups = 8, 4
+        pidx = np.repeat(np.arange(groups), n)
+        toks = [rng.integers(3, 300, size=int(rng.integers(1, 7))).tolist() for _ in range(n * groups)]
+        rewards = rng.integers(0, 2, n * groups).astype(np.float32)
+        prompts = [rng.integers(3, 300, size=6).tolist() for _ in range(groups)]
+    elif kind == "uneven":
+        a, b, c, d = (rng.integers(3, 300, size=k).tolist() for k in (96, 86, 76, 20))
+        pidx = np.asarray([0, 0, 1, 1, 2, 2, 2])
+        toks = [a, b, c, c, d, d, d]
+        rewards = np.asarray([1, 0, 1, 1, 0, 0, 0], dtype=np.float32)
+        prompts = [rng.integers(3, 300, size=4).tolist() for _ in range(3)]
+    else:
+        raise ValueError(kind)
+    lps = [(-rng.random(len(t)) * 2).tolist() for t in toks]
+    batch = brorl.RolloutBatch.from_lists(pidx, toks, lps)
+    batch.set_rewards(rewards)
+    return batch, prompts
+
+
+def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: str = "random",
+                        logits_chunk_tokens: int | None = None) -> None:
     """One DeepSpeed learner step on a fixed synthetic batch; rank 0 writes the metrics and the
     updated weights. Run under torchrun (world size 2) or plainly (world size 1)."""
     import json
 
-    import numpy as np
     import torch
 
-    import brorl
     from brorl.train.config import from_dict
     from brorl.train.interfaces import TrainBatch
     from brorl.train.learner import DeepSpeedLearner
 
+    budget = 100 if kind == "uneven" else 160
     cfg = from_dict(easy_config(Path(out_path).parent, "ws", deepspeed__zero_stage=zero_stage,
-                                deepspeed__micro_batch_tokens=160, algorithm__mini_batches=2))
+                                deepspeed__micro_batch_tokens=budget, algorithm__mini_batches=2,
+                                generation__max_tokens=96,
+                                **({} if logits_chunk_tokens is None else {"deepspeed__logits_chunk_tokens": logits_chunk_tokens})))
     learner = DeepSpeedLearner(model_dir, cfg, lr=1e-2, total_optimizer_steps=2, seed=0)
-    rng = np.random.default_rng(0)
-    n, groups = 8, 4
-    pidx = np.repeat(np.arange(groups), n)
-    toks = [rng.integers(3, 300, size=int(rng.integers(1, 7))).tolist() for _ in range(n * groups)]
-    lps = [(-rng.random(len(t)) * 2).tolist() for t in toks]
-    b = brorl.RolloutBatch.from_lists(pidx, toks, lps)
-    b.set_rewards(rng.integers(0, 2, n * groups).astype(np.float32))
-    prompts = [rng.integers(3, 300, size=6).tolist() for _ in range(groups)]
-    m = learner.train_step(TrainBatch(b, prompts, b.advantages()))
+    b, prompts = synthetic_batch(kind)
+    # uneven: no group baseline, so the copies of the last group have a nonzero advantage too
+    m = learner.train_step(TrainBatch(b, prompts, b.advantages("reinforce_pp" if kind == "uneven" else "reinforce_pp_baseline")))
     w = {k: v.numpy().tolist() for k, v in learner.named_weights() if k.endswith(("q_proj.weight", "lm_head.weight"))}
     if learner.rank == 0:
         Path(out_path).write_text(json.dumps({"metrics": m, "weights": w, "world": learner.world}))
@@ -84,9 +117,11 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int) -> None:
 
     if dist.is_initialized():
         dist.barrier()
+    del torch
 
 
 if __name__ == "__main__":
     import sys
 
-    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    learner_step_worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), *(sys.argv[4:5]),
+                        *([int(sys.argv[5])] if len(sys.argv) > 5 else []))

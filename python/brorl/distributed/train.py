@@ -16,7 +16,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from brorl.distributed.runtime import DistributedParts
+from brorl.distributed.parts import DistributedParts
+from brorl.train.checkpoints import latest_checkpoint
 
 __all__ = ["place_parts", "resume_command"]
 
@@ -47,9 +48,7 @@ def place_parts(cfg: Any, model_path: Path, max_model_len: int, lr: float, run_d
     c = cfg.cluster
 
     def hint() -> str:
-        from brorl.train.loop import _latest_checkpoint
-
-        ck = _latest_checkpoint(Path(run_dir))
+        ck = latest_checkpoint(Path(run_dir))
         where = (
             f"The last complete checkpoint is {ck}."
             if ck is not None

@@ -100,13 +100,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print()
     print(f"[brorl] done: {res.steps_done} steps in {res.seconds:.0f}s")
-    if res.pass1_before is not None or res.pass1_after is not None:
-        b = "n/a" if res.pass1_before is None else f"{res.pass1_before:.3f}"
-        a = "n/a" if res.pass1_after is None else f"{res.pass1_after:.3f}"
-        print(f"[brorl] held-out pass@1: before {b} -> after {a}")
+    # the held-out numbers were printed as they came (before training, after training)
     print(f"[brorl] run directory: {res.run_dir.resolve()}")
     print(f"[brorl]   metrics: {(res.run_dir / 'metrics.jsonl').resolve()}")
+    if res.log_path is not None:
+        print(f"[brorl]   log:     {res.log_path.resolve()} ({res.log_hidden} library messages kept out of the console)")
     for p in res.plots:
         print(f"[brorl]   curves:  {p.resolve()}")
-    print(f"[brorl]   tensorboard --logdir {(res.run_dir / 'tensorboard').resolve()}")
+    if (res.run_dir / "tensorboard").is_dir():
+        print(f"[brorl]   tensorboard --logdir {(res.run_dir / 'tensorboard').resolve()}")
     return 0

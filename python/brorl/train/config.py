@@ -44,9 +44,13 @@ __all__ = [
     "effective_lr",
     "LOSS_AGG_MODES",
     "KL_ESTIMATORS",
+    "ADVANTAGE_WHITEN",
 ]
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+ADVANTAGE_WHITEN = ("rollout", "token")
+# estimators that normalise over the whole batch (the only ones advantage_whiten applies to)
+BATCH_WHITENED = ("reinforce_pp_baseline", "reinforce_pp")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval")
 DOMAINS = ("math", "code", "reasoning_gym")
@@ -169,6 +173,20 @@ class GenerationConfig:
         None, "vLLM context length; default prompt limit + max_tokens."
     )
     enforce_eager: bool = _f(True, "vLLM: skip graph capture (faster start-up on CPU).")
+    lean_outputs: bool = _f(
+        False,
+        "vLLM: when every stop string is one token of the tokenizer (the built-in model's "
+        "'</answer>'), stop on that token id and skip vLLM's per-token incremental "
+        "detokenization; texts are decoded once per response instead. Off by default: a stop "
+        "string the model spells with several tokens (the built-in vocabulary also has "
+        "'/answer>') then does not end the response, which can change rewards.",
+    )
+    gc_pause: bool = _f(
+        True,
+        "Hold Python's cyclic garbage collector during a generate call (re-enabled right after). "
+        "A call builds millions of small objects; full collections triggered meanwhile walk all "
+        "of them, and the learner's step before leaves the collector primed.",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
@@ -210,6 +228,17 @@ class AlgorithmConfig:
     clip_high: float = _f(
         0.28, "PPO clip-higher ε_high: ratio ceiling 1+ε_high (> ε_low keeps exploration)."
     )
+    dual_clip: float = _f(
+        0.0,
+        "Dual-clip PPO constant c > 1: for negative advantages the per-token loss is also capped "
+        "at -c·A, bounding the update of a token whose ratio ran far above 1 (verl's clip_ratio_c, "
+        "3.0 there). 0 disables it, as in ProRL/BroRL.",
+    )
+    log_ratio_clamp: float = _f(
+        20.0,
+        "log π - log π_old is clamped to ±this before exp in the PPO ratio, so a collapsed token "
+        "cannot overflow the ratio to inf (verl clamps at ±20). Ratios inside e^±20 are unchanged.",
+    )
     loss_agg: str = _f(
         "token-mean",
         "Loss aggregation: 'token-mean' (every token of the mini-batch weighs the same), "
@@ -222,8 +251,19 @@ class AlgorithmConfig:
     )
     ref_reset_every: int = _f(
         0,
-        "Reset the reference policy to the current one every this many steps (optimizer "
-        "state kept); 0 never resets.",
+        "Reset the reference policy to the current one every this many steps; 0 never resets.",
+    )
+    ref_reset_optimizer: bool = _f(
+        False,
+        "At each reference reset also reinitialise the optimizer state (Adam moments and step "
+        "count), as ProRL does; false keeps it. The presets follow ProRL.",
+    )
+    advantage_whiten: str = _f(
+        "rollout",
+        "How the batch-normalising estimators (reinforce_pp_baseline, reinforce_pp) whiten: "
+        "'rollout' (the paper's equation: mean and std over rollouts, each rollout counts once) "
+        "or 'token' (verl/OpenRLHF: over tokens, each rollout weighted by its length; the mean "
+        "shift can flip the sign of a rollout's advantage). See the README's algorithm section.",
     )
     tis: bool = _f(
         True,
@@ -234,9 +274,13 @@ class AlgorithmConfig:
     tis_high: float = _f(5.0, "Upper bound of the truncated IS weight window.")
     entropy_coef: float = _f(0.0, "Entropy bonus coefficient (0 disables).")
     mini_batches: int = _f(
-        1,
-        "PPO mini-batches (optimizer steps) per training step; kept fixed when N grows so a "
-        "bigger rollout batch means bigger mini-batches, not more off-policy updates.",
+        4,
+        "PPO mini-batches (optimizer steps) per training step. One mini-batch is "
+        "prompts_per_step / mini_batches whole groups (all N rollouts of each); the first update "
+        "is on-policy (ratio 1), later ones see the policy moved by earlier ones, which is where "
+        "clip and clip-higher act. ProRL uses 4 (256 prompts, mini-batches of 64); BroRL keeps "
+        "the count fixed when N grows, so a bigger rollout batch means bigger mini-batches, not "
+        "more off-policy updates. 1 makes the update REINFORCE with TIS and KL.",
     )
     grad_clip: float = _f(1.0, "Global gradient-norm clip; 0 disables.")
 
@@ -271,6 +315,14 @@ class DeepSpeedConfig:
         "under it so N=512 never needs all sequences in memory at once.",
     )
     offload_optimizer: bool = _f(False, "ZeRO-Offload of optimizer state to CPU (GPU runs).")
+    logits_chunk_tokens: int = _f(
+        1024,
+        "Response tokens whose logits are computed at once for the log-probs and entropy of the "
+        "policy and the reference; the backward pass recomputes each chunk, so the full "
+        "[tokens, vocabulary] float32 logits never exist (with a 49k vocabulary they are the "
+        "update's largest memory). 0 computes the full logits (the plain path). ZeRO-3 and "
+        "models with logit soft-capping or scaling always take the plain path.",
+    )
     merge_duplicates: bool = _f(
         True,
         "Run each distinct (prompt, response) of a group once, weighted by how many rollouts "
@@ -508,9 +560,12 @@ _DEFAULT: dict = {
         "prompts_per_step": 32,
         "oversample": 1.1,
         "max_gen_rounds": 3,
-        "mini_batches": 1,
+        # ProRL's four PPO updates per rollout step (8 prompts x 256 rollouts each), so clip
+        # and clip-higher act from the second update on.
+        "mini_batches": 4,
         "kl_coef": 1e-4,
         "ref_reset_every": 10,
+        "ref_reset_optimizer": True,
     },
     # lr: 5e-5 moved nothing in ten steps; 3e-4 (Adam) or SGD at 0.1 lowered held-out pass@1
     # from the first update on (KL 0.14-0.18 per step).
@@ -522,20 +577,28 @@ _DEFAULT: dict = {
 
 # Table 1 of the paper: same code path, only N / prompts per step / lr differ. lr follows the
 # square-root rule relative to ProRL's rollout batch of 16 x 512 = 8192 (BroRL's is 65536).
-_BRORL: dict = {
-    "algorithm": {"n": 512, "prompts_per_step": 128, "clip_high": 0.28, "kl_coef": 1e-4,
-                  "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
-    "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
-    "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 1024},
+# Both take ProRL's 4 PPO mini-batches per rollout step (BroRL keeps that count when it grows N,
+# so each mini-batch is 4x larger, not the update more off-policy) and ProRL's hard reset: the
+# reference policy and the optimizer state every 200 steps.
+# Lengths: a 16,384-token context (the paper's setting for the phases of Table 1), i.e. up to
+# 1,024 prompt tokens + 15,360 response tokens; micro-batches hold one full-length sequence.
+_PAPER_LENGTHS: dict = {
+    "generation": {"max_tokens": 15360, "max_model_len": 16384, "temperature": 1.0},
+    "data": {"max_prompt_tokens": 1024},
     "deepspeed": {"micro_batch_tokens": 16384},
 }
-_PRORL: dict = {
-    "algorithm": {"n": 16, "prompts_per_step": 512, "clip_high": 0.28, "kl_coef": 1e-4,
-                  "ref_reset_every": 200, "mini_batches": 1, "oversample": 1.25, "max_gen_rounds": 8},
+_PAPER_ALGO: dict = {"clip_high": 0.28, "kl_coef": 1e-4, "ref_reset_every": 200, "ref_reset_optimizer": True,
+                     "mini_batches": 4, "oversample": 1.25, "max_gen_rounds": 8}
+_BRORL: dict = _merge(_PAPER_LENGTHS, {
+    "algorithm": {"n": 512, "prompts_per_step": 128, **_PAPER_ALGO},
     "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
-    "generation": {"max_tokens": 8192, "temperature": 1.0, "max_num_seqs": 512},
-    "deepspeed": {"micro_batch_tokens": 16384},
-}
+    "generation": {"max_num_seqs": 1024},
+})
+_PRORL: dict = _merge(_PAPER_LENGTHS, {
+    "algorithm": {"n": 16, "prompts_per_step": 512, **_PAPER_ALGO},
+    "optim": {"lr": 2e-6, "lr_ref_batch": 8192},
+    "generation": {"max_num_seqs": 512},
+})
 PRESETS: dict[str, dict] = {"default": _DEFAULT, "brorl": _BRORL, "prorl": _PRORL}
 
 
@@ -657,6 +720,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(0 < g.gpu_memory_utilization <= 1, "generation.gpu_memory_utilization",
            g.gpu_memory_utilization, "must be in (0, 1]")
     _check(g.max_num_seqs > 0, "generation.max_num_seqs", g.max_num_seqs, "must be positive")
+    _check(g.max_model_len is None or g.max_model_len >= d.max_prompt_tokens + g.max_tokens,
+           "generation.max_model_len", g.max_model_len,
+           f"must hold the longest prompt plus response (data.max_prompt_tokens {d.max_prompt_tokens} + "
+           f"generation.max_tokens {g.max_tokens}); raise it or lower those")
 
     _check(a.n >= 2, "algorithm.n", a.n, "needs at least 2 rollouts per prompt to form a baseline")
     _check(a.prompts_per_step >= 1, "algorithm.prompts_per_step", a.prompts_per_step, "must be >= 1")
@@ -670,6 +737,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(a.kl_estimator in KL_ESTIMATORS, "algorithm.kl_estimator", a.kl_estimator,
            f"use one of {list(KL_ESTIMATORS)}")
     _check(a.kl_clamp > 0, "algorithm.kl_clamp", a.kl_clamp, "must be > 0")
+    _check(a.dual_clip == 0 or a.dual_clip > 1, "algorithm.dual_clip", a.dual_clip,
+           "must be > 1 (the cap -c·A must lie beyond the clip range) or 0 to disable")
+    _check(a.log_ratio_clamp > 0, "algorithm.log_ratio_clamp", a.log_ratio_clamp, "must be > 0")
+    _check(a.advantage_whiten in ADVANTAGE_WHITEN, "algorithm.advantage_whiten", a.advantage_whiten,
+           f"use one of {list(ADVANTAGE_WHITEN)}")
+    _check(a.advantage_whiten == "rollout" or a.estimator in BATCH_WHITENED, "algorithm.advantage_whiten",
+           a.advantage_whiten, f"'token' applies to the batch-whitened estimators {list(BATCH_WHITENED)}, "
+           f"not algorithm.estimator = {a.estimator!r}; use 'rollout'")
     _check(a.ref_reset_every >= 0, "algorithm.ref_reset_every", a.ref_reset_every, "must be >= 0")
     _check(0 < a.tis_low <= 1 <= a.tis_high, "algorithm.tis_low/tis_high", (a.tis_low, a.tis_high),
            "the window must contain 1 (0 < tis_low <= 1 <= tis_high)")
@@ -692,6 +767,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _check(z.zero_stage in (2, 3), "deepspeed.zero_stage", z.zero_stage, "use 2 or 3")
     _check(z.backend in ("auto", "gloo", "nccl"), "deepspeed.backend", z.backend, "use 'auto', 'gloo' or 'nccl'")
+    _check(z.logits_chunk_tokens >= 0, "deepspeed.logits_chunk_tokens", z.logits_chunk_tokens,
+           "must be >= 0 (0 = full logits)")
     _check(z.micro_batch_tokens >= g.max_tokens + 1, "deepspeed.micro_batch_tokens", z.micro_batch_tokens,
            f"must hold at least one full response (> generation.max_tokens = {g.max_tokens}) plus its prompt")
 

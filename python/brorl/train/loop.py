@@ -40,6 +40,8 @@ import numpy as np
 
 from brorl._core import RolloutBatch
 from brorl.train.config import BUILTIN_MODEL, TrainConfig, effective_lr, to_dict, validate
+from brorl.train.advantages import step_advantages
+from brorl.train.checkpoints import latest_checkpoint
 from brorl.train.interfaces import Generator, Learner, Prompt, RewardFn, Rollouts, SamplingSpec, TrainBatch
 
 __all__ = ["train", "TrainResult", "Trainer", "evaluate_pass1", "collect_step", "METRIC_FIELDS"]
@@ -65,6 +67,8 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)
     rank: int = 0  # this process's rank (torchrun); only rank 0 writes the run directory's files
     world_size: int = 1
+    log_path: Path | None = None  # the run's log file (library messages, brorl's lines)
+    log_hidden: int = 0  # library messages written to the log file only
 
 
 def _seed(*parts: int) -> int:
@@ -234,16 +238,6 @@ def write_plots(run_dir: Path, rows: list[dict], evals: dict[str, float]) -> lis
     return [out]
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    ck = run_dir / "checkpoints"
-    marker = ck / "latest"
-    if marker.is_file():
-        p = ck / marker.read_text().strip()
-        if (p / "state.json").is_file():
-            return p
-    return None
-
-
 # the warm-up data comes from its own seed, disjoint from the RL and held-out seeds
 WARMUP_SEED = 7919
 
@@ -296,9 +290,27 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
         self.cfg = validate(cfg)
+        self._own_log = log is None
         self.log = log or (lambda s: print(s, flush=True))
+        self.console: Any = None
 
     def run(self) -> TrainResult:
+        """Train (see :meth:`_run`); while it runs, library logs go to the run directory's
+        ``train.log`` and the console shows progress, results and new warnings only."""
+        from brorl.train.console import RunConsole
+
+        self.console = RunConsole().install()
+        if self._own_log:
+            self.log = self.console.info
+        try:
+            res = self._run()
+            res.log_path = self.console.path
+            res.log_hidden = self.console.hidden
+            return res
+        finally:
+            self.console.uninstall()
+
+    def _run(self) -> TrainResult:
         cfg = self.cfg
         t_start = time.perf_counter()
         import yaml
@@ -315,6 +327,7 @@ class Trainer:
         name = cfg.run.name or time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.run.output_dir) / name
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.console.attach(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))
         if rank == 0:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         if world > 1 and rank != 0:
@@ -356,7 +369,7 @@ class Trainer:
         evals: dict[str, float] = {}
         start = 0
         try:
-            ck = _latest_checkpoint(run_dir) if cfg.run.resume else None
+            ck = latest_checkpoint(run_dir) if cfg.run.resume else None
             if ck is not None:
                 start = self._load(ck, learner, sampler, tracker)
                 self._push_weights(generator, learner, world)
@@ -386,7 +399,8 @@ class Trainer:
                 logger.write(row)
                 result.metrics.append(row)
                 if a.ref_reset_every and (step + 1) % a.ref_reset_every == 0:
-                    learner.reset_reference()
+                    # before the checkpoint below, so a resumed run starts from the reset state
+                    learner.reset_reference(reset_optimizer=a.ref_reset_optimizer)
                 done = step + 1
                 if (cfg.run.save_every and done % cfg.run.save_every == 0) or done == cfg.run.steps:
                     self._save(run_dir, done, learner, sampler, tracker, rank)
@@ -402,7 +416,8 @@ class Trainer:
                 bar.close()
             if cfg.run.eval_after and eval_prompts and generator is not None:
                 evals["pass1_after"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
-                self.log(f"[brorl] held-out pass@1 after training:  {evals['pass1_after']:.3f}")
+                before = f" (before: {evals['pass1_before']:.3f})" if "pass1_before" in evals else ""
+                self.log(f"[brorl] held-out pass@1 after training:  {evals['pass1_after']:.3f}{before}")
             if world > 1:
                 import torch.distributed as dist
 
@@ -464,7 +479,7 @@ class Trainer:
         row: dict[str, Any] = {"step": step + 1, **m, **shrink, "world_size": world}
         if batch is not None and batch.n_groups > 0:
             t0 = time.perf_counter()
-            adv = batch.advantages(a.estimator)
+            adv = step_advantages(batch, a.estimator, a.advantage_whiten)
             row["time/advantages"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             lm = learner.train_step(TrainBatch(rollouts=batch, prompt_token_ids=prompt_ids, advantages=adv))

@@ -35,23 +35,44 @@ def ppo_clip_loss(
     advantages: torch.Tensor,
     clip_low: float,
     clip_high: float,
+    *,
+    dual_clip: float | None = None,
+    log_ratio_clamp: float | None = 20.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clipped PPO surrogate with clip-higher (DAPO): per-token loss and clipped indicator.
 
     ``logp``, ``old_logp``, ``advantages``: ``[B, T]``. ratio r = exp(logp - old_logp);
     loss = -min(r·A, clip(r, 1-ε_low, 1+ε_high)·A). ε_high > ε_low lets low-probability
-    tokens with positive advantage grow further (keeps exploration). Returns ``(loss [B, T],
-    clipped [B, T] float)`` where ``clipped`` marks tokens whose gradient the clip removed.
+    tokens with positive advantage grow further (keeps exploration).
+
+    ``log_ratio_clamp``: logp - old_logp is clamped to ±this before ``exp`` (verl clamps at
+    ±20) so a token whose probability collapsed cannot overflow the ratio to inf (inf·0 = NaN
+    in the masked sum). Inside ±20 nothing changes; beyond it the token has no gradient.
+
+    ``dual_clip`` c > 1 (dual-clip PPO, Ye et al. 2020): for A < 0 the loss is also capped at
+    -c·A, so a token whose ratio ran far above 1 cannot push an unbounded negative update.
+    None disables it (ProRL/BroRL do not use it).
+
+    Returns ``(loss [B, T], clipped [B, T] float)`` where ``clipped`` marks tokens whose
+    gradient a clip removed.
     """
     import torch
 
-    ratio = torch.exp(logp - old_logp)
+    log_ratio = logp - old_logp
+    if log_ratio_clamp is not None:
+        log_ratio = torch.clamp(log_ratio, -log_ratio_clamp, log_ratio_clamp)
+    ratio = torch.exp(log_ratio)
     unclipped = ratio * advantages
     clipped_ratio = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     clipped = clipped_ratio * advantages
     loss = -torch.minimum(unclipped, clipped)
-    was_clipped = (clipped < unclipped).to(logp.dtype)
-    return loss, was_clipped
+    was_clipped = clipped < unclipped
+    if dual_clip is not None:
+        cap = -dual_clip * advantages
+        capped = (advantages < 0) & (loss > cap)
+        loss = torch.where(capped, cap, loss)
+        was_clipped = was_clipped | capped
+    return loss, was_clipped.to(logp.dtype)
 
 
 def kl_penalty(
@@ -134,20 +155,28 @@ def aggregate(
 
     When a mini-batch is split into micro-batches, pass the mini-batch's ``total_tokens``
     (token-mean) or ``total_seqs`` (seq-mean-*) so the micro-batch losses sum to the
-    mini-batch loss instead of averaging averages.
+    mini-batch loss instead of averaging averages. Given totals must be > 0 and are used as
+    they are (split over R ranks they may be below 1); the local counts are clamped at 1.
 
     ``counts [B]`` (optional) is how many identical rollouts each row stands for: the result
     equals the aggregate over the batch with every row repeated that many times.
     """
     import torch
 
+    if total_tokens is not None and not total_tokens > 0:
+        raise ValueError(f"aggregate: total_tokens must be > 0, got {total_tokens!r}")
+    if total_seqs is not None and not total_seqs > 0:
+        raise ValueError(f"aggregate: total_seqs must be > 0, got {total_seqs!r}")
     seq_tokens = mask.sum(dim=-1)
     if counts is not None:
         mask = mask * counts.to(mask.dtype).unsqueeze(-1)
     vm = values * mask
     if mode == "token-mean":
-        denom = mask.sum() if total_tokens is None else torch.tensor(float(total_tokens))
-        return vm.sum() / torch.clamp(denom, min=1.0)
+        # A given total is the caller's (already a share of a positive count: a mini-batch's
+        # tokens over the ranks can be below 1 per rank); only the local count is clamped.
+        if total_tokens is not None:
+            return vm.sum() / float(total_tokens)
+        return vm.sum() / torch.clamp(mask.sum(), min=1.0)
     if mode == "seq-mean-token-mean":
         per_seq = vm.sum(dim=-1) / torch.clamp(seq_tokens, min=1.0)
     elif mode == "seq-mean-token-sum":
@@ -158,9 +187,8 @@ def aggregate(
             "'seq-mean-token-sum'"
         )
     if total_seqs is not None:
-        n = float(total_seqs)
-    else:
-        n = float(values.shape[0]) if counts is None else float(counts.sum())
+        return per_seq.sum() / float(total_seqs)
+    n = float(values.shape[0]) if counts is None else float(counts.sum())
     return per_seq.sum() / max(n, 1.0)
 
 
@@ -209,6 +237,8 @@ def policy_loss(
     total_seqs: float | None = None,
     counts: torch.Tensor | None = None,
     tis_weight: torch.Tensor | None = None,
+    dual_clip: float | None = None,
+    log_ratio_clamp: float | None = 20.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The full per-micro-batch objective, all tensors ``[B, T]``:
 
@@ -219,9 +249,15 @@ def policy_loss(
 
     ``counts [B]``: rows stand for that many identical rollouts (see :func:`aggregate`);
     ``tis_weight [B, T]``: precomputed IS weights (e.g. :func:`duplicate_tis_weights`) used
-    instead of computing them from ``engine_logp``.
+    instead of computing them from ``engine_logp``. ``dual_clip``/``log_ratio_clamp``: see
+    :func:`ppo_clip_loss`.
+
+    ``entropy`` must carry its graph for the bonus to act (it is only a metric when
+    ``entropy_coef`` is 0): maximising entropy·coef needs d entropy / d logits.
     """
-    pg, clipped = ppo_clip_loss(logp, old_logp, advantages, clip_low, clip_high)
+    pg, clipped = ppo_clip_loss(
+        logp, old_logp, advantages, clip_low, clip_high, dual_clip=dual_clip, log_ratio_clamp=log_ratio_clamp
+    )
     if tis_weight is not None:
         pg = pg * tis_weight
     elif engine_logp is not None and tis_low is not None and tis_high is not None:
