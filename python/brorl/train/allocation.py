@@ -34,7 +34,11 @@ per prompt is a prefix because the gains decrease) reaches the optimum (Gross 19
 underflow to 0 once every group is surely mixed) go to the smaller group, so left-over budget
 spreads evenly.
 
-**Skipping.** A prompt whose history predicts a group of ``min_n`` all correct with probability
+**Floor.** The objective stops valuing a group once it is mixed, so a prompt that is mixed
+after its first look would keep only those samples; the floor (``min_n``, default N/2) keeps
+every sampled prompt's group at a useful size, and at most the rest of the budget moves.
+
+**Skipping.** A prompt whose history predicts ``first_n`` samples all correct with probability
 >= ``skip_solved`` gets no samples at that visit (its evidence still decays, so it comes back).
 
 **Engine calls.** The optimum is rounded to at most ``levels`` distinct group sizes
@@ -350,6 +354,7 @@ class AdaptiveAllocator:
         self.cfg = cfg
         self.n = int(n)
         self.cap = int(cfg.max_n) if cfg.max_n is not None else 4 * self.n
+        self.floor = int(cfg.min_n) if cfg.min_n is not None else max(2, self.n // 2)
         self.history = PassRateHistory(cfg.prior, cfg.decay)
         self._reset_metrics()
 
@@ -364,8 +369,8 @@ class AdaptiveAllocator:
         uids = [p.uid for p in prompts]
         a, b = self.history.posterior(uids)
         seen = np.asarray([self.history.seen(u) for u in uids], dtype=bool)
-        p_solved, _ = beta_power_moments(a, b, c.min_n)
-        skip = seen & (p_solved[:, c.min_n] >= c.skip_solved) & (c.skip_solved < 1.0)
+        p_solved, _ = beta_power_moments(a, b, c.first_n)
+        skip = seen & (p_solved[:, c.first_n] >= c.skip_solved) & (c.skip_solved < 1.0)
         for i in np.flatnonzero(skip):
             self.history.visit(uids[i], 0, 0)  # no new evidence; the old one fades
         self._m["skipped"] += int(skip.sum())
@@ -400,8 +405,8 @@ class AdaptiveAllocator:
             self._m["first"] += int(drawn.sum())
         alpha, beta = a + correct, b + (drawn - correct)
         budget = n * k - int(drawn.sum())
-        required, capacity = _bounds(drawn, c.min_n, self.cap)
-        extra = allocate(alpha, beta, drawn, correct, budget, c.min_n, self.cap)
+        required, capacity = _bounds(drawn, self.floor, self.cap)
+        extra = allocate(alpha, beta, drawn, correct, budget, self.floor, self.cap)
         value = np.concatenate([np.zeros((active.size, 1)),
                                 np.cumsum(marginal_gains(alpha, beta, drawn, correct, int(capacity.max())), axis=1)], axis=1)
         extra = quantise(extra, required, capacity, value, budget, c.levels)

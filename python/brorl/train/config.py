@@ -188,7 +188,13 @@ class AdaptiveConfig:
         "Samples drawn first for a prompt with no history, to estimate its pass rate before "
         "the rest of the round's budget is shared out.",
     )
-    min_n: int = _f(4, "Floor: smallest group a sampled prompt ends with (>= 2, so a baseline exists).")
+    min_n: int | None = _f(
+        None,
+        "Floor: smallest group a sampled prompt ends with (>= 2, so a baseline exists); null "
+        "means algorithm.n / 2, so at most half the budget moves between prompts. The objective "
+        "values a group only until it is mixed, so without a floor an informative prompt keeps "
+        "just its first samples.",
+    )
     max_n: int | None = _f(
         None, "Cap: largest group one prompt may get in a round; null means 4 x algorithm.n."
     )
@@ -204,8 +210,8 @@ class AdaptiveConfig:
     )
     skip_solved: float = _f(
         0.9,
-        "Skip a prompt (no samples this visit) when its history predicts a group of min_n "
-        "all correct with at least this probability; 1 never skips.",
+        "Skip a prompt (no samples this visit) when its history predicts first_n samples all "
+        "correct with at least this probability; 1 never skips.",
     )
     levels: int = _f(
         4,
@@ -219,8 +225,9 @@ def _validate_adaptive(a: Any) -> None:
     ad = a.adaptive
     _check(a.allocation in ALLOCATIONS, "algorithm.allocation", a.allocation, f"use one of {list(ALLOCATIONS)}")
     _check(ad.first_n >= 1, "algorithm.adaptive.first_n", ad.first_n, "must be >= 1")
-    _check(ad.min_n >= 2, "algorithm.adaptive.min_n", ad.min_n, "must be >= 2 (a group needs a baseline)")
-    _check(ad.max_n is None or ad.max_n >= ad.min_n, "algorithm.adaptive.max_n", ad.max_n,
+    _check(ad.min_n is None or ad.min_n >= 2, "algorithm.adaptive.min_n", ad.min_n,
+           "must be >= 2 (a group needs a baseline) or null")
+    _check(ad.max_n is None or ad.max_n >= (ad.min_n or 2), "algorithm.adaptive.max_n", ad.max_n,
            f"must be >= algorithm.adaptive.min_n ({ad.min_n}) or null")
     _check(len(ad.prior) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                       and math.isfinite(x) and x > 0 for x in ad.prior),
@@ -232,7 +239,7 @@ def _validate_adaptive(a: Any) -> None:
     if a.allocation == "adaptive":
         _check(ad.first_n <= a.n, "algorithm.adaptive.first_n", ad.first_n,
                f"must be <= algorithm.n ({a.n}): the first samples come out of the prompt's share")
-        _check(ad.min_n <= a.n, "algorithm.adaptive.min_n", ad.min_n,
+        _check(ad.min_n is None or ad.min_n <= a.n, "algorithm.adaptive.min_n", ad.min_n,
                f"must be <= algorithm.n ({a.n}), or the floors alone exceed the step's budget")
         _check(ad.max_n is None or ad.max_n >= a.n, "algorithm.adaptive.max_n", ad.max_n,
                f"must be >= algorithm.n ({a.n}), or the step's budget cannot be spent")
