@@ -272,7 +272,7 @@ def test_round_spends_the_budget_on_uncertain_prompts():
 def test_solved_prompts_are_skipped_then_come_back():
     gen = ScriptedGenerator({1: 1.0, 2: 0.5})
     alloc = AdaptiveAllocator(adaptive_cfg(first_n=8, min_n=4, skip_solved=0.9, decay=0.5), n=32)
-    alloc.history.visit(1, 64, 64)  # Beta(65, 1): E[p^4] = 0.94
+    alloc.history.visit(1, 200, 200)  # Beta(201, 1): E[p^8] = 0.96
     rr = alloc.collect_round(gen, reward_from_tokens, make_prompts([1, 2]), 32, SamplingSpec(), seed=0)
     assert [p.uid for p in rr.prompts] == [2] and alloc.pop_metrics()["alloc/skipped"] == 1
     assert rr.batch.n_rollouts == 64  # the skipped prompt's share went to the other one
