@@ -2,7 +2,8 @@
 
 One step:
 1. generate N rollouts for each of ``ceil(oversample * prompts_per_step)`` prompts (one
-   request per prompt with n=N);
+   request per prompt with n=N; ``algorithm.allocation = 'adaptive'`` shares the same
+   N x prompts samples out per prompt instead, see :mod:`brorl.train.allocation`);
 2. score them (rewards routed by domain);
 3. DAPO dynamic sampling: drop groups whose rollouts all scored the same (their advantages are
    zero, they only dilute the batch) and generate for fresh prompts until the batch holds
