@@ -84,6 +84,51 @@ def write_table(out: Path, ns: list[int]) -> str:
     return text
 
 
+def write_plot(out: Path, ns: list[int]) -> Path | None:
+    """Held-out pass@1 against samples generated (each seed a thin line, the arm's mean a thick
+    one) and the share of samples spent on zero-advantage groups per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    drew = False
+    for n in ns:
+        for arm, color in zip(ARMS, ("tab:blue", "tab:orange")):
+            dirs = [d for d in sorted((out / arm / "runs").glob(f"n{n}_seed*")) if (d / "sweep_run.json").is_file()]
+            curves = []
+            for d in dirs:
+                ev = json.loads((d / "sweep_run.json").read_text())["evals"]
+                x = [e["samples_generated"] for e in ev]
+                y = [e["heldout_pass_at_k"]["1"] for e in ev]
+                ax1.plot(x, y, color=color, alpha=0.3, lw=1)
+                curves.append((x, y))
+                rows = [json.loads(r) for r in (d / "metrics.jsonl").read_text().splitlines() if r.strip()]
+                ax2.plot([r["step"] for r in rows], [r["alloc/wasted_share"] for r in rows], color=color, alpha=0.5,
+                         marker=".", label=f"{arm} N={n}" if d == dirs[0] else None)
+            if curves:
+                m = min(len(c[0]) for c in curves)
+                ax1.plot(np.mean([c[0][:m] for c in curves], axis=0), np.mean([c[1][:m] for c in curves], axis=0),
+                         color=color, lw=2.5, label=f"{arm} N={n} (mean of {len(curves)})")
+                drew = True
+    if not drew:
+        plt.close(fig)
+        return None
+    ax1.set_xlabel("samples generated")
+    ax1.set_ylabel("held-out pass@1")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("share of samples in zero-advantage groups")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "comparison.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/n_sweep_cpu.yaml")
@@ -102,6 +147,7 @@ def main() -> None:
             only = [(n, s) for n in args.ns for s in args.seeds if args.seed is None or s == args.seed]
             sweep(args.config, arm_overrides(arm, args.out, args.ns, args.seeds, args.overrides), only=only)
     print(write_table(args.out, args.ns))
+    write_plot(args.out, args.ns)
 
 
 if __name__ == "__main__":
