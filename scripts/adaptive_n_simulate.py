@@ -7,7 +7,8 @@ script reports: mixed groups (the ones that carry a gradient signal), the share 
 zero-advantage groups, samples per mixed group, and how N spread. A second visit of the same
 prompts shows the history at work. Means and standard deviations are over ``--reps`` repetitions.
 
-    python scripts/adaptive_n_simulate.py docs/n_sweep_task_choice.json --ns 16 64 256 --reps 20
+    python scripts/adaptive_n_simulate.py docs/n_sweep_task_choice.json --ns 16 64 256 --reps 20 \
+        --variant first_look=unseen signal_weight=0.1
 
 The input is ``{name: {"pass_rates": [...]}}`` (the sweep's task-choice measurement writes it).
 A measured rate of 0 (no success in its samples) is simulated as exactly 0.
@@ -70,12 +71,22 @@ def simulate(rates: list[float], n: int, reps: int, **knobs: object) -> dict[str
                 for m in v[0]} for k, v in out.items()}
 
 
+def _value(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rates", type=Path, help="JSON {name: {pass_rates: [...]}}")
     ap.add_argument("--ns", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--min-n", type=int, nargs="*", default=[], help="also run adaptive with these floors")
+    ap.add_argument("--variant", nargs="*", default=[],
+                    help="also run adaptive with these knobs, e.g. 'min_n=2' 'signal_weight=0.1,min_n=2'")
     args = ap.parse_args()
     data = json.loads(args.rates.read_text())
     print("| task | N | allocation | mixed groups / 64 | zero-adv. share | samples per mixed group | N min-max |")
@@ -83,7 +94,11 @@ def main() -> None:
     for name, entry in data.items():
         rates = [float(x) for x in entry["pass_rates"]]
         for n in args.ns:
-            variants: list[tuple[str, dict]] = [("", {})] + [(f" (min_n {f})", {"min_n": f}) for f in args.min_n if f <= n]
+            variants: list[tuple[str, dict]] = [("", {})]
+            for v in args.variant:
+                knobs = {k: _value(x) for k, x in (kv.split("=") for kv in v.split(","))}
+                if int(knobs.get("min_n", 0)) <= n:  # type: ignore[call-overload]
+                    variants.append((f" ({v})", knobs))
             for label, knobs in variants:
                 res = simulate(rates, n, args.reps, **knobs)
                 for k, s in res.items():

@@ -47,13 +47,20 @@ def ref_mixed(a: float, b: float, m: int, c: int, e: int) -> float:
     return 1.0 - p_all_correct - p_all_wrong
 
 
-def brute_force(a, b, m, c, budget, floor, cap):
+def ref_objective(a, b, m, c, e, w):
+    """Expected mixed groups + w x expected signal of the extra samples, 2 E[p(1-p)] each, with
+    E[p(1-p)] = E[p] - E[p^2] from the Beta moments."""
+    return sum(ref_mixed(a[i], b[i], m[i], c[i], e[i])
+               + w * e[i] * 2 * (ref_moment(a[i], b[i], 1) - ref_moment(a[i], b[i], 2)) for i in range(len(m)))
+
+
+def brute_force(a, b, m, c, budget, floor, cap, w=0.0):
     """Best objective over every allocation with floor <= m+e <= cap, sum(e) <= budget."""
     ranges = [range(max(floor - mi, 0), max(cap - mi, max(floor - mi, 0)) + 1) for mi in m]
     best = -np.inf
     for e in itertools.product(*ranges):
         if sum(e) <= budget:
-            best = max(best, sum(ref_mixed(a[i], b[i], m[i], c[i], e[i]) for i in range(len(m))))
+            best = max(best, ref_objective(a, b, m, c, e, w))
     return best
 
 
@@ -68,25 +75,27 @@ def small_problem(draw):
     cap = draw(st.integers(floor, 6))
     need = sum(max(floor - mi, 0) for mi in m)
     budget = need + draw(st.integers(0, 10))
-    return a, b, m, c, budget, floor, cap
+    w = draw(st.sampled_from([0.0, 0.0, 0.1, 1.0]))
+    return a, b, m, c, budget, floor, cap, w
 
 
 # -- the pure functions ---------------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(small_problem())
 def test_allocate_reaches_the_brute_force_optimum(problem):
-    a, b, m, c, budget, floor, cap = problem
-    extra = allocate(a, b, m, c, budget, floor, cap)
+    a, b, m, c, budget, floor, cap, w = problem
+    extra = allocate(a, b, m, c, budget, floor, cap, w)
     total = np.asarray(m) + extra
     assert np.all(total >= floor) or np.all(extra[total < floor] == 0)
     assert np.all((total <= cap) | (extra == 0))
     room = sum(max(cap - mi, max(floor - mi, 0)) for mi in m)
     assert extra.sum() == min(budget, room)  # the whole budget is spent when there is room
-    got = sum(ref_mixed(a[i], b[i], m[i], c[i], int(extra[i])) for i in range(len(m)))
-    assert got == pytest.approx(brute_force(a, b, m, c, budget, floor, cap), abs=1e-9)
-    assert expected_mixed(a, b, m, c, extra).sum() == pytest.approx(got, abs=1e-12)
+    got = ref_objective(a, b, m, c, [int(x) for x in extra], w)
+    assert got == pytest.approx(brute_force(a, b, m, c, budget, floor, cap, w), abs=1e-9)
+    mixed = sum(ref_mixed(a[i], b[i], m[i], c[i], int(extra[i])) for i in range(len(m)))
+    assert expected_mixed(a, b, m, c, extra).sum() == pytest.approx(mixed, abs=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -120,6 +129,15 @@ def test_allocation_favours_rare_successes_and_skips_what_is_known():
     extra = allocate(a, b, [8, 8, 8], [8, 0, 4], budget=72, floor=4, cap=64)
     assert extra.sum() == 72 and extra[2] == 0
     assert extra[1] >= extra[0] > 0
+
+
+def test_signal_weight_keeps_feeding_mixed_prompts():
+    """With the signal term, a prompt mixed after its first look (4/8) keeps getting samples;
+    without it, it gets none."""
+    a = np.array([1.0 + 4, 1.0])
+    b = np.array([1.0 + 4, 1.0 + 8])
+    assert allocate(a, b, [8, 8], [4, 0], budget=40, floor=4, cap=64)[0] == 0
+    assert allocate(a, b, [8, 8], [4, 0], budget=40, floor=4, cap=64, signal_weight=1.0)[0] > 20
 
 
 def test_allocate_refuses_bad_input():
@@ -201,6 +219,8 @@ def test_config_refuses_bad_knobs():
         ("algorithm.adaptive.decay=0", "algorithm.adaptive.decay"),
         ("algorithm.adaptive.skip_solved=1.5", "algorithm.adaptive.skip_solved"),
         ("algorithm.adaptive.levels=2", "algorithm.adaptive.levels"),
+        ("algorithm.adaptive.first_look=some", "algorithm.adaptive.first_look"),
+        ("algorithm.adaptive.signal_weight=-1", "algorithm.adaptive.signal_weight"),
         ("algorithm.adaptive.first_n=300", "algorithm.adaptive.first_n"),
         ("algorithm.adaptive.max_n=100", "algorithm.adaptive.max_n"),
     ]:
@@ -280,6 +300,16 @@ def test_solved_prompts_are_skipped_then_come_back():
     for _ in range(3):
         rr = alloc.collect_round(gen, reward_from_tokens, make_prompts([1]), 32, SamplingSpec(), seed=1)
     assert rr.batch is not None and [p.uid for p in rr.prompts] == [1]
+
+
+def test_first_look_all_or_unseen():
+    gen = ScriptedGenerator({1: 0.5, 2: 0.5})
+    for look, first_calls in (("all", [1, 2]), ("unseen", [2])):
+        alloc = AdaptiveAllocator(adaptive_cfg(first_n=8, min_n=4, first_look=look), n=32)
+        alloc.history.visit(1, 3, 6)
+        gen.calls.clear()
+        alloc.collect_round(gen, reward_from_tokens, make_prompts([1, 2]), 32, SamplingSpec(), seed=0)
+        assert gen.calls[0] == (first_calls, 8), look
 
 
 def test_collect_step_adaptive_keeps_ragged_mixed_groups():

@@ -9,7 +9,8 @@ budget (N x prompts) and moves samples between its prompts.
 
 **Model.** Each prompt's pass rate p (the chance a rollout gets reward >= 1) has a Beta(a, b)
 posterior: the prior plus the prompt's past outcomes (:class:`PassRateHistory`, carried in
-checkpoints). A prompt with no history first gets ``first_n`` samples and their outcome is added.
+checkpoints). A sampled prompt first gets ``first_n`` samples (``first_look = 'all'``; with
+``'unseen'`` only prompts with no history do) and their outcome is added.
 
 **Objective.** Choose extra samples e_i (prompt i already holds m_i samples, c_i of them correct)
 to maximise the expected number of mixed groups at the end of the round,
@@ -18,7 +19,9 @@ to maximise the expected number of mixed groups at the end of the round,
          = sum_i  1 - [c_i = m_i] E[p_i^e_i] - [c_i = 0] E[(1-p_i)^e_i]      (m_i + e_i >= 1)
 
 (expectations under prompt i's posterior; a group already mixed gains nothing from more
-samples), subject to sum_i e_i <= budget, floor <= m_i + e_i <= cap.
+samples), plus ``signal_weight`` x sum_i e_i 2 E[p_i(1-p_i)] (the expected gradient signal the
+extra samples add: summed |advantage| before whitening; 0 by default), subject to
+sum_i e_i <= budget, floor <= m_i + e_i <= cap.
 Under Beta(a, b): E[p^e] = prod_{j<e} (a+j)/(a+b+j), E[(1-p)^e] = prod_{j<e} (b+j)/(a+b+j).
 
 **Why greedy is optimal.** The gain of one more sample is
@@ -26,7 +29,8 @@ Under Beta(a, b): E[p^e] = prod_{j<e} (a+j)/(a+b+j), E[(1-p)^e] = prod_{j<e} (b+
     F_i(e+1) - F_i(e) = [c_i = m_i] E[p^e (1-p)] + [c_i = 0] E[(1-p)^e p],
 
 and for every fixed p in [0, 1] both p^e (1-p) and (1-p)^e p are non-increasing in e; so is their
-expectation under any distribution of p. Each F_i is therefore concave in e_i, F is separable,
+expectation under any distribution of p (the signal term adds a constant). Each F_i is
+therefore concave in e_i, F is separable,
 and the constraints are a total budget plus per-prompt boxes: taking the largest marginal gains
 one sample at a time (here: the top-``budget`` entries of the table of all marginal gains, which
 per prompt is a prefix because the gains decrease) reaches the optimum (Gross 1956; the
@@ -65,6 +69,7 @@ from brorl.errors import InvalidArgumentError
 __all__ = [
     "beta_power_moments",
     "marginal_gains",
+    "signal_per_sample",
     "expected_mixed",
     "allocate",
     "quantise",
@@ -112,9 +117,12 @@ def _flags(drawn: Any, n_correct: Any, k: int) -> tuple[np.ndarray, np.ndarray, 
     return m, c == m, c == 0
 
 
-def marginal_gains(alpha: Any, beta: Any, drawn: Any, n_correct: Any, max_e: int) -> np.ndarray:
-    """``G[i, e]``: how much the (e+1)-th extra sample of prompt i raises its probability of
-    ending mixed, ``[c=m] E[p^e (1-p)] + [c=0] E[(1-p)^e p]``; shape ``[k, max_e]``.
+def marginal_gains(alpha: Any, beta: Any, drawn: Any, n_correct: Any, max_e: int,
+                   signal_weight: float = 0.0) -> np.ndarray:
+    """``G[i, e]``: how much the (e+1)-th extra sample of prompt i raises the objective: its
+    probability of ending mixed, ``[c=m] E[p^e (1-p)] + [c=0] E[(1-p)^e p]``, plus
+    ``signal_weight * 2 E[p(1-p)]`` (the sample's expected share of the group's summed
+    |advantage|, constant in e); shape ``[k, max_e]``.
 
     Written as products of non-increasing positive factors, so each row is non-increasing in
     floating point too (the greedy selection relies on it)."""
@@ -127,7 +135,17 @@ def marginal_gains(alpha: Any, beta: Any, drawn: Any, n_correct: Any, max_e: int
     # E[p^e (1-p)] = E[p^e] * b / (a+b+e);  E[(1-p)^e p] = E[(1-p)^e] * a / (a+b+e)
     g += np.where(all_correct[:, None], p[:, :max_e] * (b[:, None] / den), 0.0)
     g += np.where(all_wrong[:, None], q[:, :max_e] * (a[:, None] / den), 0.0)
+    if signal_weight:
+        g += (signal_weight * signal_per_sample(a, b))[:, None]
     return g
+
+
+def signal_per_sample(alpha: Any, beta: Any) -> np.ndarray:
+    """2 E[p(1-p)] under Beta(alpha, beta): for a group of n binary rewards with c correct, the
+    summed |r - mean| is 2c(n-c)/n, whose expectation is 2(n-1) p(1-p), so each further sample
+    adds about 2 p(1-p) of gradient signal."""
+    a, b = _ab(alpha, beta)
+    return 2.0 * a * b / ((a + b) * (a + b + 1.0))
 
 
 def expected_mixed(alpha: Any, beta: Any, drawn: Any, n_correct: Any, extra: Any) -> np.ndarray:
@@ -154,10 +172,12 @@ def _bounds(drawn: np.ndarray, floor: int, cap: int) -> tuple[np.ndarray, np.nda
     return required, capacity
 
 
-def allocate(alpha: Any, beta: Any, drawn: Any, n_correct: Any, budget: int, floor: int, cap: int) -> np.ndarray:
-    """Extra samples per prompt maximising the expected number of mixed groups (module
-    docstring: objective F, constraints ``sum(extra) <= budget``,
-    ``floor <= drawn + extra <= cap``; a prompt already at or above the cap gets nothing).
+def allocate(alpha: Any, beta: Any, drawn: Any, n_correct: Any, budget: int, floor: int, cap: int,
+             signal_weight: float = 0.0) -> np.ndarray:
+    """Extra samples per prompt maximising the expected number of mixed groups, plus
+    ``signal_weight`` x the expected gradient signal of the extra samples (module docstring:
+    objective F, constraints ``sum(extra) <= budget``, ``floor <= drawn + extra <= cap``; a
+    prompt already at or above the cap gets nothing).
 
     ``alpha, beta``: each prompt's Beta posterior, already including the ``drawn`` samples of
     which ``n_correct`` were correct. Spends ``min(budget, room under the caps)``. Raises
@@ -180,7 +200,9 @@ def allocate(alpha: Any, beta: Any, drawn: Any, n_correct: Any, budget: int, flo
         return extra
     width = int(room.max())
     e = required[:, None] + np.arange(width)[None, :]  # the extra count before each candidate sample
-    g = marginal_gains(a, b, m, np.asarray(n_correct), int(capacity.max()))
+    if not (np.isfinite(signal_weight) and signal_weight >= 0):
+        raise InvalidArgumentError(f"signal_weight must be a finite number >= 0, got {signal_weight!r}")
+    g = marginal_gains(a, b, m, np.asarray(n_correct), int(capacity.max()), signal_weight)
     gains = np.take_along_axis(g, np.minimum(e, g.shape[1] - 1), axis=1)
     valid = np.arange(width)[None, :] < room[:, None]
     # best gain first; ties to the smaller group, then the earlier prompt
@@ -399,16 +421,18 @@ class AdaptiveAllocator:
             parts.append((ro.batch, idx))
             self._m["calls"] += 1
 
-        first = np.flatnonzero(~seen)
+        first = np.flatnonzero(~seen) if c.first_look == "unseen" else np.arange(active.size)
         if first.size:
             run(first, c.first_n, 0)
             self._m["first"] += int(drawn.sum())
         alpha, beta = a + correct, b + (drawn - correct)
         budget = n * k - int(drawn.sum())
         required, capacity = _bounds(drawn, self.floor, self.cap)
-        extra = allocate(alpha, beta, drawn, correct, budget, self.floor, self.cap)
+        w = float(c.signal_weight)
+        extra = allocate(alpha, beta, drawn, correct, budget, self.floor, self.cap, w)
         value = np.concatenate([np.zeros((active.size, 1)),
-                                np.cumsum(marginal_gains(alpha, beta, drawn, correct, int(capacity.max())), axis=1)], axis=1)
+                                np.cumsum(marginal_gains(alpha, beta, drawn, correct, int(capacity.max()), w), axis=1)],
+                               axis=1)
         extra = quantise(extra, required, capacity, value, budget, c.levels)
         self._m["pred_mixed"] += float(expected_mixed(alpha, beta, drawn, correct, extra).sum())
         before_c, before_m = correct.copy(), drawn.copy()
