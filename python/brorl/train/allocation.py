@@ -30,11 +30,11 @@ Under Beta(a, b): E[p^e] = prod_{j<e} (a+j)/(a+b+j), E[(1-p)^e] = prod_{j<e} (b+
 
 and for every fixed p in [0, 1] both p^e (1-p) and (1-p)^e p are non-increasing in e; so is their
 expectation under any distribution of p (the signal term adds a constant). Each F_i is
-therefore concave in e_i, F is separable,
-and the constraints are a total budget plus per-prompt boxes: taking the largest marginal gains
-one sample at a time (here: the top-``budget`` entries of the table of all marginal gains, which
-per prompt is a prefix because the gains decrease) reaches the optimum (Gross 1956; the
-``tests/test_allocation.py`` property test checks it against brute force). Ties (gains that
+therefore concave in e_i, F is separable, and the constraints are a total budget plus
+per-prompt boxes: taking the largest marginal gains one sample at a time (here: the
+top-``budget`` entries of the table of all marginal gains, which per prompt is a prefix because
+the gains decrease) reaches the optimum, the classical result for separable concave resource
+allocation (``tests/test_allocation.py`` checks it against brute force). Ties (gains that
 underflow to 0 once every group is surely mixed) go to the smaller group, so left-over budget
 spreads evenly.
 
@@ -50,8 +50,8 @@ every sampled prompt's group at a useful size, and at most the rest of the budge
 ``(prompts, n)``; the parts are regrouped so each prompt's rollouts are consecutive
 (:func:`merge_groups`) and go through the ragged advantage estimators unchanged.
 
-Not on a hot path: the table is prompts x cap floats (128 x 2048 at the paper's sizes, a few
-milliseconds of NumPy) against minutes of generation per step, so there is no Rust kernel.
+Not on a hot path: the table is prompts x cap floats (128 x 2048 at the paper's sizes: ~70 ms
+of NumPy with the rounding) against minutes of generation per step, so there is no Rust kernel.
 """
 
 from __future__ import annotations
