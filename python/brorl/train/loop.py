@@ -2,7 +2,8 @@
 
 One step:
 1. generate N rollouts for each of ``ceil(oversample * prompts_per_step)`` prompts (one
-   request per prompt with n=N);
+   request per prompt with n=N; ``algorithm.allocation = 'adaptive'`` shares the same
+   N x prompts samples out per prompt instead, see :mod:`brorl.train.allocation`);
 2. score them (rewards routed by domain);
 3. DAPO dynamic sampling: drop groups whose rollouts all scored the same (their advantages are
    zero, they only dilute the batch) and generate for fresh prompts until the batch holds
@@ -94,10 +95,15 @@ def collect_step(
     oversample: float,
     seed: int,
     on_groups: Callable[[list[Prompt], np.ndarray], None] | None = None,
+    allocator: Any = None,
 ) -> tuple[RolloutBatch | None, list[Prompt], dict[str, float]]:
     """Generate, score and filter until ``groups_wanted`` groups are kept (DAPO dynamic
     sampling with refill). Returns the kept batch (its ``prompt_index`` indexes the returned
-    prompt list; None if nothing was kept), the prompts of all rounds, and metrics."""
+    prompt list; None if nothing was kept), the prompts of all rounds, and metrics.
+
+    ``allocator`` (a :class:`brorl.train.allocation.AdaptiveAllocator`, for
+    ``algorithm.allocation = 'adaptive'``) shares each round's ``n * prompts`` samples out per
+    prompt instead of giving every prompt ``n``; prompts it skips leave the round."""
     prompts_all: list[Prompt] = []
     kept: list[RolloutBatch] = []
     have = 0
@@ -107,16 +113,33 @@ def collect_step(
     rounds = 0
     groups_gen = 0
     n_passing = 0  # groups dynamic sampling would keep (some may exceed what the step needs)
+    budget = wasted = 0  # samples the rounds could spend (n per prompt) / spent on zero-advantage groups
+    sizes_all: list[np.ndarray] = []
     while have < groups_wanted and rounds < max_rounds:
         k = math.ceil(oversample * (groups_wanted - have))
         prompts = take_prompts(k)
-        ro: Rollouts = generator.generate([p.token_ids for p in prompts], n, sampling, _seed(seed, rounds))
-        t_gen += ro.seconds
-        t0 = time.perf_counter()
-        r = reward_fn(ro, prompts)
-        t_ver += time.perf_counter() - t0
-        b = ro.batch
-        b.set_rewards(r)
+        budget += n * k
+        # -- adaptive N per prompt (brorl.train.allocation) --------------------------------
+        if allocator is not None:
+            rr = allocator.collect_round(generator, reward_fn, prompts, n, sampling, _seed(seed, rounds))
+            t_gen += rr.gen_seconds
+            t_ver += rr.verify_seconds
+            if rr.batch is None:  # every prompt of the round was skipped as solved
+                rounds += 1
+                continue
+            b, prompts, r = rr.batch, rr.prompts, rr.batch.rewards
+        # -----------------------------------------------------------------------------------
+        else:
+            ro: Rollouts = generator.generate([p.token_ids for p in prompts], n, sampling, _seed(seed, rounds))
+            t_gen += ro.seconds
+            t0 = time.perf_counter()
+            r = reward_fn(ro, prompts)
+            t_ver += time.perf_counter() - t0
+            b = ro.batch
+            b.set_rewards(r)
+        varied = b.varied_groups()
+        wasted += int(b.group_sizes[~varied].sum())
+        sizes_all.append(b.group_sizes)
         samples += b.n_rollouts
         tokens += b.n_tokens
         rewards_all.append(np.asarray(r, dtype=np.float32))
@@ -125,7 +148,7 @@ def collect_step(
         groups_gen += b.n_groups
         if on_groups is not None:
             on_groups(prompts, b.group_stats()["pass_rate"])
-        mask = b.varied_groups() if dynamic_sampling else np.ones(b.n_groups, dtype=bool)
+        mask = varied if dynamic_sampling else np.ones(b.n_groups, dtype=bool)
         n_passing += int(mask.sum())
         # never keep more groups than the step wants
         idx = np.flatnonzero(mask)[: groups_wanted - have]
@@ -136,6 +159,8 @@ def collect_step(
             have += int(mask.sum())
         prompts_all.extend(prompts)
         rounds += 1
+    if not rewards_all:  # adaptive allocation skipped every prompt of every round
+        rewards_all, lengths_all, trunc_all = [np.full(1, np.nan)], [np.full(1, np.nan)], [np.full(1, np.nan)]
     rew = np.concatenate(rewards_all)
     lens = np.concatenate(lengths_all)
     metrics = {
@@ -154,6 +179,11 @@ def collect_step(
         "response_len_max": float(lens.max()),
         "truncation_rate": float(np.concatenate(trunc_all).mean()),
     }
+    from brorl.train.allocation import group_size_metrics
+
+    metrics.update(group_size_metrics(np.concatenate(sizes_all) if sizes_all else np.zeros(0), wasted, samples, budget))
+    if allocator is not None:
+        metrics.update(allocator.pop_metrics())
     batch = RolloutBatch.concat(kept) if kept else None
     return batch, prompts_all, metrics
 
@@ -293,6 +323,7 @@ class Trainer:
         self._own_log = log is None
         self.log = log or (lambda s: print(s, flush=True))
         self.console: Any = None
+        self.allocator: Any = None  # algorithm.allocation = 'adaptive': set by run()
 
     def run(self) -> TrainResult:
         """Train (see :meth:`_run`); while it runs, library logs go to the run directory's
@@ -347,6 +378,10 @@ class Trainer:
         sampler = PromptSampler(sources, cfg.run.seed)
         tracker = ShrinkageTracker()
         a, g = cfg.algorithm, cfg.generation
+        if a.allocation == "adaptive":  # per-prompt N; its pass-rate history goes into checkpoints
+            from brorl.train.allocation import AdaptiveAllocator
+
+            self.allocator = AdaptiveAllocator(a.adaptive, a.n)
         spec = SamplingSpec(temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens, stop=tuple(g.stop))
         max_prompt = max(len(p.token_ids) for s in sources for p in s.train + s.eval)
         lr = effective_lr(cfg)
@@ -462,7 +497,7 @@ class Trainer:
             batch, prompts, m = collect_step(
                 generator, reward_fn, sampler.take, n=a.n, groups_wanted=a.prompts_per_step, sampling=spec,
                 dynamic_sampling=a.dynamic_sampling, max_rounds=a.max_gen_rounds, oversample=a.oversample,
-                seed=_seed(cfg.run.seed, step), on_groups=on_groups,
+                seed=_seed(cfg.run.seed, step), on_groups=on_groups, allocator=self.allocator,
             )
             # knowledge shrinkage over every group generated this step (kept or not)
             shrink = tracker.update(seen_uids, seen_rates)
@@ -531,6 +566,8 @@ class Trainer:
                 "shrinkage": tracker.state_dict(),
                 "python_random": repr(random.getstate()),
             }
+            if self.allocator is not None:
+                state["allocation"] = self.allocator.state_dict()
             torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state()}, path / "rng.pt")
             (path / "state.json").write_text(json.dumps(state))
             tmp = ck_root / "latest.tmp"
@@ -549,6 +586,8 @@ class Trainer:
         state = json.loads((path / "state.json").read_text())
         sampler.load_state_dict(state["sampler"])
         tracker.load_state_dict(state["shrinkage"])
+        if self.allocator is not None and "allocation" in state:
+            self.allocator.load_state_dict(state["allocation"])
         random.setstate(ast.literal_eval(state["python_random"]))
         rng = torch.load(path / "rng.pt", weights_only=False)
         torch.set_rng_state(rng["torch"])
