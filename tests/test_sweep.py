@@ -155,7 +155,7 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
 
     out = tmp_path / "sweep"
     cfgp = write_yaml(tmp_path / "s.yaml", {
-        "sweep": {"ns": [8, 32], "samples_per_step": 64, "seeds": [0], "steps": 2, "eval_every": 1,
+        "sweep": {"ns": [8, 32], "samples_per_step": 128, "seeds": [0], "steps": 2, "eval_every": 1,
                   "eval_prompts": 8, "eval_samples": 4, "probe_prompts": 6, "probe_samples": 4,
                   "table1_small_n": 8, "table1_large_n": 32, "output_dir": str(out)},
         "train": {"preset": "default",
@@ -175,9 +175,10 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert [s["n"] for s in rep["summary"]] == [8, 32]
     for r in rep["runs"]:
-        assert r["prompts_per_step"] * r["n"] == 64
+        # 16 and 4 prompts per step: whole PPO mini-batches for mini_batches 1, 2 or 4
+        assert r["prompts_per_step"] * r["n"] == 128
         # dynamic sampling may refill, never generate less than the budget
-        assert r["samples_generated"] >= 2 * 64 and r["samples_generated"] % r["n"] == 0
+        assert r["samples_generated"] >= 2 * 128 and r["samples_generated"] % r["n"] == 0
         assert 0.0 <= r["discarded_share"] < 1.0 and 0.0 <= r["pass1_end"] <= 1.0
         assert 0.0 <= r["probe_fell_share"] <= 1.0 and math.isfinite(r["unsampled_m2_mean"])
         assert r["train_seconds"] > 0 and r["k_max"] == 4
