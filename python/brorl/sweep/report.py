@@ -28,13 +28,13 @@ __all__ = ["write_report", "run_summary", "summarize", "table1", "RUN_FIELDS", "
 # one row of runs.csv; SUMMARY_FIELDS get a mean and a spread per N
 RUN_FIELDS = (
     "n", "seed", "prompts_per_step", "lr", "steps", "samples_generated", "train_seconds", "wall_seconds",
-    "pass1_start", "pass1_end", "pass1_gain", "passk_end", "k_max", "probe_pass_start", "probe_pass_end",
-    "discarded_share", "zero_signal_share", "refill_rounds_mean", "shrink_revisit_fell", "shrink_revisit_lost",
+    "pass1_start", "pass1_end", "pass1_end_se", "pass1_gain", "passk_start", "passk_end", "passk_gain", "k_max", "probe_pass_start",
+    "probe_pass_end", "rollouts_trained", "discarded_share", "zero_signal_share", "refill_rounds_mean", "shrink_revisit_fell", "shrink_revisit_lost",
     "revisits", "probe_fell_share", "probe_lost_share", "unsampled_m2_mean",
 )
 SUMMARY_FIELDS = (
-    "pass1_end", "pass1_gain", "passk_end", "probe_pass_end", "samples_generated", "train_seconds",
-    "discarded_share", "zero_signal_share", "shrink_revisit_fell", "shrink_revisit_lost", "probe_fell_share",
+    "pass1_end", "pass1_gain", "passk_end", "passk_gain", "probe_pass_end", "samples_generated", "rollouts_trained",
+    "train_seconds", "wall_seconds", "discarded_share", "zero_signal_share", "shrink_revisit_fell", "shrink_revisit_lost", "probe_fell_share",
     "probe_lost_share", "unsampled_m2_mean",
 )
 
@@ -85,8 +85,13 @@ def run_summary(rec: dict, metrics: list[dict]) -> dict[str, float]:
         "steps": rec["steps"], "samples_generated": float(rec["samples_generated"]),
         "train_seconds": rec["train_seconds"], "wall_seconds": rec["wall_seconds"],
         "pass1_start": first["heldout_pass_at_k"]["1"], "pass1_end": last["heldout_pass_at_k"]["1"],
+        # sampling error of one measurement: sd of per-prompt pass rates / sqrt(prompts)
+        "pass1_end_se": float(np.std(np.asarray(last["heldout_correct"]) / rec["eval_samples"], ddof=1)
+                              / math.sqrt(len(last["heldout_correct"]))) if len(last["heldout_correct"]) > 1 else float("nan"),
         "pass1_gain": last["heldout_pass_at_k"]["1"] - first["heldout_pass_at_k"]["1"],
-        "passk_end": last["heldout_pass_at_k"][kmax], "k_max": int(kmax),
+        "passk_start": first["heldout_pass_at_k"][kmax], "passk_end": last["heldout_pass_at_k"][kmax],
+        "passk_gain": last["heldout_pass_at_k"][kmax] - first["heldout_pass_at_k"][kmax], "k_max": int(kmax),
+        "rollouts_trained": trained,
         "probe_pass_start": float(p0.mean()), "probe_pass_end": float(p1.mean()),
         "discarded_share": 1.0 - trained / gen if gen else float("nan"),
         "zero_signal_share": 1.0 - kept_ok / groups if groups else float("nan"),
@@ -156,16 +161,18 @@ def _fmt(m: float, s: float, digits: int = 3) -> str:
 
 def summary_markdown(summ: list[dict], kmax: int) -> str:
     lines = [
-        f"| N | prompts/step | seeds | held-out pass@1 end | gain vs start | pass@{kmax} end | samples generated | "
-        "train wall s | discarded share | zero-signal groups | probe fell | probe solved->lost | revisit fell | "
+        f"| N | prompts/step | seeds | held-out pass@1 end | gain vs start | pass@{kmax} end | gain vs start | "
+        "samples generated | rollouts trained | train wall s | discarded share | zero-signal groups | probe fell | probe solved->lost | revisit fell | "
         "revisit lost | unsampled m2 |",
-        "|" + "---|" * 15,
+        "|" + "---|" * 17,
     ]
     for s in summ:
         lines.append(
             f"| {s['n']} | {s['prompts_per_step']} | {s['seeds']} | {_fmt(s['pass1_end_mean'], s['pass1_end_sd'])} | "
             f"{_fmt(s['pass1_gain_mean'], s['pass1_gain_sd'])} | {_fmt(s['passk_end_mean'], s['passk_end_sd'])} | "
-            f"{s['samples_generated_mean']:.0f} | {_fmt(s['train_seconds_mean'], s['train_seconds_sd'], 0)} | "
+            f"{_fmt(s['passk_gain_mean'], s['passk_gain_sd'])} | "
+            f"{s['samples_generated_mean']:.0f} | {s['rollouts_trained_mean']:.0f} | "
+            f"{_fmt(s['train_seconds_mean'], s['train_seconds_sd'], 0)} | "
             f"{_fmt(s['discarded_share_mean'], s['discarded_share_sd'], 2)} | "
             f"{_fmt(s['zero_signal_share_mean'], s['zero_signal_share_sd'], 2)} | "
             f"{_fmt(s['probe_fell_share_mean'], s['probe_fell_share_sd'], 2)} | "
