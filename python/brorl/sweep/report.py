@@ -189,8 +189,10 @@ def table1_markdown(t: dict) -> str:
     for r in t["rows"]:
         lines.append(f"| {r['seed']} | {r['wall_seconds']:.0f} | {r['start_pass1']:.3f} | {r['small_pass1']:.3f} | "
                      f"{r['large_pass1']:.3f} | {r['small_samples']:.0f} | {r['large_samples']:.0f} |")
+    k = len(t["rows"])
+    spread = f"mean ± sd over {k} seeds" if k > 1 else "one seed, no spread"
     lines.append(f"\nN={t['large_n']} minus N={t['small_n']} at equal wall time: {_fmt(t['diff_mean'], t['diff_sd'])} "
-                 f"(mean ± sd over {len(t['rows'])} seeds)\n")
+                 f"({spread})\n")
     return "\n".join(lines)
 
 
