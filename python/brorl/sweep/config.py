@@ -36,7 +36,12 @@ __all__ = ["SweepConfig", "RunSpec", "load_sweep_config", "run_configs", "run_na
 
 def _f(default: Any, help: str) -> Any:
     if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help})
+        items = list(default)
+
+        def fresh() -> list:
+            return list(items)
+
+        return field(default_factory=fresh, metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
