@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("brorl.simulate", "reproduce the paper's toy mass-balance experiment (Fig. 3): CSV + PNG"),
     "plot": ("brorl.plot", "plot training curves of one or more run directories side by side"),
     "eval": ("brorl.eval.cli", "pass@k of a model on math, HumanEval and Reasoning Gym task sets"),
+    "sweep": ("brorl.sweep.cli", "N at equal samples per step over seeds: does broadening N pay? (report + plots)"),
     "train": ("brorl.train.cli", "train a model with BroRL/ProRL (no arguments: the built-in CPU default)"),
     "verify": ("brorl.commands.verify", "check model answers against references (brorl verify math ...)"),
 }
