@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from brorl.sweep.config import SweepConfig
-from brorl.sweep.runner import DONE_FILE
+from brorl.sweep.runner import DONE_FILE, step_samples
 from brorl.sweep.taskchoice import BINS, distribution
 
 __all__ = ["write_report", "run_summary", "summarize", "table1", "RUN_FIELDS", "SUMMARY_FIELDS"]
@@ -37,6 +37,7 @@ SUMMARY_FIELDS = (
     "train_seconds", "wall_seconds", "discarded_share", "zero_signal_share", "shrink_revisit_fell", "shrink_revisit_lost", "probe_fell_share",
     "probe_lost_share", "unsampled_m2_mean",
 )
+
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -69,7 +70,7 @@ def run_summary(rec: dict, metrics: list[dict]) -> dict[str, float]:
     p0 = np.asarray(first["probe_correct"], dtype=np.float64) / ps
     p1 = np.asarray(last["probe_correct"], dtype=np.float64) / ps
     solved0 = p0 > 0
-    gen = sum(_num(m.get("groups_generated")) for m in metrics) * rec["n"]
+    gen = sum(step_samples(m, rec["n"]) for m in metrics)
     trained = sum(_num(m.get("rollouts_trained")) for m in metrics if math.isfinite(_num(m.get("rollouts_trained"))))
     groups = sum(_num(m.get("groups_generated")) for m in metrics)
     kept_ok = sum(_num(m.get("kept_group_share")) * _num(m.get("groups_generated")) for m in metrics)

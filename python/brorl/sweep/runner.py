@@ -14,6 +14,7 @@ starts over.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,16 @@ from brorl.train.interfaces import Prompt
 __all__ = ["sweep", "per_prompt_correct", "pass_at_ks", "ks_up_to", "run_one", "DONE_FILE"]
 
 DONE_FILE = "sweep_run.json"
+
+
+
+def step_samples(row: dict, n: int) -> int:
+    """Samples a step generated: ``alloc/samples`` where the loop counted them (adaptive N gives
+    groups of different sizes), else groups x N."""
+    counted = row.get("alloc/samples")
+    if counted is not None and math.isfinite(float(counted)):
+        return int(counted)
+    return int(float(row.get("groups_generated") or 0)) * n
 
 
 def ks_up_to(samples: int) -> list[int]:
@@ -99,7 +110,7 @@ def _trainer_class() -> type:
             if not self.evals:
                 self._measure(0, generator, reward_fn, sampler, spec)
             row = super()._step(step, generator, learner, reward_fn, sampler, tracker, spec, rank, world)
-            self.samples += int(row["groups_generated"]) * self.cfg.algorithm.n
+            self.samples += step_samples(row, self.cfg.algorithm.n)
             self.train_seconds += float(row["time/step"])
             row["sweep/samples_generated"] = float(self.samples)
             row["sweep/train_seconds"] = self.train_seconds
