@@ -33,6 +33,7 @@ __all__ = [
     "DeepSpeedConfig",
     "WarmupConfig",
     "RunConfig",
+    "RewardConfig",
     "TrainConfig",
     "PRESETS",
     "preset",
@@ -48,8 +49,10 @@ __all__ = [
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 KL_ESTIMATORS = ("k1", "k2", "k3")
-SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval")
-DOMAINS = ("math", "code", "reasoning_gym")
+SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval", "hf")
+# 'custom': no built-in verifier; such prompts are scored by reward.functions alone
+DOMAINS = ("math", "code", "reasoning_gym", "custom")
+REWARD_COMBINE = ("add", "replace")
 BUILTIN_MODEL = "builtin:tiny"
 
 
@@ -88,7 +91,9 @@ class DataSource:
     path: str | None = _f(
         None,
         "JSONL file for kind='jsonl': one object per line with 'prompt' or chat 'messages', "
-        "'answer' (math) or 'tests' + 'kind' (code), and 'domain'.",
+        "'answer' (math) or 'tests' + 'kind' (code), and 'domain'. For kind='hf': a local "
+        "parquet/json/jsonl/csv/arrow file, a directory (of such files, or written by "
+        "Dataset.save_to_disk), or a Hub dataset id read from the Hugging Face cache.",
     )
     task: str | None = _f(
         None, "Reasoning Gym task name for kind='reasoning_gym' (e.g. 'chain_sum')."
@@ -105,9 +110,27 @@ class DataSource:
     )
     domain: str | None = _f(
         None,
-        "Reward routing for rows without their own 'domain': 'math', 'code' or "
-        "'reasoning_gym'. Defaults by kind.",
+        "Reward routing for rows without their own 'domain': 'math', 'code', "
+        "'reasoning_gym' or 'custom' (scored by reward.functions only). Defaults by kind.",
     )
+    # kind='hf' (Hugging Face datasets)
+    split: str = _f(
+        "train",
+        "kind='hf': the split to train on; slicing works ('train[:90%]'). A single local file "
+        "is the split 'train'.",
+    )
+    eval_split: str | None = _f(
+        None,
+        "kind='hf': the held-out split (e.g. 'test' or 'train[90%:]'); None splits the last "
+        "rows off the training split, as for jsonl.",
+    )
+    columns: dict = _f(
+        {},
+        "kind='hf': brorl field -> dataset column, e.g. {prompt: question, answer: solution}. "
+        "Fields: prompt, messages, answer, tests, kind, entry_point, domain, task. Unmapped "
+        "columns reach custom reward functions in the metadata.",
+    )
+    subset: str | None = _f(None, "kind='hf': the dataset configuration name of a Hub dataset.")
 
 
 @dataclass
@@ -338,6 +361,37 @@ class RunConfig:
     progress: bool = _f(True, "Show a progress bar with ETA on the terminal.")
 
 
+# ---------------------------------------------------------------------------------------------
+# ecosystem: custom rewards (model.lora, run.loggers/save_hf and data kind 'hf' are in their
+# sections)
+
+
+@dataclass
+class RewardConfig:
+    functions: list = _f(
+        [],
+        "Custom reward functions as 'package.module:function' (or 'path/to/file.py:function'). "
+        "Signature: fn(prompts, responses, metadata) -> one float per response; the three "
+        "lists have one entry per response (its rendered prompt text, its text, its prompt's "
+        "metadata dict with 'domain' and 'uid'). Functions passed as brorl.train(reward_fn=...) "
+        "are added after these.",
+    )
+    weights: list = _f(
+        [], "One weight per function in reward.functions (empty: 1.0 each); rewards are summed."
+    )
+    combine: str = _f(
+        "add",
+        "How custom rewards meet the built-in verifier of a prompt's domain: 'add' (built-in "
+        "reward + weighted custom rewards) or 'replace' (custom rewards only; the built-in "
+        "verifier is not run). Prompts of domain 'custom' have no built-in reward either way.",
+    )
+    domains: list = _f(
+        [],
+        "Domains the custom functions score (e.g. ['math']); empty: every domain. Rollouts of "
+        "other domains get the built-in reward only.",
+    )
+
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The policy model."})
@@ -359,6 +413,10 @@ class TrainConfig:
     cluster: ClusterConfig = field(
         default_factory=ClusterConfig,
         metadata={"help": "Placement on a Ray cluster; empty cluster.address runs in this process."},
+    )
+    reward: RewardConfig = field(
+        default_factory=RewardConfig,
+        metadata={"help": "Custom reward functions beside the built-in verifiers."},
     )
 
 
@@ -465,7 +523,7 @@ def from_dict(data: dict) -> TrainConfig:
 def _merge(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "task_kwargs":
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("task_kwargs", "columns"):
             out[k] = _merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -633,6 +691,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if s.kind == "jsonl":
             _check(s.path is not None, f"{where}.path", s.path, "a jsonl source needs a path")
             _check(Path(str(s.path)).is_file(), f"{where}.path", s.path, "file does not exist")
+        if s.kind == "hf":
+            _check(bool(s.path), f"{where}.path", s.path,
+                   "an hf source needs a path: a local data file or directory, or a Hub dataset id")
+            from brorl.train.data import HF_FIELDS
+
+            _check(all(k in HF_FIELDS and isinstance(v, str) for k, v in s.columns.items()), f"{where}.columns",
+                   s.columns, f"map brorl fields {list(HF_FIELDS)} to dataset column names (strings)")
         if s.kind == "reasoning_gym":
             _check(bool(s.task), f"{where}.task", s.task, "name a Reasoning Gym task, e.g. 'chain_sum'")
             _check(s.size > 0, f"{where}.size", s.size, "must be positive")
@@ -706,7 +771,25 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, "must be >= 1")
     _check(r.eval_every >= 0, "run.eval_every", r.eval_every, "must be >= 0")
     _check(r.eval_samples >= 1, "run.eval_samples", r.eval_samples, "must be >= 1")
+    _validate_ecosystem(cfg)
     return cfg
+
+
+def _validate_ecosystem(cfg: TrainConfig) -> None:
+    """Checks of the ecosystem fields (custom rewards, ...)."""
+    rw = cfg.reward
+    _check(rw.combine in REWARD_COMBINE, "reward.combine", rw.combine, f"use one of {list(REWARD_COMBINE)}")
+    _check(not rw.weights or len(rw.weights) == len(rw.functions), "reward.weights", rw.weights,
+           f"give one weight per entry of reward.functions ({len(rw.functions)}) or none")
+    for i, wgt in enumerate(rw.weights):
+        _check(isinstance(wgt, (int, float)) and not isinstance(wgt, bool) and math.isfinite(wgt),
+               f"reward.weights[{i}]", wgt, "must be a finite number")
+    for i, dom in enumerate(rw.domains):
+        _check(dom in DOMAINS, f"reward.domains[{i}]", dom, f"use one of {list(DOMAINS)}")
+    from brorl.train.rewards import resolve_reward_function
+
+    for i, spec in enumerate(rw.functions):
+        resolve_reward_function(spec, f"reward.functions[{i}]")  # imports it: a typo fails here
 
 
 def effective_lr(cfg: TrainConfig) -> float:

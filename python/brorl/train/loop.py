@@ -294,9 +294,12 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
 class Trainer:
     """Wires config -> data, engines, learner and runs the loop (see module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None,
+                 reward_fns: Sequence[Callable] = ()) -> None:
         self.cfg = validate(cfg)
         self.log = log or (lambda s: print(s, flush=True))
+        # custom reward functions given from Python (beside cfg.reward.functions)
+        self.reward_fns = list(reward_fns)
 
     def run(self) -> TrainResult:
         cfg = self.cfg
@@ -308,7 +311,7 @@ class Trainer:
         from brorl.train.data import PromptSampler, load_sources
         from brorl.train.engines import make_generator
         from brorl.train.learner import DeepSpeedLearner, init_distributed
-        from brorl.train.rewards import RewardRouter
+        from brorl.train.rewards import make_reward_fn
 
         # On a Ray cluster this process only drives: the learner's ranks are actors.
         rank, world = (0, 1) if cfg.cluster.enabled else init_distributed(cfg.deepspeed.backend)
@@ -341,7 +344,7 @@ class Trainer:
         if cfg.cluster.enabled:
             from brorl.distributed.train import place_parts
 
-            parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir)
+            parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir, reward_fns=self.reward_fns)
             learner, generator, reward_fn = parts.learner, parts.generator, parts.reward_fn
         else:
             learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
@@ -350,7 +353,7 @@ class Trainer:
                 # beside other ranks, vLLM must not see their process group: its own process
                 generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
                                            own_process=world > 1)
-            reward_fn = RewardRouter()
+            reward_fn = make_reward_fn(cfg.reward, self.reward_fns)
         logger = _Log(run_dir, cfg.run.tensorboard, rank)
         result = TrainResult(run_dir=run_dir, steps_done=0, rank=rank, world_size=world)
         evals: dict[str, float] = {}
@@ -541,11 +544,15 @@ class Trainer:
         return int(state["step"])
 
 
-def train(config: TrainConfig | dict | str | Path | None = None, overrides: list[str] | None = None) -> TrainResult:
+def train(config: TrainConfig | dict | str | Path | None = None, overrides: list[str] | None = None,
+          reward_fn: Callable | Sequence[Callable] | None = None) -> TrainResult:
     """Run ``brorl train`` from Python.
 
     ``config``: a TrainConfig, a nested dict (merged over the built-in default), a YAML path,
-    or None for the built-in default; ``overrides``: ``key=value`` strings.
+    or None for the built-in default; ``overrides``: ``key=value`` strings; ``reward_fn``: one
+    custom reward function or a list, ``fn(prompts, responses, metadata) -> one float per
+    response``, combined with the built-in rewards as ``reward.combine``/``reward.domains`` say
+    (see :mod:`brorl.train.rewards`).
     """
     from brorl.train.config import apply_overrides, from_dict, load_config, preset
 
@@ -560,4 +567,15 @@ def train(config: TrainConfig | dict | str | Path | None = None, overrides: list
     else:
         cfg = load_config(config, overrides)
     validate(cfg)
-    return Trainer(cfg).run()
+    if reward_fn is None:
+        fns: list[Callable] = []
+    elif callable(reward_fn):
+        fns = [reward_fn]
+    else:
+        fns = list(reward_fn)
+    from brorl.errors import BrorlTypeError
+
+    for i, fn in enumerate(fns):
+        if not callable(fn):
+            raise BrorlTypeError(f"reward_fn[{i}] = {fn!r}: expected a function fn(prompts, responses, metadata)")
+    return Trainer(cfg, reward_fns=fns).run()
