@@ -67,8 +67,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class ModelConfig:
     path: str = _f(
         BUILTIN_MODEL,
-        "Hugging Face model directory (safetensors), or 'builtin:tiny' for the small Llama-style "
-        "model brorl builds itself (no download).",
+        "Hugging Face model directory (safetensors), a Hub id such as 'Qwen/Qwen2.5-0.5B' (read "
+        "from the Hugging Face cache, downloaded when missing; HF_HUB_OFFLINE=1 uses the cache "
+        "only), or 'builtin:tiny' for the small Llama-style model brorl builds itself.",
     )
     dtype: str = _f(
         "float32",
@@ -679,8 +680,15 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if m.path != BUILTIN_MODEL:
         _check(m.path.startswith("builtin:") is False, "model.path", m.path,
                f"the only built-in model is {BUILTIN_MODEL!r}")
-        _check(Path(m.path).is_dir(), "model.path", m.path,
-               "not a directory; give a Hugging Face model directory or 'builtin:tiny'")
+        if not Path(m.path).is_dir():
+            from brorl.train.hub import hub_offline, is_hub_id, resolve_hub_snapshot
+
+            _check(is_hub_id(m.path), "model.path", m.path,
+                   "neither a directory nor a Hub model id; give a Hugging Face model directory, a Hub id "
+                   "('org/name') or 'builtin:tiny'")
+            if hub_offline():
+                # offline the id must be in the cache: say so now, not after data loading
+                resolve_hub_snapshot(m.path, "model.path", allow_download=False)
     _check(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype,
            "use 'float32', 'bfloat16' or 'float16'")
 

@@ -32,15 +32,15 @@ def hub_offline() -> bool:
 
 
 def resolve_hub_snapshot(repo_id: str, field: str, repo_type: str = "model", revision: str | None = None,
-                         allow_download: bool = True) -> Path:
+                         allow_download: bool = True, error: type[Exception] = ConfigError) -> Path:
     """The local snapshot directory of ``repo_id`` from the Hugging Face cache; downloaded
-    when missing, online and ``allow_download``. :class:`ConfigError` naming ``field`` when it
-    cannot be had."""
+    when missing, online and ``allow_download``. ``error`` (default :class:`ConfigError`),
+    naming ``field``, when it cannot be had."""
     try:
         import huggingface_hub
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:
-        raise ConfigError(f"{field} = {repo_id!r}: Hub ids need the 'huggingface_hub' package "
+        raise error(f"{field} = {repo_id!r}: Hub ids need the 'huggingface_hub' package "
                           "(installed with transformers: pip install 'brorl[train]')") from None
     kind = "data set" if repo_type == "dataset" else "model"
     try:
@@ -50,7 +50,7 @@ def resolve_hub_snapshot(repo_id: str, field: str, repo_type: str = "model", rev
         pass
     cache = os.environ.get("HF_HUB_CACHE") or str(Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
     if hub_offline() or not allow_download:
-        raise ConfigError(
+        raise error(
             f"{field} = {repo_id!r}: not a local directory, and the {kind} is not in the Hugging Face "
             f"cache ({cache}) while offline (HF_HUB_OFFLINE=1). Download it once with network access "
             f"(`hf download {'--repo-type dataset ' if repo_type == 'dataset' else ''}{repo_id}`), point "
@@ -59,7 +59,7 @@ def resolve_hub_snapshot(repo_id: str, field: str, repo_type: str = "model", rev
     try:
         return Path(huggingface_hub.snapshot_download(repo_id, repo_type=repo_type, revision=revision))
     except Exception as e:  # noqa: BLE001 - network, auth, missing repo: all mean "cannot have it"
-        raise ConfigError(
+        raise error(
             f"{field} = {repo_id!r}: not a local directory, and downloading the {kind} from the Hugging Face "
             f"Hub failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Check the id, "
             "your network and token (HF_TOKEN), or give a local directory."

@@ -274,10 +274,15 @@ def warmup_pairs(cfg: TrainConfig) -> list[tuple[str, str]]:
 
 
 def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) -> Path:
-    """The model directory: the configured one, or the built-in tiny model after its cached
-    supervised warm-up on the first source's task family."""
+    """The model directory: the configured one (a Hub id: its snapshot in the Hugging Face
+    cache), or the built-in tiny model after its cached supervised warm-up on the first
+    source's task family."""
     if cfg.model.path != BUILTIN_MODEL:
-        return Path(cfg.model.path)
+        if Path(cfg.model.path).is_dir():
+            return Path(cfg.model.path)
+        from brorl.train.hub import resolve_hub_snapshot
+
+        return resolve_hub_snapshot(cfg.model.path, "model.path")
     from brorl.train import tiny
 
     w = cfg.warmup
