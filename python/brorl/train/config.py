@@ -34,6 +34,7 @@ __all__ = [
     "WarmupConfig",
     "RunConfig",
     "RewardConfig",
+    "WandbConfig",
     "TrainConfig",
     "PRESETS",
     "preset",
@@ -53,6 +54,7 @@ SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval", "hf")
 # 'custom': no built-in verifier; such prompts are scored by reward.functions alone
 DOMAINS = ("math", "code", "reasoning_gym", "custom")
 REWARD_COMBINE = ("add", "replace")
+LOGGERS = ("tensorboard", "wandb")
 BUILTIN_MODEL = "builtin:tiny"
 
 
@@ -339,6 +341,19 @@ class WarmupConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str = _f("brorl", "Weights & Biases project.")
+    name: str | None = _f(None, "Run name shown in W&B; default the run directory's name.")
+    tags: list = _f([], "W&B tags of the run.")
+    entity: str | None = _f(None, "W&B entity (user or team); default your W&B default.")
+    mode: str | None = _f(
+        None,
+        "'online', 'offline' (written under <run>/wandb, `wandb sync` later; no network) or "
+        "'disabled'; None follows WANDB_MODE (online when unset).",
+    )
+
+
+@dataclass
 class RunConfig:
     steps: int = _f(20, "Training steps (one step = generate, score, filter, update, sync).")
     output_dir: str = _f("runs", "Parent directory of run directories.")
@@ -357,9 +372,19 @@ class RunConfig:
         "Samples per held-out prompt for pass@1 (at the training temperature); more samples "
         "make the before/after difference less noisy.",
     )
-    tensorboard: bool = _f(True, "Write TensorBoard event files.")
+    tensorboard: bool = _f(
+        True, "Write TensorBoard event files (false drops 'tensorboard' from run.loggers)."
+    )
     plots: bool = _f(True, "Write PNG plots of the main curves as the run goes.")
     progress: bool = _f(True, "Show a progress bar with ETA on the terminal.")
+    # ecosystem: loggers and Hugging Face checkpoints
+    loggers: list = _f(
+        ["tensorboard"],
+        "Where step metrics go besides metrics.jsonl (always written): 'tensorboard', 'wandb'.",
+    )
+    wandb: WandbConfig = field(
+        default_factory=WandbConfig, metadata={"help": "Weights & Biases settings (run.loggers: [wandb])."}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,8 +809,18 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def _validate_ecosystem(cfg: TrainConfig) -> None:
-    """Checks of the ecosystem fields (custom rewards, ...)."""
+    """Checks of the ecosystem fields (custom rewards, loggers, ...)."""
     rw = cfg.reward
+    r = cfg.run
+    _check(all(x in LOGGERS for x in r.loggers) and len(set(r.loggers)) == len(r.loggers), "run.loggers", r.loggers,
+           f"a list of distinct names from {list(LOGGERS)}")
+    _check(r.wandb.mode in (None, "online", "offline", "disabled"), "run.wandb.mode", r.wandb.mode,
+           "use 'online', 'offline', 'disabled' or null (WANDB_MODE)")
+    if "wandb" in r.loggers:
+        import importlib.util
+
+        _check(importlib.util.find_spec("wandb") is not None, "run.loggers", r.loggers,
+               "'wandb' needs the wandb package: pip install 'brorl[wandb]' (or drop it from run.loggers)")
     _check(rw.combine in REWARD_COMBINE, "reward.combine", rw.combine, f"use one of {list(REWARD_COMBINE)}")
     _check(not rw.weights or len(rw.weights) == len(rw.functions), "reward.weights", rw.weights,
            f"give one weight per entry of reward.functions ({len(rw.functions)}) or none")

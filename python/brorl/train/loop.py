@@ -166,34 +166,63 @@ def evaluate_pass1(generator: Generator, reward_fn: RewardFn, prompts: Sequence[
 
 
 class _Log:
-    """metrics.jsonl + TensorBoard + console."""
+    """metrics.jsonl (always) + the configured loggers (TensorBoard, Weights & Biases)."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool, rank: int) -> None:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, rank: int) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.rank = rank
         self.tb = None
-        if tensorboard and rank == 0:
+        self.wandb = None
+        if rank != 0:
+            return
+        r = cfg.run
+        if "tensorboard" in r.loggers and r.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"))
             except ImportError:  # tensorboard missing: metrics.jsonl still has everything
                 self.tb = None
+        if "wandb" in r.loggers:
+            self.wandb = _start_wandb(run_dir, cfg)
 
     def write(self, row: dict) -> None:
         if self.rank != 0:
             return
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        scalars = {k: v for k, v in row.items()
+                   if isinstance(v, (int, float)) and k != "step" and math.isfinite(v)}
         if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
-                    self.tb.add_scalar(k, v, row["step"])
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, row["step"])
             self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=int(row["step"]))
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
+
+
+def _start_wandb(run_dir: Path, cfg: TrainConfig) -> Any:
+    """A W&B run for this run directory; a resumed run continues the same W&B run (its id is
+    kept in ``<run>/wandb_id``). Offline mode writes under ``<run>/wandb``."""
+    import uuid
+
+    import wandb
+
+    w = cfg.run.wandb
+    id_file = run_dir / "wandb_id"
+    run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+    id_file.write_text(run_id)
+    return wandb.init(
+        project=w.project, name=w.name or run_dir.name, tags=list(w.tags) or None, entity=w.entity,
+        mode=w.mode, dir=str(run_dir), id=run_id, resume="allow", config=to_dict(cfg),
+    )
 
 
 def _read_metrics(path: Path, upto: int | None = None) -> list[dict]:
@@ -359,7 +388,7 @@ class Trainer:
                 generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
                                            own_process=world > 1)
             reward_fn = make_reward_fn(cfg.reward, self.reward_fns)
-        logger = _Log(run_dir, cfg.run.tensorboard, rank)
+        logger = _Log(run_dir, cfg, rank)
         result = TrainResult(run_dir=run_dir, steps_done=0, rank=rank, world_size=world)
         evals: dict[str, float] = {}
         start = 0
