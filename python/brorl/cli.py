@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("brorl.eval.cli", "pass@k of a model on math, HumanEval and Reasoning Gym task sets"),
     "train": ("brorl.train.cli", "train a model with BroRL/ProRL (no arguments: the built-in CPU default)"),
     "verify": ("brorl.commands.verify", "check model answers against references (brorl verify math ...)"),
+    "export": ("brorl.train.export", "write a Hugging Face model directory from a `brorl train` checkpoint"),
 }
 
 

@@ -34,9 +34,10 @@ def locate(path: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def export(run_dir: Path, step_dir: Path, log=print) -> Path:
-    """The Hugging Face directory of one checkpoint, exported on first use."""
-    out = step_dir / "hf"
+def export(run_dir: Path, step_dir: Path, log=print, out: Path | None = None) -> Path:
+    """The Hugging Face directory of one checkpoint (``<step>/hf`` unless ``out`` is given),
+    exported on first use."""
+    out = step_dir / "hf" if out is None else Path(out)
     if (out / "config.json").is_file():
         return out
     import torch
@@ -59,10 +60,12 @@ def export(run_dir: Path, step_dir: Path, log=print) -> Path:
             f"invalid value for `--model`: checkpoint {str(step_dir)!r} does not match its base model {str(base)!r} "
             f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]})"
         )
-    tmp = step_dir / "hf.tmp"
+    tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(tmp)
+    if out.is_dir():
+        out.rmdir()  # an empty directory given as --out
     tmp.rename(out)
     return out
 

@@ -385,6 +385,14 @@ class RunConfig:
     wandb: WandbConfig = field(
         default_factory=WandbConfig, metadata={"help": "Weights & Biases settings (run.loggers: [wandb])."}
     )
+    save_hf: bool = _f(
+        False,
+        "Write a Hugging Face model directory (safetensors + config + tokenizer; a LoRA run's "
+        "adapters merged) to <run>/hf/step_NNNNNN at the end of training and at run.save_hf_steps.",
+    )
+    save_hf_steps: list = _f(
+        [], "Also write the Hugging Face model after these steps (e.g. [100, 200]); needs run.save_hf."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -821,6 +829,10 @@ def _validate_ecosystem(cfg: TrainConfig) -> None:
 
         _check(importlib.util.find_spec("wandb") is not None, "run.loggers", r.loggers,
                "'wandb' needs the wandb package: pip install 'brorl[wandb]' (or drop it from run.loggers)")
+    _check(all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= r.steps for x in r.save_hf_steps),
+           "run.save_hf_steps", r.save_hf_steps, f"a list of steps in [1, run.steps={r.steps}]")
+    _check(r.save_hf or not r.save_hf_steps, "run.save_hf_steps", r.save_hf_steps,
+           "set run.save_hf=true as well (or empty this list)")
     _check(rw.combine in REWARD_COMBINE, "reward.combine", rw.combine, f"use one of {list(REWARD_COMBINE)}")
     _check(not rw.weights or len(rw.weights) == len(rw.functions), "reward.weights", rw.weights,
            f"give one weight per entry of reward.functions ({len(rw.functions)}) or none")

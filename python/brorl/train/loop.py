@@ -427,6 +427,8 @@ class Trainer:
                 done = step + 1
                 if (cfg.run.save_every and done % cfg.run.save_every == 0) or done == cfg.run.steps:
                     self._save(run_dir, done, learner, sampler, tracker, rank)
+                if cfg.run.save_hf and (done in cfg.run.save_hf_steps or done == cfg.run.steps):
+                    self._save_hf(run_dir, done, learner, model_path, rank, world)
                 if cfg.run.eval_every and done % cfg.run.eval_every == 0 and generator is not None and done < cfg.run.steps:
                     evals[f"pass1_step{done}"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
                 if cfg.run.plots and rank == 0:
@@ -561,6 +563,16 @@ class Trainer:
             old = sorted(p for p in ck_root.glob("step_*") if p.is_dir())
             for p in old[: -self.cfg.run.keep_checkpoints]:
                 shutil.rmtree(p, ignore_errors=True)
+
+    def _save_hf(self, run_dir: Path, step: int, learner: Any, model_path: Path, rank: int, world: int) -> None:
+        """A Hugging Face model directory of the current weights (every rank takes part: under
+        ZeRO-3 gathering them is a collective; rank 0 writes)."""
+        from brorl.train.export import hf_dir, save_hf_model
+
+        weights = learner.named_weights()
+        if rank == 0:
+            out = save_hf_model(weights, model_path, hf_dir(run_dir, step))
+            self.log(f"[brorl] Hugging Face model of step {step}: {out}")
 
     def _load(self, path: Path, learner: Any, sampler: Any, tracker: Any) -> int:
         import ast
