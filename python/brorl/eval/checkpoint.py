@@ -51,9 +51,16 @@ def export(run_dir: Path, step_dir: Path, log=print, out: Path | None = None) ->
     # warm-up, rebuilt the same way if the cache is gone).
     base = resolve_model(cfg, None, log)
     log(f"[brorl eval] exporting {step_dir} (base {base}) to {out}")
-    state = get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag=DEEPSPEED_TAG)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if (step_dir / "adapter" / "adapter_config.json").is_file():
+        # a LoRA run: its checkpoint holds the adapters; merge them into the base weights
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(step_dir / "adapter")).merge_and_unload()
+        missing, unexpected = [], []
+    else:
+        state = get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag=DEEPSPEED_TAG)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if k.endswith("lm_head.weight") and model.config.tie_word_embeddings}
     if set(missing) - tied or unexpected:
         raise InvalidArgumentError(

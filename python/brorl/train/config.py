@@ -35,6 +35,7 @@ __all__ = [
     "RunConfig",
     "RewardConfig",
     "WandbConfig",
+    "LoraConfig",
     "TrainConfig",
     "PRESETS",
     "preset",
@@ -66,6 +67,22 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 
 
 @dataclass
+class LoraConfig:
+    rank: int = _f(
+        0,
+        "LoRA rank r; 0 trains all weights. With r > 0 only adapters train (PEFT), the "
+        "reference policy is the base model with adapters disabled (no second copy) and the "
+        "engine gets merged weights at each sync.",
+    )
+    alpha: float = _f(16.0, "LoRA alpha; the adapter update is scaled by alpha / rank.")
+    dropout: float = _f(0.0, "Dropout on the adapter input (0 keeps trainer and engine log-probs equal).")
+    target_modules: list = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Names of the linear layers that get adapters (Llama/Qwen/Mistral names by default).",
+    )
+
+
+@dataclass
 class ModelConfig:
     path: str = _f(
         BUILTIN_MODEL,
@@ -86,6 +103,7 @@ class ModelConfig:
     gradient_checkpointing: bool = _f(
         False, "Recompute activations in backward to fit long responses in memory (GPU configs)."
     )
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters (PEFT)."})
 
 
 @dataclass
@@ -833,6 +851,16 @@ def _validate_ecosystem(cfg: TrainConfig) -> None:
            "run.save_hf_steps", r.save_hf_steps, f"a list of steps in [1, run.steps={r.steps}]")
     _check(r.save_hf or not r.save_hf_steps, "run.save_hf_steps", r.save_hf_steps,
            "set run.save_hf=true as well (or empty this list)")
+    lo = cfg.model.lora
+    _check(lo.rank >= 0, "model.lora.rank", lo.rank, "must be >= 0 (0 disables LoRA)")
+    if lo.rank > 0:
+        _check(lo.alpha > 0, "model.lora.alpha", lo.alpha, "must be positive")
+        _check(0 <= lo.dropout < 1, "model.lora.dropout", lo.dropout, "must be in [0, 1)")
+        _check(bool(lo.target_modules) and all(isinstance(x, str) for x in lo.target_modules),
+               "model.lora.target_modules", lo.target_modules, "a non-empty list of module names")
+        _check(cfg.algorithm.ref_reset_every == 0, "algorithm.ref_reset_every", cfg.algorithm.ref_reset_every,
+               "must be 0 with model.lora.rank > 0: the reference policy is the base model with the "
+               "adapters disabled and cannot be reset without changing the base weights")
     _check(rw.combine in REWARD_COMBINE, "reward.combine", rw.combine, f"use one of {list(REWARD_COMBINE)}")
     _check(not rw.weights or len(rw.weights) == len(rw.functions), "reward.weights", rw.weights,
            f"give one weight per entry of reward.functions ({len(rw.functions)}) or none")

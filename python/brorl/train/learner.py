@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from brorl.train import lora
 from brorl.train import losses as L
 from brorl.train.interfaces import TrainBatch
 
@@ -213,13 +214,19 @@ class DeepSpeedLearner:
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        # The reference policy: a frozen copy, reset to the current weights every K steps.
-        self.ref = copy.deepcopy(model).to(self.device).eval()
-        for p in self.ref.parameters():
-            p.requires_grad_(False)
+        self.lora = lora.enabled(cfg.model.lora)
+        if self.lora:
+            # only adapters train; the reference is this model with its adapters disabled
+            model = lora.wrap(model, cfg.model.lora)
+            self.ref = None
+        else:
+            # The reference policy: a frozen copy, reset to the current weights every K steps.
+            self.ref = copy.deepcopy(model).to(self.device).eval()
+            for p in self.ref.parameters():
+                p.requires_grad_(False)
         # Models that can skip the prompt's logits: [B, L, V] floats dominate the update's
         # memory when the vocabulary is large (SmolLM2: 49k entries) and prompts are long.
-        self._can_trim_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._can_trim_logits = "logits_to_keep" in inspect.signature(lora.unwrap(model).forward).parameters
         o = cfg.optim
         opt = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
@@ -309,7 +316,7 @@ class DeepSpeedLearner:
                 t = micro_batch_tensors(mb, batch, token_adv, self.pad_id)
                 logp, ent, first = self._logp(self.engine, t, grad=True)
                 # Reference log-probs on the same micro-batch (KL is logged even when kl_coef=0).
-                ref_lp = self._logp(self.ref, t, grad=False)[0]
+                ref_lp = self._ref_logp(t)
                 if old_cache:
                     old = torch.stack([old_cache[i] for i in mb.tolist()])
                 else:
@@ -377,10 +384,13 @@ class DeepSpeedLearner:
         return out
 
     def named_weights(self) -> list[tuple[str, Any]]:
-        """Full weights by HF name (gathered under ZeRO-3), detached copies on CPU."""
+        """Full weights by HF name (gathered under ZeRO-3), detached copies on CPU; with LoRA
+        the adapters merged in."""
         import deepspeed
 
         module = self.engine.module
+        if self.lora:
+            return lora.merged_named_weights(module, gather=self.cfg.deepspeed.zero_stage == 3)
         params = list(module.named_parameters())
         if self.cfg.deepspeed.zero_stage == 3:
             with deepspeed.zero.GatheredParameters([p for _, p in params], modifier_rank=None):
@@ -389,6 +399,11 @@ class DeepSpeedLearner:
 
     def reset_reference(self) -> None:
         import torch
+
+        if self.lora:
+            from brorl.errors import ConfigError
+
+            raise ConfigError("algorithm.ref_reset_every: with model.lora the reference is the base model; use 0")
 
         current = dict(self.named_weights())
         with torch.no_grad():
@@ -399,17 +414,23 @@ class DeepSpeedLearner:
         import torch
 
         path = Path(path)
-        self.engine.save_checkpoint(str(path), tag="learner", client_state={"optimizer_steps": self.optimizer_steps})
+        self.engine.save_checkpoint(str(path), tag="learner", client_state={"optimizer_steps": self.optimizer_steps},
+                                    exclude_frozen_parameters=self.lora)
         if self.rank == 0:
-            torch.save(self.ref.state_dict(), path / "reference.pt")
+            if self.lora:  # the adapters alone; the base model is the run's model.path
+                lora.save_adapter(self.engine.module, path)
+            else:
+                torch.save(self.ref.state_dict(), path / "reference.pt")
 
     def load_checkpoint(self, path: Path) -> None:
         import torch
 
         path = Path(path)
-        _, client = self.engine.load_checkpoint(str(path), tag="learner", load_optimizer_states=True, load_lr_scheduler_states=True)
+        _, client = self.engine.load_checkpoint(str(path), tag="learner", load_optimizer_states=True,
+                                                load_lr_scheduler_states=True, load_module_strict=not self.lora)
         self.optimizer_steps = int((client or {}).get("optimizer_steps", 0))
-        self.ref.load_state_dict(torch.load(path / "reference.pt", map_location=self.device))
+        if not self.lora:
+            self.ref.load_state_dict(torch.load(path / "reference.pt", map_location=self.device))
 
     def close(self) -> None:
         import gc
@@ -419,6 +440,13 @@ class DeepSpeedLearner:
         gc.collect()
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _ref_logp(self, t: dict[str, Any]) -> Any:
+        """Reference log-probs: the frozen copy, or with LoRA the policy's adapters disabled."""
+        if not self.lora:
+            return self._logp(self.ref, t, grad=False)[0]
+        with lora.adapters_disabled(self.engine.module):
+            return self._logp(self.engine, t, grad=False)[0]
 
     def _micro_batches(self, ro: Any, sel: np.ndarray, plen: np.ndarray) -> list[np.ndarray]:
         """This rank's micro-batches (rollout indices) of the rollouts ``sel``."""
