@@ -36,6 +36,37 @@ def test_lora_config_validation():
         C.load_config(overrides=["model.lora.rank=2", "model.lora.dropout=1.5", "algorithm.ref_reset_every=0"])
 
 
+def test_merged_weights_reproduce_the_adapted_model(tmp_path):
+    """No engine: PEFT wrap of the tiny model, random adapter values; a plain model loaded with
+    merged_named_weights gives the adapted model's logits, and disabling the adapters gives the
+    base model's (the reference policy)."""
+    from transformers import AutoModelForCausalLM
+
+    from brorl.train import lora
+    from brorl.train.tiny import build_tiny_model
+
+    path = build_tiny_model(tmp_path / "m", seed=3)
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    wrapped = lora.wrap(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
+                        C.LoraConfig(rank=RANK, alpha=8.0, target_modules=["q_proj", "down_proj"]))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in wrapped.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    merged = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    merged.load_state_dict(dict(lora.merged_named_weights(wrapped)), strict=True)
+    with torch.no_grad():
+        adapted = wrapped(input_ids=ids).logits
+        torch.testing.assert_close(merged(input_ids=ids).logits, adapted, rtol=1e-5, atol=1e-5)
+        assert (adapted - base(input_ids=ids).logits).abs().max() > 1e-3
+        with lora.adapters_disabled(wrapped):
+            torch.testing.assert_close(wrapped(input_ids=ids).logits, base(input_ids=ids).logits, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="model.lora.target_modules"):
+        lora.wrap(AutoModelForCausalLM.from_pretrained(path), C.LoraConfig(rank=2, target_modules=["nope_proj"]))
+
+
 def _cfg(tmp_path, **over):
     return C.from_dict(easy_config(tmp_path, "lora", model__lora__rank=RANK, model__lora__alpha=8.0,
                                    algorithm__ref_reset_every=0, deepspeed__micro_batch_tokens=160, **over))

@@ -48,6 +48,10 @@ def wrap(model: Any, lora_cfg: Any) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
+    if getattr(model, "is_gradient_checkpointing", False):
+        # frozen embeddings give checkpointed blocks inputs without grad; the adapters inside
+        # them would then get none
+        model.enable_input_require_grads()
     try:
         return peft.get_peft_model(model, config)
     except ValueError as e:  # e.g. no module matches target_modules
