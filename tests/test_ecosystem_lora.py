@@ -202,3 +202,32 @@ def test_checkpoint_holds_adapters_resumes_exactly_and_exports_merged(setup, tmp
     assert set(got) == set(expect)
     for k in expect:
         torch.testing.assert_close(got[k], expect[k], rtol=1e-6, atol=1e-6)
+
+
+def _digits(prompts, responses, metadata):
+    return [sum(c.isdigit() for c in r) / max(len(r), 1) for r in responses]
+
+
+def test_training_loop_with_lora_checkpoints_and_resumes(setup, tmp_path):
+    """brorl.train with model.lora: engine synced with merged weights every step, checkpoints
+    with adapters, a resumed run continues from the last one; save_hf writes a merged model."""
+    import json
+
+    import brorl
+
+    def cfg(steps):
+        return easy_config(tmp_path, "lora-run", model__path=str(setup["model"]), model__chat_template=False,
+                           model__lora__rank=RANK, algorithm__ref_reset_every=0, algorithm__n=8,
+                           algorithm__prompts_per_step=2, generation__max_tokens=8, generation__stop=[],
+                           data__eval_size=0, run__steps=steps, run__save_every=1, run__plots=False,
+                           run__eval_before=False, run__eval_after=False, run__save_hf=True)
+
+    first = brorl.train(cfg(2), reward_fn=_digits)
+    assert first.steps_done == 2
+    ck = first.run_dir / "checkpoints" / "step_000002"
+    assert (ck / "adapter" / "adapter_model.safetensors").is_file() and not (ck / "reference.pt").exists()
+    second = brorl.train(cfg(3), reward_fn=_digits)
+    rows = [json.loads(x) for x in (second.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and len(second.metrics) == 1  # only step 3 ran
+    assert all(np.isfinite(r["loss"]) for r in rows if r.get("skipped") != 1.0)
+    assert (second.run_dir / "hf" / "step_000003" / "config.json").is_file()
