@@ -40,14 +40,18 @@ def worker(args: argparse.Namespace) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     learner = DeepSpeedLearner(args.model, cfg, lr=1e-5, total_optimizer_steps=args.steps, seed=0)
     rss_init = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import json as _json
+    from pathlib import Path
+
+    vocab = int(_json.loads((Path(args.model) / "config.json").read_text())["vocab_size"])
     rng = np.random.default_rng(0)
     rows = args.n * args.prompts
     pidx = np.repeat(np.arange(args.prompts), args.n)
-    toks = [rng.integers(10, 40000, size=args.response_tokens).tolist() for _ in range(rows)]
+    toks = [rng.integers(10, vocab, size=args.response_tokens).tolist() for _ in range(rows)]
     lps = [(-rng.random(args.response_tokens) * 2).tolist() for _ in range(rows)]
     b = brorl.RolloutBatch.from_lists(pidx, toks, lps)
     b.set_rewards(rng.integers(0, 2, rows).astype(np.float32))
-    prompts = [rng.integers(10, 40000, size=args.prompt_tokens).tolist() for _ in range(args.prompts)]
+    prompts = [rng.integers(10, vocab, size=args.prompt_tokens).tolist() for _ in range(args.prompts)]
     batch = TrainBatch(b, prompts, b.advantages())
     times = []
     for _ in range(args.steps):
