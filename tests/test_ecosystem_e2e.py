@@ -97,7 +97,8 @@ def eco_run(tmp_path_factory):
     env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true",
                WANDB_DIR=str(tmp / "wandb_home"),
                PYTHONPATH=os.pathsep.join([str(tmp), os.environ.get("PYTHONPATH", "")]))
-    env.pop("HF_HUB_CACHE", None)
+    for k in ("HF_HUB_CACHE", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(k, None)  # a process group of another test in this process is not ours
     r = subprocess.run([sys.executable, str(tmp / "script.py"), str(tmp / "runs"), str(tmp / "sums.parquet")],
                        env=env, capture_output=True, text=True, timeout=800, cwd=tmp)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])

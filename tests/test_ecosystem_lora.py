@@ -120,10 +120,8 @@ def test_only_adapters_train_and_there_is_no_reference_copy(setup):
         torch.testing.assert_close(w0[k], init[k], rtol=0, atol=0)
 
 
-def test_update_moves_adapters_only_kl_starts_at_zero_engine_agrees(setup):
-    from brorl.train.engines import VLLMGenerator
-
-    learner, init, model = setup["learner"], setup["init"], setup["model"]
+def test_update_moves_adapters_only_and_kl_starts_at_zero(setup):
+    learner, init = setup["learner"], setup["init"]
     m1 = learner.train_step(_batch(0))
     # policy == reference (adapters disabled) before the first update: KL exactly 0
     assert m1["kl"] == 0.0 and np.isfinite(m1["loss"]) and m1["grad_norm"] > 0
@@ -136,17 +134,6 @@ def test_update_moves_adapters_only_kl_starts_at_zero_engine_agrees(setup):
     merged = dict(learner.named_weights())
     moved = {k for k in init if not torch.equal(merged[k], init[k])}
     assert moved == {k for k in init if k.split(".")[-2] in TARGETS}
-    # the engine follows the merged weights: its sampled-token log-probs equal the trainer's
-    gen = VLLMGenerator(model, kv_cache_gib=1, max_num_seqs=64, max_model_len=64)
-    try:
-        prompts = [[5, 6, 7, 8], [9, 10, 11]]
-        trainer = learner.engine.module.eval()
-        assert max_logprob_gap(gen, trainer, prompts) > 1e-3  # the update moved the trainer away
-        gen.update_weights(learner.named_weights())
-        assert max_logprob_gap(gen, trainer, prompts) < 2e-4
-    finally:
-        learner.engine.module.train()
-        gen.close()
 
 
 def test_checkpoint_holds_adapters_resumes_exactly_and_exports_merged(setup, tmp_path):
@@ -202,6 +189,25 @@ def test_checkpoint_holds_adapters_resumes_exactly_and_exports_merged(setup, tmp
     assert set(got) == set(expect)
     for k in expect:
         torch.testing.assert_close(got[k], expect[k], rtol=1e-6, atol=1e-6)
+
+
+def test_engine_gets_merged_weights_and_agrees_with_trainer(setup):
+    from brorl.train.engines import VLLMGenerator
+    from brorl.train.learner import release_distributed
+
+    learner, model = setup["learner"], setup["model"]
+    gen = VLLMGenerator(model, kv_cache_gib=1, max_num_seqs=64, max_model_len=64)
+    try:
+        prompts = [[5, 6, 7, 8], [9, 10, 11]]
+        trainer = learner.engine.module.eval()
+        assert max_logprob_gap(gen, trainer, prompts) > 1e-3  # the updates moved the trainer away
+        gen.update_weights(learner.named_weights())
+        # the engine's sampled-token log-probs equal the trainer's (PEFT model, adapters on)
+        assert max_logprob_gap(gen, trainer, prompts) < 2e-4
+    finally:
+        gen.close()
+        # vLLM's shutdown takes the process group with it; the learner is done after this test
+        release_distributed()
 
 
 def _digits(prompts, responses, metadata):
