@@ -111,8 +111,12 @@ def test_config_is_dataclass_tree():
     assert cfg.algorithm.loss_agg == "token-mean"
 
 
-def test_shipped_configs_resolve(tmp_path):
+def test_shipped_configs_resolve(tmp_path, monkeypatch):
     from pathlib import Path
+
+    # a missing relative model path also reads as a Hub id; offline, an id not in the Hugging
+    # Face cache is refused at validation
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
     root = Path(__file__).resolve().parent.parent / "configs"
     files = [root / n for n in ("default_cpu.yaml", "smollm2_135m_cpu.yaml", "brorl_1p5b_gpu.yaml", "prorl_1p5b_gpu.yaml")]

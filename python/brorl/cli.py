@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("brorl.sweep.cli", "N at equal samples per step over seeds: does broadening N pay? (report + plots)"),
     "train": ("brorl.train.cli", "train a model with BroRL/ProRL (no arguments: the built-in CPU default)"),
     "verify": ("brorl.commands.verify", "check model answers against references (brorl verify math ...)"),
+    "export": ("brorl.train.export", "write a Hugging Face model directory from a `brorl train` checkpoint"),
 }
 
 

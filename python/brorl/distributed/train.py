@@ -37,12 +37,16 @@ def resume_command(run_dir: Path, address: str) -> str:
     )
 
 
-def place_parts(cfg: Any, model_path: Path, max_model_len: int, lr: float, run_dir: Path) -> DistributedParts:
+def place_parts(cfg: Any, model_path: Path, max_model_len: int, lr: float, run_dir: Path,
+                reward_fns: Any = ()) -> DistributedParts:
     """Engines, reward pool and trainer ranks for ``cfg`` (a ``TrainConfig`` whose
-    ``cluster.address`` is set), built from the single-machine classes."""
+    ``cluster.address`` is set), built from the single-machine classes. ``reward_fns``: custom
+    reward callables from ``brorl.train(reward_fn=...)``; they travel to the reward workers
+    pickled (by value when defined in ``__main__``), the config's ``'module:function'`` names
+    are imported there."""
     from brorl.train.engines import make_generator
     from brorl.train.learner import DeepSpeedLearner
-    from brorl.train.rewards import RewardRouter
+    from brorl.train.rewards import make_reward_fn
 
     model_path = Path(model_path).resolve()
     c = cfg.cluster
@@ -63,7 +67,7 @@ def place_parts(cfg: Any, model_path: Path, max_model_len: int, lr: float, run_d
         generator_factory=functools.partial(
             make_generator, model_path, cfg.generation, cfg.model.dtype, max_model_len, cfg.run.seed
         ),
-        reward_factory=functools.partial(RewardRouter, threads=threads, workers=threads),
+        reward_factory=functools.partial(make_reward_fn, cfg.reward, tuple(reward_fns), threads=threads, workers=threads),
         learner_factory=functools.partial(
             DeepSpeedLearner,
             model_path,

@@ -34,9 +34,10 @@ def locate(path: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def export(run_dir: Path, step_dir: Path, log=print) -> Path:
-    """The Hugging Face directory of one checkpoint, exported on first use."""
-    out = step_dir / "hf"
+def export(run_dir: Path, step_dir: Path, log=print, out: Path | None = None) -> Path:
+    """The Hugging Face directory of one checkpoint (``<step>/hf`` unless ``out`` is given),
+    exported on first use."""
+    out = step_dir / "hf" if out is None else Path(out)
     if (out / "config.json").is_file():
         return out
     import torch
@@ -50,19 +51,28 @@ def export(run_dir: Path, step_dir: Path, log=print) -> Path:
     # warm-up, rebuilt the same way if the cache is gone).
     base = resolve_model(cfg, None, log)
     log(f"[brorl eval] exporting {step_dir} (base {base}) to {out}")
-    state = get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag=DEEPSPEED_TAG)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if (step_dir / "adapter" / "adapter_config.json").is_file():
+        # a LoRA run: its checkpoint holds the adapters; merge them into the base weights
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(step_dir / "adapter")).merge_and_unload()
+        missing, unexpected = [], []
+    else:
+        state = get_fp32_state_dict_from_zero_checkpoint(str(step_dir), tag=DEEPSPEED_TAG)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if k.endswith("lm_head.weight") and model.config.tie_word_embeddings}
     if set(missing) - tied or unexpected:
         raise InvalidArgumentError(
             f"invalid value for `--model`: checkpoint {str(step_dir)!r} does not match its base model {str(base)!r} "
             f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]})"
         )
-    tmp = step_dir / "hf.tmp"
+    tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(tmp)
+    if out.is_dir():
+        out.rmdir()  # an empty directory given as --out
     tmp.rename(out)
     return out
 

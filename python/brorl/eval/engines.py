@@ -68,6 +68,10 @@ def resolve_model_dir(path: str) -> Path:
     model directory found up to three levels below."""
     p = Path(path)
     if not p.exists():
+        from brorl.train.hub import is_hub_id, resolve_hub_snapshot
+
+        if is_hub_id(path):  # a Hub id such as 'Qwen/Qwen2.5-0.5B', through the HF cache
+            return resolve_hub_snapshot(path, "invalid value for `--model`", error=InvalidArgumentError)
         raise InvalidArgumentError(f"invalid value for `--model`: {path!r} does not exist")
     if not p.is_dir():
         raise InvalidArgumentError(f"invalid value for `--model`: {path!r} is not a directory")

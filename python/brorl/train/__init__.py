@@ -52,11 +52,11 @@ def __getattr__(name: str) -> Any:
 
 
 class _CallableModule(types.ModuleType):
-    def __call__(self, config: Any = None, overrides: list[str] | None = None) -> Any:
-        """``brorl.train(config, overrides)``: see :func:`brorl.train.loop.train`."""
+    def __call__(self, config: Any = None, overrides: list[str] | None = None, reward_fn: Any = None) -> Any:
+        """``brorl.train(config, overrides, reward_fn=None)``: see :func:`brorl.train.loop.train`."""
         from brorl.train.loop import train
 
-        return train(config, overrides)
+        return train(config, overrides, reward_fn=reward_fn)
 
 
 sys.modules[__name__].__class__ = _CallableModule

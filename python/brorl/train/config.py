@@ -34,6 +34,9 @@ __all__ = [
     "DeepSpeedConfig",
     "WarmupConfig",
     "RunConfig",
+    "RewardConfig",
+    "WandbConfig",
+    "LoraConfig",
     "TrainConfig",
     "PRESETS",
     "preset",
@@ -53,8 +56,11 @@ ADVANTAGE_WHITEN = ("rollout", "token")
 # estimators that normalise over the whole batch (the only ones advantage_whiten applies to)
 BATCH_WHITENED = ("reinforce_pp_baseline", "reinforce_pp")
 KL_ESTIMATORS = ("k1", "k2", "k3")
-SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval")
-DOMAINS = ("math", "code", "reasoning_gym")
+SOURCE_KINDS = ("jsonl", "reasoning_gym", "humaneval", "hf")
+# 'custom': no built-in verifier; such prompts are scored by reward.functions alone
+DOMAINS = ("math", "code", "reasoning_gym", "custom")
+REWARD_COMBINE = ("add", "replace")
+LOGGERS = ("tensorboard", "wandb")
 BUILTIN_MODEL = "builtin:tiny"
 
 
@@ -66,11 +72,28 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 
 
 @dataclass
+class LoraConfig:
+    rank: int = _f(
+        0,
+        "LoRA rank r; 0 trains all weights. With r > 0 only adapters train (PEFT), the "
+        "reference policy is the base model with adapters disabled (no second copy) and the "
+        "engine gets merged weights at each sync.",
+    )
+    alpha: float = _f(16.0, "LoRA alpha; the adapter update is scaled by alpha / rank.")
+    dropout: float = _f(0.0, "Dropout on the adapter input (0 keeps trainer and engine log-probs equal).")
+    target_modules: list = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Names of the linear layers that get adapters (Llama/Qwen/Mistral names by default).",
+    )
+
+
+@dataclass
 class ModelConfig:
     path: str = _f(
         BUILTIN_MODEL,
-        "Hugging Face model directory (safetensors), or 'builtin:tiny' for the small Llama-style "
-        "model brorl builds itself (no download).",
+        "Hugging Face model directory (safetensors), a Hub id such as 'Qwen/Qwen2.5-0.5B' (read "
+        "from the Hugging Face cache, downloaded when missing; HF_HUB_OFFLINE=1 uses the cache "
+        "only), or 'builtin:tiny' for the small Llama-style model brorl builds itself.",
     )
     dtype: str = _f(
         "float32",
@@ -85,6 +108,7 @@ class ModelConfig:
     gradient_checkpointing: bool = _f(
         False, "Recompute activations in backward to fit long responses in memory (GPU configs)."
     )
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters (PEFT)."})
 
 
 @dataclass
@@ -93,7 +117,9 @@ class DataSource:
     path: str | None = _f(
         None,
         "JSONL file for kind='jsonl': one object per line with 'prompt' or chat 'messages', "
-        "'answer' (math) or 'tests' + 'kind' (code), and 'domain'.",
+        "'answer' (math) or 'tests' + 'kind' (code), and 'domain'. For kind='hf': a local "
+        "parquet/json/jsonl/csv/arrow file, a directory (of such files, or written by "
+        "Dataset.save_to_disk), or a Hub dataset id read from the Hugging Face cache.",
     )
     task: str | None = _f(
         None, "Reasoning Gym task name for kind='reasoning_gym' (e.g. 'chain_sum')."
@@ -110,9 +136,27 @@ class DataSource:
     )
     domain: str | None = _f(
         None,
-        "Reward routing for rows without their own 'domain': 'math', 'code' or "
-        "'reasoning_gym'. Defaults by kind.",
+        "Reward routing for rows without their own 'domain': 'math', 'code', "
+        "'reasoning_gym' or 'custom' (scored by reward.functions only). Defaults by kind.",
     )
+    # kind='hf' (Hugging Face datasets)
+    split: str = _f(
+        "train",
+        "kind='hf': the split to train on; slicing works ('train[:90%]'). A single local file "
+        "is the split 'train'.",
+    )
+    eval_split: str | None = _f(
+        None,
+        "kind='hf': the held-out split (e.g. 'test' or 'train[90%:]'); None splits the last "
+        "rows off the training split, as for jsonl.",
+    )
+    columns: dict = _f(
+        {},
+        "kind='hf': brorl field -> dataset column, e.g. {prompt: question, answer: solution}. "
+        "Fields: prompt, messages, answer, tests, kind, entry_point, domain, task. Unmapped "
+        "columns reach custom reward functions in the metadata.",
+    )
+    subset: str | None = _f(None, "kind='hf': the dataset configuration name of a Hub dataset.")
 
 
 @dataclass
@@ -461,6 +505,19 @@ class WarmupConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str = _f("brorl", "Weights & Biases project.")
+    name: str | None = _f(None, "Run name shown in W&B; default the run directory's name.")
+    tags: list = _f([], "W&B tags of the run.")
+    entity: str | None = _f(None, "W&B entity (user or team); default your W&B default.")
+    mode: str | None = _f(
+        None,
+        "'online', 'offline' (written under <run>/wandb, `wandb sync` later; no network) or "
+        "'disabled'; None follows WANDB_MODE (online when unset).",
+    )
+
+
+@dataclass
 class RunConfig:
     steps: int = _f(20, "Training steps (one step = generate, score, filter, update, sync).")
     output_dir: str = _f("runs", "Parent directory of run directories.")
@@ -479,9 +536,58 @@ class RunConfig:
         "Samples per held-out prompt for pass@1 (at the training temperature); more samples "
         "make the before/after difference less noisy.",
     )
-    tensorboard: bool = _f(True, "Write TensorBoard event files.")
+    tensorboard: bool = _f(
+        True, "Write TensorBoard event files (false drops 'tensorboard' from run.loggers)."
+    )
     plots: bool = _f(True, "Write PNG plots of the main curves as the run goes.")
     progress: bool = _f(True, "Show a progress bar with ETA on the terminal.")
+    # ecosystem: loggers and Hugging Face checkpoints
+    loggers: list = _f(
+        ["tensorboard"],
+        "Where step metrics go besides metrics.jsonl (always written): 'tensorboard', 'wandb'.",
+    )
+    wandb: WandbConfig = field(
+        default_factory=WandbConfig, metadata={"help": "Weights & Biases settings (run.loggers: [wandb])."}
+    )
+    save_hf: bool = _f(
+        False,
+        "Write a Hugging Face model directory (safetensors + config + tokenizer; a LoRA run's "
+        "adapters merged) to <run>/hf/step_NNNNNN at the end of training and at run.save_hf_steps.",
+    )
+    save_hf_steps: list = _f(
+        [], "Also write the Hugging Face model after these steps (e.g. [100, 200]); needs run.save_hf."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ecosystem: custom rewards (model.lora, run.loggers/save_hf and data kind 'hf' are in their
+# sections)
+
+
+@dataclass
+class RewardConfig:
+    functions: list = _f(
+        [],
+        "Custom reward functions as 'package.module:function' (or 'path/to/file.py:function'). "
+        "Signature: fn(prompts, responses, metadata) -> one float per response; the three "
+        "lists have one entry per response (its rendered prompt text, its text, its prompt's "
+        "metadata dict with 'domain' and 'uid'). Functions passed as brorl.train(reward_fn=...) "
+        "are added after these.",
+    )
+    weights: list = _f(
+        [], "One weight per function in reward.functions (empty: 1.0 each); rewards are summed."
+    )
+    combine: str = _f(
+        "add",
+        "How custom rewards meet the built-in verifier of a prompt's domain: 'add' (built-in "
+        "reward + weighted custom rewards) or 'replace' (custom rewards only; the built-in "
+        "verifier is not run). Prompts of domain 'custom' have no built-in reward either way.",
+    )
+    domains: list = _f(
+        [],
+        "Domains the custom functions score (e.g. ['math']); empty: every domain. Rollouts of "
+        "other domains get the built-in reward only.",
+    )
 
 
 @dataclass
@@ -505,6 +611,10 @@ class TrainConfig:
     cluster: ClusterConfig = field(
         default_factory=ClusterConfig,
         metadata={"help": "Placement on a Ray cluster; empty cluster.address runs in this process."},
+    )
+    reward: RewardConfig = field(
+        default_factory=RewardConfig,
+        metadata={"help": "Custom reward functions beside the built-in verifiers."},
     )
 
 
@@ -611,7 +721,7 @@ def from_dict(data: dict) -> TrainConfig:
 def _merge(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "task_kwargs":
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("task_kwargs", "columns"):
             out[k] = _merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -779,8 +889,15 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if m.path != BUILTIN_MODEL:
         _check(m.path.startswith("builtin:") is False, "model.path", m.path,
                f"the only built-in model is {BUILTIN_MODEL!r}")
-        _check(Path(m.path).is_dir(), "model.path", m.path,
-               "not a directory; give a Hugging Face model directory or 'builtin:tiny'")
+        if not Path(m.path).is_dir():
+            from brorl.train.hub import hub_offline, is_hub_id, resolve_hub_snapshot
+
+            _check(is_hub_id(m.path), "model.path", m.path,
+                   "neither a directory nor a Hub model id; give a Hugging Face model directory, a Hub id "
+                   "('org/name') or 'builtin:tiny'")
+            if hub_offline():
+                # offline the id must be in the cache: say so now, not after data loading
+                resolve_hub_snapshot(m.path, "model.path", allow_download=False)
     _check(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", m.dtype,
            "use 'float32', 'bfloat16' or 'float16'")
 
@@ -791,6 +908,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if s.kind == "jsonl":
             _check(s.path is not None, f"{where}.path", s.path, "a jsonl source needs a path")
             _check(Path(str(s.path)).is_file(), f"{where}.path", s.path, "file does not exist")
+        if s.kind == "hf":
+            _check(bool(s.path), f"{where}.path", s.path,
+                   "an hf source needs a path: a local data file or directory, or a Hub dataset id")
+            from brorl.train.data import HF_FIELDS
+
+            _check(all(k in HF_FIELDS and isinstance(v, str) for k, v in s.columns.items()), f"{where}.columns",
+                   s.columns, f"map brorl fields {list(HF_FIELDS)} to dataset column names (strings)")
         if s.kind == "reasoning_gym":
             _check(bool(s.task), f"{where}.task", s.task, "name a Reasoning Gym task, e.g. 'chain_sum'")
             _check(s.size > 0, f"{where}.size", s.size, "must be positive")
@@ -879,7 +1003,49 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(r.keep_checkpoints >= 1, "run.keep_checkpoints", r.keep_checkpoints, "must be >= 1")
     _check(r.eval_every >= 0, "run.eval_every", r.eval_every, "must be >= 0")
     _check(r.eval_samples >= 1, "run.eval_samples", r.eval_samples, "must be >= 1")
+    _validate_ecosystem(cfg)
     return cfg
+
+
+def _validate_ecosystem(cfg: TrainConfig) -> None:
+    """Checks of the ecosystem fields (custom rewards, loggers, ...)."""
+    rw = cfg.reward
+    r = cfg.run
+    _check(all(x in LOGGERS for x in r.loggers) and len(set(r.loggers)) == len(r.loggers), "run.loggers", r.loggers,
+           f"a list of distinct names from {list(LOGGERS)}")
+    _check(r.wandb.mode in (None, "online", "offline", "disabled"), "run.wandb.mode", r.wandb.mode,
+           "use 'online', 'offline', 'disabled' or null (WANDB_MODE)")
+    if "wandb" in r.loggers:
+        import importlib.util
+
+        _check(importlib.util.find_spec("wandb") is not None, "run.loggers", r.loggers,
+               "'wandb' needs the wandb package: pip install 'brorl[wandb]' (or drop it from run.loggers)")
+    _check(all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= r.steps for x in r.save_hf_steps),
+           "run.save_hf_steps", r.save_hf_steps, f"a list of steps in [1, run.steps={r.steps}]")
+    _check(r.save_hf or not r.save_hf_steps, "run.save_hf_steps", r.save_hf_steps,
+           "set run.save_hf=true as well (or empty this list)")
+    lo = cfg.model.lora
+    _check(lo.rank >= 0, "model.lora.rank", lo.rank, "must be >= 0 (0 disables LoRA)")
+    if lo.rank > 0:
+        _check(lo.alpha > 0, "model.lora.alpha", lo.alpha, "must be positive")
+        _check(0 <= lo.dropout < 1, "model.lora.dropout", lo.dropout, "must be in [0, 1)")
+        _check(bool(lo.target_modules) and all(isinstance(x, str) for x in lo.target_modules),
+               "model.lora.target_modules", lo.target_modules, "a non-empty list of module names")
+        _check(cfg.algorithm.ref_reset_every == 0, "algorithm.ref_reset_every", cfg.algorithm.ref_reset_every,
+               "must be 0 with model.lora.rank > 0: the reference policy is the base model with the "
+               "adapters disabled and cannot be reset without changing the base weights")
+    _check(rw.combine in REWARD_COMBINE, "reward.combine", rw.combine, f"use one of {list(REWARD_COMBINE)}")
+    _check(not rw.weights or len(rw.weights) == len(rw.functions), "reward.weights", rw.weights,
+           f"give one weight per entry of reward.functions ({len(rw.functions)}) or none")
+    for i, wgt in enumerate(rw.weights):
+        _check(isinstance(wgt, (int, float)) and not isinstance(wgt, bool) and math.isfinite(wgt),
+               f"reward.weights[{i}]", wgt, "must be a finite number")
+    for i, dom in enumerate(rw.domains):
+        _check(dom in DOMAINS, f"reward.domains[{i}]", dom, f"use one of {list(DOMAINS)}")
+    from brorl.train.rewards import resolve_reward_function
+
+    for i, spec in enumerate(rw.functions):
+        resolve_reward_function(spec, f"reward.functions[{i}]")  # imports it: a typo fails here
 
 
 def effective_lr(cfg: TrainConfig) -> float:

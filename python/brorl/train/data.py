@@ -1,5 +1,6 @@
-"""Training data: JSONL files, Reasoning Gym tasks generated offline, HumanEval; weighted
-mixtures; prompt rendering with the tokenizer's chat template.
+"""Training data: JSONL files, Hugging Face ``datasets`` (local files or the Hub cache),
+Reasoning Gym tasks generated offline, HumanEval; weighted mixtures; prompt rendering with the
+tokenizer's chat template.
 
 A malformed JSONL row becomes a :class:`brorl.errors.DataFormatError` naming the file, line,
 field and value: with ``data.on_bad_row='skip'`` it is reported, counted and skipped; with
@@ -25,7 +26,7 @@ import numpy as np
 from brorl.errors import DataFormatError
 from brorl.train.interfaces import Prompt
 
-__all__ = ["SourceData", "load_sources", "PromptSampler", "render_prompt", "read_jsonl"]
+__all__ = ["SourceData", "load_sources", "PromptSampler", "render_prompt", "read_jsonl", "read_hf", "HF_FIELDS"]
 
 log = logging.getLogger("brorl.train")
 UID_STRIDE = 10**9
@@ -96,8 +97,8 @@ def _check_row(obj: Any, path: Path, lineno: int) -> None:
         if not (isinstance(msgs, list) and msgs and all(isinstance(m, dict) and "content" in m and "role" in m for m in msgs)):
             raise DataFormatError(path, lineno, "messages", msgs, "must be a non-empty list of {role, content} objects")
     domain = obj.get("domain", "math")
-    if domain not in ("math", "code", "reasoning_gym"):
-        raise DataFormatError(path, lineno, "domain", domain, "must be 'math', 'code' or 'reasoning_gym'")
+    if domain not in ("math", "code", "reasoning_gym", "custom"):
+        raise DataFormatError(path, lineno, "domain", domain, "must be 'math', 'code', 'reasoning_gym' or 'custom'")
     if domain == "math" and not isinstance(obj.get("answer"), (str, int, float)):
         raise DataFormatError(path, lineno, "answer", obj.get("answer"), "is required for math rows (a string or number)")
     if domain == "code":
@@ -118,6 +119,8 @@ def load_sources(data_cfg: Any, tokenizer: Any, use_chat_template: bool, log_fn:
             items = _rg_items(src, data_cfg.eval_size)
         elif src.kind == "humaneval":
             items = _humaneval_items(data_cfg.eval_size)
+        elif src.kind == "hf":
+            items = _hf_items(src, data_cfg)
         else:
             items = _jsonl_items(src, data_cfg)
         train_raw, eval_raw, bad, name = items
@@ -185,6 +188,13 @@ def _humaneval_items(eval_size: int) -> tuple[list[dict], list[dict], list[str],
 
 def _jsonl_items(src: Any, data_cfg: Any) -> tuple[list[dict], list[dict], list[str], str]:
     rows, bad = read_jsonl(src.path, data_cfg.on_bad_row)
+    out = _row_items(rows, src)
+    k = min(data_cfg.eval_size, len(out) // 5)
+    return out[: len(out) - k], out[len(out) - k :], bad, str(src.path)
+
+
+def _row_items(rows: list[tuple[int, dict]], src: Any) -> list[dict]:
+    """Checked rows (JSONL objects or mapped dataset rows) as prompt items."""
     out = []
     for lineno, obj in rows:
         domain = obj.get("domain") or src.domain or "math"
@@ -193,9 +203,101 @@ def _jsonl_items(src: Any, data_cfg: Any) -> tuple[list[dict], list[dict], list[
             meta.update(tests=obj["tests"], kind=obj.get("kind"), entry_point=obj.get("entry_point"))
         if domain == "reasoning_gym":
             meta.update(task=obj["task"], entry=obj.get("entry", {"answer": obj.get("answer"), "metadata": obj.get("metadata", {})}))
+        # the row's other fields reach custom reward functions through the metadata
+        meta.update({k: v for k, v in obj.items() if k not in meta and k not in ("prompt", "messages")})
         out.append({"user": obj.get("prompt") or "", "messages": obj.get("messages"), "meta": meta, "domain": domain})
-    k = min(data_cfg.eval_size, len(out) // 5)
-    return out[: len(out) - k], out[len(out) - k :], bad, str(src.path)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face datasets
+
+# brorl's row fields a dataset column can be mapped to (DataSource.columns)
+HF_FIELDS = ("prompt", "messages", "answer", "tests", "kind", "entry_point", "domain", "task")
+_HF_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
+
+
+def _load_hf_split(src: Any, split: str) -> Any:
+    """One split of the source as a ``datasets.Dataset``: a local file, a directory (data files
+    or ``save_to_disk`` output) or a Hub dataset id read through the Hugging Face cache."""
+    from brorl.errors import ConfigError
+
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("data.sources: kind 'hf' needs the 'datasets' package: pip install 'brorl[train]'") from None
+    path = Path(str(src.path))
+    try:
+        if path.is_file():
+            builder = _HF_BUILDERS.get(path.suffix.lower())
+            if builder is None:
+                raise ConfigError(f"data.sources: {path}: unknown data file type {path.suffix!r}; "
+                                  f"use one of {sorted(_HF_BUILDERS)}")
+            return datasets.load_dataset(builder, data_files={"train": str(path)}, split=split)
+        if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+            # written by save_to_disk; slicing syntax is applied by hand
+            loaded = datasets.load_from_disk(str(path))
+            base, _, sl = split.partition("[")
+            ds = loaded[base] if isinstance(loaded, datasets.DatasetDict) else loaded
+            if sl:
+                ri = datasets.ReadInstruction.from_spec(f"x[{sl}")
+                lo, hi = ri.to_absolute({"x": len(ds)})[0].from_, ri.to_absolute({"x": len(ds)})[0].to
+                ds = ds.select(range(lo or 0, len(ds) if hi is None else hi))
+            return ds
+        if path.is_dir():
+            return datasets.load_dataset(str(path), name=src.subset, split=split)
+        # a Hub id: its files from the Hugging Face cache (offline too), downloaded if missing
+        from brorl.train.hub import is_hub_id, resolve_hub_snapshot
+
+        if not is_hub_id(str(src.path)):
+            raise ConfigError(f"data.sources: path {str(src.path)!r} is neither a file, a directory nor a Hub dataset id")
+        snap = resolve_hub_snapshot(str(src.path), "data.sources[].path", repo_type="dataset")
+        return datasets.load_dataset(str(snap), name=src.subset, split=split)
+    except ConfigError:
+        raise
+    except (FileNotFoundError, ValueError, KeyError, ConnectionError, OSError) as e:
+        raise ConfigError(f"data.sources: cannot load {str(src.path)!r} split {split!r}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def read_hf(src: Any, split: str, on_bad_row: str = "skip") -> tuple[list[tuple[int, dict]], list[str]]:
+    """Rows of one split, renamed by ``src.columns`` and checked like JSONL rows; (row number
+    from 1, row) pairs and the bad-row reports."""
+    ds = _load_hf_split(src, split)
+    missing = [c for c in src.columns.values() if c not in ds.column_names]
+    if missing:
+        from brorl.errors import ConfigError
+
+        raise ConfigError(f"data.sources: {src.path} split {split!r} has no column {missing[0]!r} "
+                          f"(data.sources[].columns); its columns are {ds.column_names}")
+    rename = {v: k for k, v in src.columns.items()}
+    label = f"{src.path}[{split}]"
+    rows, bad = [], []
+    for i, raw in enumerate(ds, start=1):
+        obj = {rename.get(k, k): v for k, v in raw.items()}
+        # a column mapped away is not also kept under its own name; absent values are absent
+        obj = {k: v for k, v in obj.items() if v is not None}
+        if src.domain is not None and "domain" not in obj:
+            obj["domain"] = src.domain
+        try:
+            _check_row(obj, Path(label), i)
+            rows.append((i, obj))
+        except DataFormatError as e:
+            if on_bad_row == "raise":
+                raise
+            bad.append(str(e))
+    return rows, bad
+
+
+def _hf_items(src: Any, data_cfg: Any) -> tuple[list[dict], list[dict], list[str], str]:
+    rows, bad = read_hf(src, src.split, data_cfg.on_bad_row)
+    out = _row_items(rows, src)
+    name = f"{src.path}[{src.split}]"
+    if src.eval_split is None:
+        k = min(data_cfg.eval_size, len(out) // 5)
+        return out[: len(out) - k], out[len(out) - k :], bad, name
+    ev_rows, ev_bad = read_hf(src, src.eval_split, data_cfg.on_bad_row)
+    return out, _row_items(ev_rows, src)[: data_cfg.eval_size], bad + ev_bad, name
 
 
 class PromptSampler:

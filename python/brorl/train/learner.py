@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from brorl.errors import ConfigError
+from brorl.train import lora
 from brorl.train import losses as L
 from brorl.train.interfaces import TrainBatch
 
@@ -389,7 +390,7 @@ def micro_batch_loss(
 def mini_batch_backward(
     policy: Any, ref: Any, mini: MiniBatch, batch: TrainBatch, token_adv: np.ndarray, a: Any, world: int,
     old_cache: dict[int, Any], backward: Any, logprobs: Any, pad_id: int,
-    first_probs: dict[int, Any] | None = None,
+    first_probs: dict[int, Any] | None = None, ref_logprobs: Any = None,
 ) -> dict[str, float]:
     """Forward and backward of every micro-batch of this rank's share of ``mini``; returns the
     summed metrics (this rank's partial mini-batch values).
@@ -404,7 +405,8 @@ def mini_batch_backward(
         t = micro_batch_tensors(mb.rows, batch, token_adv, pad_id)
         logp, ent, first = logprobs(policy, t, grad=True, entropy_grad=a.entropy_coef > 0)
         # Reference log-probs on the same micro-batch (KL is logged even when kl_coef=0).
-        ref_lp = logprobs(ref, t, grad=False)[0]
+        # a LoRA policy has no reference copy: ref_logprobs runs it with its adapters disabled
+        ref_lp = ref_logprobs(t) if ref_logprobs is not None else logprobs(ref, t, grad=False)[0]
         if old_cache and len(mb.rows):
             import torch
 
@@ -447,13 +449,19 @@ class DeepSpeedLearner:
             for m in model.modules():
                 if getattr(m, "gradient_checkpointing", False) is True:
                     m.training = True
-        # The reference policy: a frozen copy, reset to the current weights every K steps.
-        self.ref = copy.deepcopy(model).to(self.device).eval()
-        for p in self.ref.parameters():
-            p.requires_grad_(False)
+        self.lora = lora.enabled(cfg.model.lora)
+        if self.lora:
+            # only adapters train; the reference is this model with its adapters disabled
+            model = lora.wrap(model, cfg.model.lora)
+            self.ref = None
+        else:
+            # The reference policy: a frozen copy, reset to the current weights every K steps.
+            self.ref = copy.deepcopy(model).to(self.device).eval()
+            for p in self.ref.parameters():
+                p.requires_grad_(False)
         # Models that can skip the prompt's logits: [B, L, V] floats dominate the update's
         # memory when the vocabulary is large (SmolLM2: 49k entries) and prompts are long.
-        self._can_trim_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._can_trim_logits = "logits_to_keep" in inspect.signature(lora.unwrap(model).forward).parameters
         o = cfg.optim
         opt = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
@@ -523,7 +531,7 @@ class DeepSpeedLearner:
         for mini in plans:
             met = mini_batch_backward(
                 self.engine, self.ref, mini, batch, token_adv, a, self.world, old_cache, backward, self._logp,
-                self.pad_id, first_probs,
+                self.pad_id, first_probs, ref_logprobs=self._ref_logp if self.lora else None,
             )
             for key, v in met.items():
                 sums[key] = sums.get(key, 0.0) + v
@@ -559,10 +567,13 @@ class DeepSpeedLearner:
         return out
 
     def named_weights(self) -> list[tuple[str, Any]]:
-        """Full weights by HF name (gathered under ZeRO-3), detached copies on CPU."""
+        """Full weights by HF name (gathered under ZeRO-3), detached copies on CPU; with LoRA
+        the adapters merged in."""
         import deepspeed
 
         module = self.engine.module
+        if self.lora:
+            return lora.merged_named_weights(module, gather=self.cfg.deepspeed.zero_stage == 3)
         params = list(module.named_parameters())
         if self.cfg.deepspeed.zero_stage == 3:
             with deepspeed.zero.GatheredParameters([p for _, p in params], modifier_rank=None):
@@ -574,6 +585,11 @@ class DeepSpeedLearner:
         reinitialise the optimizer state (ProRL's hard reset: Adam's moments and step count
         start from zero, as at the start of training; the learning-rate schedule goes on)."""
         import torch
+
+        if self.lora:
+            from brorl.errors import ConfigError
+
+            raise ConfigError("algorithm.ref_reset_every: with model.lora the reference is the base model; use 0")
 
         current = dict(self.named_weights())
         with torch.no_grad():
@@ -602,17 +618,23 @@ class DeepSpeedLearner:
         import torch
 
         path = Path(path)
-        self.engine.save_checkpoint(str(path), tag="learner", client_state={"optimizer_steps": self.optimizer_steps})
+        self.engine.save_checkpoint(str(path), tag="learner", client_state={"optimizer_steps": self.optimizer_steps},
+                                    exclude_frozen_parameters=self.lora)
         if self.rank == 0:
-            torch.save(self.ref.state_dict(), path / "reference.pt")
+            if self.lora:  # the adapters alone; the base model is the run's model.path
+                lora.save_adapter(self.engine.module, path)
+            else:
+                torch.save(self.ref.state_dict(), path / "reference.pt")
 
     def load_checkpoint(self, path: Path) -> None:
         import torch
 
         path = Path(path)
-        _, client = self.engine.load_checkpoint(str(path), tag="learner", load_optimizer_states=True, load_lr_scheduler_states=True)
+        _, client = self.engine.load_checkpoint(str(path), tag="learner", load_optimizer_states=True,
+                                                load_lr_scheduler_states=True, load_module_strict=not self.lora)
         self.optimizer_steps = int((client or {}).get("optimizer_steps", 0))
-        self.ref.load_state_dict(torch.load(path / "reference.pt", map_location=self.device))
+        if not self.lora:
+            self.ref.load_state_dict(torch.load(path / "reference.pt", map_location=self.device))
 
     def close(self) -> None:
         import gc
@@ -631,6 +653,13 @@ class DeepSpeedLearner:
             # ZeRO-3 partitions lm_head's weight outside its own forward: the plain path there
             logits_chunk_tokens=0 if self.cfg.deepspeed.zero_stage == 3 else self.cfg.deepspeed.logits_chunk_tokens,
         )
+
+    def _ref_logp(self, t: dict[str, Any]) -> Any:
+        """Reference log-probs: the frozen copy, or with LoRA the policy's adapters disabled."""
+        if not self.lora:
+            return self._logp(self.ref, t, grad=False)[0]
+        with lora.adapters_disabled(self.engine.module):
+            return self._logp(self.engine, t, grad=False)[0]
 
     def _all_reduce_mean(self, metrics: dict[str, float]) -> dict[str, float]:
         """Per-rank partial metrics were divided by (global count / world): their sum over

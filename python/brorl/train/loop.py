@@ -200,34 +200,63 @@ def evaluate_pass1(generator: Generator, reward_fn: RewardFn, prompts: Sequence[
 
 
 class _Log:
-    """metrics.jsonl + TensorBoard + console."""
+    """metrics.jsonl (always) + the configured loggers (TensorBoard, Weights & Biases)."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool, rank: int) -> None:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, rank: int) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.rank = rank
         self.tb = None
-        if tensorboard and rank == 0:
+        self.wandb = None
+        if rank != 0:
+            return
+        r = cfg.run
+        if "tensorboard" in r.loggers and r.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"))
             except ImportError:  # tensorboard missing: metrics.jsonl still has everything
                 self.tb = None
+        if "wandb" in r.loggers:
+            self.wandb = _start_wandb(run_dir, cfg)
 
     def write(self, row: dict) -> None:
         if self.rank != 0:
             return
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+        scalars = {k: v for k, v in row.items()
+                   if isinstance(v, (int, float)) and k != "step" and math.isfinite(v)}
         if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
-                    self.tb.add_scalar(k, v, row["step"])
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, row["step"])
             self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=int(row["step"]))
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
+
+
+def _start_wandb(run_dir: Path, cfg: TrainConfig) -> Any:
+    """A W&B run for this run directory; a resumed run continues the same W&B run (its id is
+    kept in ``<run>/wandb_id``). Offline mode writes under ``<run>/wandb``."""
+    import uuid
+
+    import wandb
+
+    w = cfg.run.wandb
+    id_file = run_dir / "wandb_id"
+    run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+    id_file.write_text(run_id)
+    return wandb.init(
+        project=w.project, name=w.name or run_dir.name, tags=list(w.tags) or None, entity=w.entity,
+        mode=w.mode, dir=str(run_dir), id=run_id, resume="allow", config=to_dict(cfg),
+    )
 
 
 def _read_metrics(path: Path, upto: int | None = None) -> list[dict]:
@@ -298,10 +327,15 @@ def warmup_pairs(cfg: TrainConfig) -> list[tuple[str, str]]:
 
 
 def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) -> Path:
-    """The model directory: the configured one, or the built-in tiny model after its cached
-    supervised warm-up on the first source's task family."""
+    """The model directory: the configured one (a Hub id: its snapshot in the Hugging Face
+    cache), or the built-in tiny model after its cached supervised warm-up on the first
+    source's task family."""
     if cfg.model.path != BUILTIN_MODEL:
-        return Path(cfg.model.path)
+        if Path(cfg.model.path).is_dir():
+            return Path(cfg.model.path)
+        from brorl.train.hub import resolve_hub_snapshot
+
+        return resolve_hub_snapshot(cfg.model.path, "model.path")
     from brorl.train import tiny
 
     w = cfg.warmup
@@ -318,12 +352,15 @@ def resolve_model(cfg: TrainConfig, sources: Any, log: Callable[[str], None]) ->
 class Trainer:
     """Wires config -> data, engines, learner and runs the loop (see module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None,
+                 reward_fns: Sequence[Callable] = ()) -> None:
         self.cfg = validate(cfg)
         self._own_log = log is None
         self.log = log or (lambda s: print(s, flush=True))
         self.console: Any = None
         self.allocator: Any = None  # algorithm.allocation = 'adaptive': set by run()
+        # custom reward functions given from Python (beside cfg.reward.functions)
+        self.reward_fns = list(reward_fns)
 
     def run(self) -> TrainResult:
         """Train (see :meth:`_run`); while it runs, library logs go to the run directory's
@@ -351,7 +388,7 @@ class Trainer:
         from brorl.train.data import PromptSampler, load_sources
         from brorl.train.engines import make_generator
         from brorl.train.learner import DeepSpeedLearner, init_distributed
-        from brorl.train.rewards import RewardRouter
+        from brorl.train.rewards import make_reward_fn
 
         # On a Ray cluster this process only drives: the learner's ranks are actors.
         rank, world = (0, 1) if cfg.cluster.enabled else init_distributed(cfg.deepspeed.backend)
@@ -389,7 +426,7 @@ class Trainer:
         if cfg.cluster.enabled:
             from brorl.distributed.train import place_parts
 
-            parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir)
+            parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir, reward_fns=self.reward_fns)
             learner, generator, reward_fn = parts.learner, parts.generator, parts.reward_fn
         else:
             learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
@@ -398,8 +435,8 @@ class Trainer:
                 # beside other ranks, vLLM must not see their process group: its own process
                 generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
                                            own_process=world > 1)
-            reward_fn = RewardRouter()
-        logger = _Log(run_dir, cfg.run.tensorboard, rank)
+            reward_fn = make_reward_fn(cfg.reward, self.reward_fns)
+        logger = _Log(run_dir, cfg, rank)
         result = TrainResult(run_dir=run_dir, steps_done=0, rank=rank, world_size=world)
         evals: dict[str, float] = {}
         start = 0
@@ -439,6 +476,8 @@ class Trainer:
                 done = step + 1
                 if (cfg.run.save_every and done % cfg.run.save_every == 0) or done == cfg.run.steps:
                     self._save(run_dir, done, learner, sampler, tracker, rank)
+                if cfg.run.save_hf and (done in cfg.run.save_hf_steps or done == cfg.run.steps):
+                    self._save_hf(run_dir, done, learner, model_path, rank, world)
                 if cfg.run.eval_every and done % cfg.run.eval_every == 0 and generator is not None and done < cfg.run.steps:
                     evals[f"pass1_step{done}"] = evaluate_pass1(generator, reward_fn, eval_prompts, eval_samples, spec, _seed(cfg.run.seed, 99991))
                 if cfg.run.plots and rank == 0:
@@ -577,6 +616,16 @@ class Trainer:
             for p in old[: -self.cfg.run.keep_checkpoints]:
                 shutil.rmtree(p, ignore_errors=True)
 
+    def _save_hf(self, run_dir: Path, step: int, learner: Any, model_path: Path, rank: int, world: int) -> None:
+        """A Hugging Face model directory of the current weights (every rank takes part: under
+        ZeRO-3 gathering them is a collective; rank 0 writes)."""
+        from brorl.train.export import hf_dir, save_hf_model
+
+        weights = learner.named_weights()
+        if rank == 0:
+            out = save_hf_model(weights, model_path, hf_dir(run_dir, step))
+            self.log(f"[brorl] Hugging Face model of step {step}: {out}")
+
     def _load(self, path: Path, learner: Any, sampler: Any, tracker: Any) -> int:
         import ast
 
@@ -595,11 +644,15 @@ class Trainer:
         return int(state["step"])
 
 
-def train(config: TrainConfig | dict | str | Path | None = None, overrides: list[str] | None = None) -> TrainResult:
+def train(config: TrainConfig | dict | str | Path | None = None, overrides: list[str] | None = None,
+          reward_fn: Callable | Sequence[Callable] | None = None) -> TrainResult:
     """Run ``brorl train`` from Python.
 
     ``config``: a TrainConfig, a nested dict (merged over the built-in default), a YAML path,
-    or None for the built-in default; ``overrides``: ``key=value`` strings.
+    or None for the built-in default; ``overrides``: ``key=value`` strings; ``reward_fn``: one
+    custom reward function or a list, ``fn(prompts, responses, metadata) -> one float per
+    response``, combined with the built-in rewards as ``reward.combine``/``reward.domains`` say
+    (see :mod:`brorl.train.rewards`).
     """
     from brorl.train.config import apply_overrides, from_dict, load_config, preset
 
@@ -614,4 +667,15 @@ def train(config: TrainConfig | dict | str | Path | None = None, overrides: list
     else:
         cfg = load_config(config, overrides)
     validate(cfg)
-    return Trainer(cfg).run()
+    if reward_fn is None:
+        fns: list[Callable] = []
+    elif callable(reward_fn):
+        fns = [reward_fn]
+    else:
+        fns = list(reward_fn)
+    from brorl.errors import BrorlTypeError
+
+    for i, fn in enumerate(fns):
+        if not callable(fn):
+            raise BrorlTypeError(f"reward_fn[{i}] = {fn!r}: expected a function fn(prompts, responses, metadata)")
+    return Trainer(cfg, reward_fns=fns).run()
