@@ -109,6 +109,7 @@ def test_chunked_logprobs_update_matches_full_logits(world_1, world_1_full_logit
     # world_1 runs with the default chunked log-probs
     plain = world_1_full_logits
     for k in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "logp_mismatch"):
-        assert world_1["metrics"][k] == pytest.approx(plain["metrics"][k], rel=1e-5, abs=1e-6), k
+        # the second mini-batch starts from weights one update apart by float order: 1e-4 as across ranks
+        assert world_1["metrics"][k] == pytest.approx(plain["metrics"][k], rel=1e-4, abs=1e-6), k
     for name, w in plain["weights"].items():
         np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=3e-4)
