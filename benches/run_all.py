@@ -375,13 +375,19 @@ def _between(text: str, tag: str) -> str | None:
     return m.group(1) if m else None
 
 
-def render(cpu: str | None, gpu: str | None, gpu_device: str | None) -> str:
+def _after_report(text: str) -> str:
+    """What follows the generated sections (hand-written measurement sections): kept as is."""
+    _, sep, tail = text.partition("<!-- gpu:end -->\n")
+    return tail if sep else ""
+
+
+def render(cpu: str | None, gpu: str | None, gpu_device: str | None, tail: str = "") -> str:
     cpu = cpu or "Not measured yet.\n"
     gpu_title = f"## GPU: {gpu_device}" if gpu_device else "## GPU"
     return "\n".join(
         [HEADER, "## CPU", "", "<!-- cpu:begin -->", cpu.rstrip() + "\n<!-- cpu:end -->", "",
          gpu_title, "", "<!-- gpu:begin -->", (gpu or GPU_EMPTY).rstrip() + "\n<!-- gpu:end -->", ""]
-    )
+    ) + tail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,10 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     old = out.read_text() if out.is_file() else ""
     old_gpu_title = re.search(r"^## GPU: (.+)$", old, re.MULTILINE)
+    tail = _after_report(old)
     if device:
-        text = render(_between(old, "cpu"), body, device)
+        text = render(_between(old, "cpu"), body, device, tail)
     else:
-        text = render(body, _between(old, "gpu"), old_gpu_title.group(1) if old_gpu_title else None)
+        text = render(body, _between(old, "gpu"), old_gpu_title.group(1) if old_gpu_title else None, tail)
     out.write_text(text)
     print(f"[run_all] wrote {out} in {total / 60:.1f} min", file=sys.stderr)
     return 0
