@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import socket
 import sys
 import time
@@ -276,6 +277,8 @@ NEEDS_NAMESPACES = {"read_checkout", "read_outside_answers", "connect_host_unix_
                     "call_reader_of_leftovers", "abstract_socket_client", "kill_test_process", "read_test_memory",
                     "write_anywhere"}
 NEEDS_CGROUP = {"forked_children_memory", "memfd_hoard"}
+# Honest programs that import the environment's packages (numpy)
+NEEDS_SITE_PACKAGES = {"he_numpy", "he_numpy_scalar", "call_numpy_scalar", "call_numpy_float", "stdio_numpy"}
 
 # Writers of state and the readers that look for it next, on the same worker.
 SEQUENCES = [
@@ -483,7 +486,11 @@ def run_corpus(isolation: str, tmpdir: str, workers: int = 2) -> dict:
     namespaces = mode_probe.sandbox.startswith("namespaces")
     cgroup = "cgroup" in mode_probe.sandbox
     skipped = sorted((set() if namespaces else NEEDS_NAMESPACES) | (set() if cgroup else NEEDS_CGROUP))
-    honest_items = honest()
+    # A sample's /tmp and /dev/shm are private tmpfs mounts: an environment installed under them
+    # (a checkout in a temporary directory) has site-packages the samples cannot see.
+    site_hidden = namespaces and any(d.startswith(("/tmp/", "/dev/shm/")) for d in site.getsitepackages())
+    skipped_honest = sorted(NEEDS_SITE_PACKAGES) if site_hidden else []
+    honest_items = {k: v for k, v in honest().items() if k not in skipped_honest}
     # The sample whose output the class-3 attacks try to steal.
     leaker = {
         "stdio": stdio(f"print({token!r})\n", tests=[{"input": "", "output": token}]),
@@ -521,7 +528,8 @@ def run_corpus(isolation: str, tmpdir: str, workers: int = 2) -> dict:
     seq_names = [n for seq in SEQUENCES for n in seq if n not in skipped]
     seq_results = brorl.verify_code_batch([attacks[n][1] for n in seq_names], workers=1, isolation=isolation)
     batch_s = time.monotonic() - started
-    report = {"isolation": isolation, "sandbox": mode_probe.sandbox, "skipped": skipped, "batch_s": batch_s,
+    report = {"isolation": isolation, "sandbox": mode_probe.sandbox, "skipped": skipped,
+              "skipped_honest": skipped_honest, "batch_s": batch_s,
               "attacks": {}, "honest": {}, "guards_failed": [], "leakers_failed": []}
     for (role, name, _), r in list(zip(plan, results)) + [(("attack", n, None), r) for n, r in zip(seq_names, seq_results)]:
         if role == "attack":

@@ -279,6 +279,8 @@ def test_corpus_attack_scores_zero(corpus, name):
 
 @pytest.mark.parametrize("name", sorted(code_corpus.honest()))
 def test_corpus_honest_program_scores_one(corpus, name):
+    if name in corpus.get("skipped_honest", ()):
+        pytest.skip("the environment lives under /tmp or /dev/shm, which samples get fresh (README: Code verifier)")
     got = corpus["honest"][name]
     assert got["reward"] == 1.0, got
 

@@ -53,7 +53,7 @@ if __name__ == "__main__":
         "data": {"sources": [{"kind": "hf", "path": data, "domain": "custom",
                               "columns": {"prompt": "question"}}], "eval_size": 0},
         "generation": {"max_tokens": 8, "kv_cache_gib": 0.5, "max_num_seqs": 64, "stop": []},
-        "algorithm": {"n": 8, "prompts_per_step": 2, "oversample": 1.0, "max_gen_rounds": 2},
+        "algorithm": {"n": 8, "prompts_per_step": 2, "mini_batches": 2, "oversample": 1.0, "max_gen_rounds": 2},
         "optim": {"lr": 1e-2},
         "deepspeed": {"micro_batch_tokens": 1024},
         "reward": {"functions": ["eco_rewards:digits"], "weights": [2.0]},

@@ -213,7 +213,7 @@ def test_custom_rewards_run_in_the_ray_reward_pool(user_module, tmp_path):
         assert pids and os.getpid() not in pids
         # a broken function fails the step with its typed error, not a retry loop
         bad = RewardPool(ccfg, functools.partial(make_reward_fn, C.RewardConfig(functions=["my_rewards:short"])))
-        with pytest.raises(InvalidArgumentError, match="'my_rewards:short' returned 0 values for 1 responses"):
+        with pytest.raises(InvalidArgumentError, match=r"'my_rewards:short' returned \d+ values for \d+ responses"):
             bad(ro, prompts)
     finally:
         ray.shutdown()

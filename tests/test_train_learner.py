@@ -112,4 +112,5 @@ def test_chunked_logprobs_update_matches_full_logits(world_1, world_1_full_logit
         # the second mini-batch starts from weights one update apart by float order: 1e-4 as across ranks
         assert world_1["metrics"][k] == pytest.approx(plain["metrics"][k], rel=1e-4, abs=1e-6), k
     for name, w in plain["weights"].items():
-        np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=3e-4)
+        # Adam amplifies summation-order noise in near-zero gradients (see above): 1e-3
+        np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=1e-3)
