@@ -109,7 +109,7 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
                                 "def double(x):\n    return 1\n"), "wrong_answer")
     c["kill_test_process"] = (1, he("import os, signal\ndef double(x):\n    for p in range(1, 200):\n"
                                     "        try:\n            os.kill(p, signal.SIGKILL)\n        except OSError:\n"
-                                    "            pass\n    return 0\n"), "runtime_error")
+                                    "            pass\n    return 0\n"), "runtime_error|wrong_answer")
     c["read_test_memory"] = (1, he(gated(
         "import os\nseen = ''\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n"
         "        for f in ('mem', 'environ', 'cmdline'):\n            try:\n"

@@ -274,7 +274,8 @@ def test_corpus_attack_scores_zero(corpus, name):
     if name in corpus["skipped"]:
         pytest.skip(f"not claimed in this sandbox ({corpus['sandbox']})")
     got = corpus["attacks"][name]
-    assert (got["status"], got["reward"]) == (got["expected"], 0.0), got
+    # "a|b": either status (whether a kill reaches its target first depends on scheduling)
+    assert got["status"] in got["expected"].split("|") and got["reward"] == 0.0, got
 
 
 @pytest.mark.parametrize("name", sorted(code_corpus.honest()))
@@ -303,7 +304,7 @@ def test_memory_limit_kind_is_reported():
 @pytest.mark.slow
 def test_corpus_as_nobody(request):
     r = _as_nobody_script("code_corpus.py", "auto", request)
-    bad = {k: v for k, v in r["attacks"].items() if (v["status"], v["reward"]) != (v["expected"], 0.0)}
+    bad = {k: v for k, v in r["attacks"].items() if v["status"] not in v["expected"].split("|") or v["reward"] != 0.0}
     assert bad == {}
     assert [k for k, v in r["honest"].items() if v["reward"] != 1.0] == []
     assert r["guards_failed"] == [] and r["leftover_processes"] == [] and r["still_serving"] == ["passed"]

@@ -226,7 +226,12 @@ def test_brorl_train_checkpoint_is_exported_and_evaluated(bigram_model, math_fil
     from brorl.eval import evaluate
 
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", _WRITE_RUN, str(bigram_model), str(run)], capture_output=True, text=True, timeout=240)
+    import os
+
+    # an in-process learner earlier in the session may hold the port its variables name
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run([sys.executable, "-c", _WRITE_RUN, str(bigram_model), str(run)], capture_output=True, text=True,
+                          timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = evaluate(str(run), [math_file], samples=2, max_tokens=8, engine="hf")
     step = run / "checkpoints" / "step_000003"
