@@ -19,6 +19,8 @@ import socket
 import sys
 import time
 
+from code_attacks import leftovers  # the same process-tree check as the older attack suite
+
 # --- shared tasks ---------------------------------------------------------------------------
 
 HE_TESTS = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(5) == 10\n"
@@ -410,38 +412,6 @@ def honest() -> dict[str, dict]:
 
 
 # --- the runner ---------------------------------------------------------------------------
-
-
-def _process_table() -> dict[int, tuple[int, bool]]:
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                worker = b"brorl code worker" in f.read()
-        except OSError:
-            continue
-        table[int(name)] = (int(stat[stat.rfind(b")") + 2:].split()[1]), worker)
-    return table
-
-
-def leftovers() -> list[int]:
-    """Processes below one of this process's idle workers (there must be none between runs)."""
-    me, table = os.getpid(), _process_table()
-    workers = {pid for pid, (ppid, w) in table.items() if w and ppid == me}
-    bad = []
-    for pid, (ppid, _) in table.items():
-        seen = 0
-        while pid not in workers and ppid > 1 and seen < 64:
-            if ppid in workers:
-                bad.append(pid)
-                break
-            ppid = table.get(ppid, (0, False))[0]
-            seen += 1
-    return bad
 
 
 def _sysv() -> list[str]:
