@@ -19,6 +19,8 @@ domains in ``reward.domains``.
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 import importlib.util
 import sys
@@ -106,6 +108,7 @@ class RewardRouter:
         return np.asarray([r.reward for r in results], dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=256)  # one prompt serves all N responses of its group
 def _compiles(source: str) -> bool:
     try:
         compile(source, "<prompt>", "exec")
