@@ -20,7 +20,6 @@ domains in ``reward.domains``.
 from __future__ import annotations
 
 import functools
-
 import importlib
 import importlib.util
 import sys
