@@ -56,6 +56,8 @@ class SweepConfig:
     eval_samples: int = _f(32, "Samples per held-out prompt; pass@k is reported for k = 1, 2, 4, ... up to this.")
     probe_prompts: int = _f(32, "Fixed training prompts whose per-prompt pass rates are tracked (the probe set).")
     probe_samples: int = _f(32, "Samples per probe prompt.")
+    wide_prompts: int = _f(16, "Wide pass@k: the first this many held-out prompts, measured at the start (once per sweep) and at every run's end.")
+    wide_samples: int = _f(1024, "Wide pass@k: samples per prompt (pass@k for k = 1, 2, 4, ... up to this); 0 turns the wide measurement off.")
     table1_small_n: int = _f(16, "Table-1 comparison: the small-N arm (ProRL's N).")
     table1_large_n: int | None = _f(None, "Table-1 comparison: the large-N arm (default: the largest N).")
     output_dir: str = _f("runs/n_sweep", "Report directory; runs go to <output_dir>/runs/n<N>_seed<s>.")
@@ -89,6 +91,14 @@ def validate_sweep(c: SweepConfig) -> SweepConfig:
     for name in ("steps", "eval_every", "eval_prompts", "eval_samples", "probe_prompts", "probe_samples"):
         v = getattr(c, name)
         _check(_is_int(v) and v >= 1, name, v, "must be an integer >= 1")
+    for name in ("wide_prompts", "wide_samples"):
+        v = getattr(c, name)
+        _check(_is_int(v) and v >= 0, name, v, "must be an integer >= 0 (wide_samples 0: no wide measurement)")
+    _check(c.wide_samples == 0 or c.wide_samples >= 2, "wide_samples", c.wide_samples, "must be 0 (off) or >= 2")
+    _check(c.wide_samples == 0 or c.wide_prompts <= c.eval_prompts, "wide_prompts", c.wide_prompts,
+           f"must be <= eval_prompts={c.eval_prompts} (the wide set is the first held-out prompts)")
+    _check(c.wide_samples == 0 or c.wide_prompts >= 1, "wide_prompts", c.wide_prompts,
+           "must be >= 1 when wide_samples > 0")
     large = c.table1_large_n if c.table1_large_n is not None else max(c.ns)
     _check(c.table1_small_n in c.ns, "table1_small_n", c.table1_small_n, f"must be one of ns={c.ns}")
     _check(large in c.ns, "table1_large_n", c.table1_large_n, f"must be one of ns={c.ns}")
