@@ -55,6 +55,10 @@ def test_runs_have_equal_budget_and_the_square_root_lr(tmp_path):
     ("sweep.steps=0", "sweep.steps"),
     ("sweep.eval_samples=0", "sweep.eval_samples"),
     ("sweep.table1_small_n=8", "sweep.table1_small_n"),
+    ("sweep.wide_samples=1", "sweep.wide_samples"),
+    ("sweep.wide_samples=-2", "sweep.wide_samples"),
+    ("sweep.wide_prompts=65", "sweep.wide_prompts"),
+    ("sweep.wide_prompts=0", "sweep.wide_prompts"),
     ("sweep.bogus=1", "bogus"),
     ("train.algorithm.n=0", "algorithm.n"),
     ("algorithm.n=4", "sweep."),
@@ -135,6 +139,35 @@ def test_table1_reads_both_arms_at_the_shorter_wall_time():
     assert t["diff_mean"] == pytest.approx(0.0)
 
 
+def _wide(correct, samples, uids=None):
+    from brorl.sweep.runner import pass_at_ks
+
+    c = np.asarray(correct)
+    return {"step": 2, "samples": samples, "correct": c.tolist(), "uids": uids or list(range(len(c))),
+            "pass_at_k": pass_at_ks(c, samples), "seconds": 1.0}
+
+
+def test_wide_table_pools_seeds_per_n_against_the_one_start():
+    from brorl.sweep.report import wide_markdown, wide_table
+
+    start = _wide([0, 1], 8)
+    recs = [{**_record(16, s, [_eval(0, 0, 0.0, 0.2, [1])]), "wide_end": _wide(c, 8)}
+            for s, c in ((0, [0, 2]), (1, [2, 4]))]
+    # a run measured on other prompts is not pooled with the rest
+    recs.append({**_record(64, 0, [_eval(0, 0, 0.0, 0.2, [1])]), "wide_end": _wide([8, 8], 8, uids=[5, 6])})
+    w = wide_table(recs, start)
+    assert w["ks"] == [1, 2, 4, 8] and w["prompts"] == 2 and list(w["end"]) == [16]
+    # pass@1 per seed: (0 + 2/8) / 2 = 0.125 and (2/8 + 4/8) / 2 = 0.375
+    m, sd = w["end"][16]["1"]
+    assert m == pytest.approx(0.25) and sd == pytest.approx(np.std([0.125, 0.375], ddof=1))
+    # pass@8 of 8 samples: a prompt counts once any sample is right
+    assert w["end"][16]["8"][0] == pytest.approx(0.75) and w["start"]["8"] == pytest.approx(0.5)
+    assert w["start"]["2"] == pytest.approx((0 + (1 - comb(7, 2) / comb(8, 2))) / 2)
+    md = wide_markdown(w)
+    assert "| start (common) |" in md and "| N=16 end | 2 |" in md and "N=64" not in md
+    assert wide_table([_record(16, 0, [_eval(0, 0, 0.0, 0.2, [1])])], None) == {}
+
+
 def test_distribution_bins_cover_every_prompt_once():
     from brorl.sweep.taskchoice import distribution
 
@@ -157,6 +190,7 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
     cfgp = write_yaml(tmp_path / "s.yaml", {
         "sweep": {"ns": [8, 32], "samples_per_step": 128, "seeds": [0], "steps": 2, "eval_every": 1,
                   "eval_prompts": 8, "eval_samples": 4, "probe_prompts": 6, "probe_samples": 4,
+                  "wide_prompts": 3, "wide_samples": 64,
                   "table1_small_n": 8, "table1_large_n": 32, "output_dir": str(out)},
         "train": {"preset": "default",
                   "data": {"sources": [{"kind": "reasoning_gym", "task": "chain_sum", "size": 200, "seed": 3,
@@ -171,7 +205,8 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
     assert rep["runs_finished"] == 2 and rep["missing"] == []
     for name in ("runs.csv", "summary.csv", "summary.md", "table1.md", "evals.csv", "probe.csv",
                  "task_distribution.md", "heldout_pass1.png", "heldout_passk.png", "samples.png", "shrinkage.png",
-                 "probe_pass_rates.png", "task_distribution.png"):
+                 "probe_pass_rates.png", "task_distribution.png", "wide_passk.md", "wide_passk.csv",
+                 "wide_passk.png", "wide_start.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert [s["n"] for s in rep["summary"]] == [8, 32]
     for r in rep["runs"]:
@@ -182,6 +217,7 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
         assert 0.0 <= r["discarded_share"] < 1.0 and 0.0 <= r["pass1_end"] <= 1.0
         assert 0.0 <= r["probe_fell_share"] <= 1.0 and math.isfinite(r["unsampled_m2_mean"])
         assert r["train_seconds"] > 0 and r["k_max"] == 4
+        assert r["wide_k_max"] == 64 and 0.0 <= r["wide_pass1_end"] <= r["wide_passk_end"] <= 1.0
     rec = json.loads((out / "runs" / "n8_seed0" / "sweep_run.json").read_text())
     assert [e["step"] for e in rec["evals"]] == [0, 1, 2]
     assert list(rec["evals"][-1]["heldout_pass_at_k"]) == ["1", "2", "4"]
@@ -189,6 +225,18 @@ def test_tiny_sweep_writes_the_whole_report(tmp_path):
     # the same measurement seed before training: both N see the same samples at step 0
     rec32 = json.loads((out / "runs" / "n32_seed0" / "sweep_run.json").read_text())
     assert rec32["evals"][0]["heldout_correct"] == rec["evals"][0]["heldout_correct"]
+    # the wide measurement: the starting model once (in the first run), every run at its end,
+    # 3 held-out prompts (the first of the held-out set) x 64 samples, pass@k for k up to 64
+    assert rec["wide_start"] is not None and rec32["wide_start"] is None
+    assert json.loads((out / "wide_start.json").read_text())["measured_in"] == "n8_seed0"
+    for r in (rec, rec32):
+        w = r["wide_end"]
+        assert w["step"] == 2 and w["samples"] == 64 and w["uids"] == rec["evals"][0]["heldout_uids"][:3]
+        assert list(w["pass_at_k"]) == ["1", "2", "4", "8", "16", "32", "64"]
+        assert all(0 <= c <= 64 for c in w["correct"]) and len(w["correct"]) == 3
+        pk = [w["pass_at_k"][k] for k in w["pass_at_k"]]
+        assert pk == sorted(pk)  # pass@k never falls with k
+    assert rep["wide_passk"]["ks"][-1] == 64 and sorted(rep["wide_passk"]["end"]) == ["32", "8"]
     # held-out prompts are never training prompts
     assert not set(rec["evals"][0]["heldout_uids"]) & set(rec["evals"][0]["probe_uids"])
     with (out / "evals.csv").open() as fh:

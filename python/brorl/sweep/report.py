@@ -6,7 +6,10 @@ Files: ``report.json`` (everything below), ``runs.csv`` (one row per run), ``sum
 small N x more prompts at equal wall time), ``evals.csv`` (every measurement), ``probe.csv``
 (per-prompt pass rates of the probe set), ``task_distribution.md`` and the plots
 (``heldout_pass1.png``, ``heldout_passk.png``, ``samples.png``, ``shrinkage.png``,
-``probe_pass_rates.png``, ``task_distribution.png``).
+``probe_pass_rates.png``, ``task_distribution.png``); with the wide measurement also
+``wide_passk.csv``, ``wide_passk.md`` and ``wide_passk.png`` (pass@k for k up to
+``wide_samples`` on the first ``wide_prompts`` held-out prompts: the starting model and every
+N at the end).
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from typing import Any
 import numpy as np
 
 from brorl.sweep.config import SweepConfig
-from brorl.sweep.runner import DONE_FILE, step_samples
+from brorl.sweep.runner import DONE_FILE, WIDE_START_FILE, step_samples
 from brorl.sweep.taskchoice import BINS, distribution
 
-__all__ = ["write_report", "run_summary", "summarize", "table1", "RUN_FIELDS", "SUMMARY_FIELDS"]
+__all__ = ["write_report", "run_summary", "summarize", "table1", "wide_table", "RUN_FIELDS", "SUMMARY_FIELDS"]
 
 # one row of runs.csv; SUMMARY_FIELDS get a mean and a spread per N
 RUN_FIELDS = (
     "n", "seed", "prompts_per_step", "lr", "steps", "samples_generated", "train_seconds", "wall_seconds",
     "pass1_start", "pass1_end", "pass1_end_se", "pass1_gain", "passk_start", "passk_end", "passk_gain", "k_max", "probe_pass_start",
     "probe_pass_end", "rollouts_trained", "discarded_share", "zero_signal_share", "refill_rounds_mean", "shrink_revisit_fell", "shrink_revisit_lost",
-    "revisits", "probe_fell_share", "probe_lost_share", "unsampled_m2_mean",
+    "revisits", "probe_fell_share", "probe_lost_share", "unsampled_m2_mean", "wide_k_max", "wide_pass1_end",
+    "wide_passk_end",
 )
 SUMMARY_FIELDS = (
     "pass1_end", "pass1_gain", "passk_end", "passk_gain", "probe_pass_end", "samples_generated", "rollouts_trained",
     "train_seconds", "wall_seconds", "discarded_share", "zero_signal_share", "shrink_revisit_fell", "shrink_revisit_lost", "probe_fell_share",
-    "probe_lost_share", "unsampled_m2_mean",
+    "probe_lost_share", "unsampled_m2_mean", "wide_pass1_end", "wide_passk_end",
 )
 
 
@@ -81,6 +85,8 @@ def run_summary(rec: dict, metrics: list[dict]) -> dict[str, float]:
     m2 = [_num(m.get("theory/unsampled_m2")) for m in metrics]
     m2 = [v for v in m2 if math.isfinite(v)]
     kmax = str(rec["eval_samples"])
+    wide = rec.get("wide_end") or {}
+    wk = str(wide.get("samples", ""))
     return {
         "n": rec["n"], "seed": rec["seed"], "prompts_per_step": rec["prompts_per_step"], "lr": rec["lr"],
         "steps": rec["steps"], "samples_generated": float(rec["samples_generated"]),
@@ -103,6 +109,10 @@ def run_summary(rec: dict, metrics: list[dict]) -> dict[str, float]:
         "probe_fell_share": float((p1 < p0).mean()),
         "probe_lost_share": float((p1[solved0] == 0).mean()) if solved0.any() else float("nan"),
         "unsampled_m2_mean": float(np.mean(m2)) if m2 else float("nan"),
+        # the wide measurement at the end (nan without one)
+        "wide_k_max": int(wk) if wk else 0,
+        "wide_pass1_end": float(wide["pass_at_k"]["1"]) if wide else float("nan"),
+        "wide_passk_end": float(wide["pass_at_k"][wk]) if wide else float("nan"),
     }
 
 
@@ -154,18 +164,49 @@ def table1(records: list[dict], small_n: int, large_n: int) -> dict[str, Any]:
     return {"small_n": small_n, "large_n": large_n, "rows": rows, "diff_mean": mean, "diff_sd": sd}
 
 
+def wide_table(records: list[dict], start: dict | None) -> dict[str, Any]:
+    """Pass@k on the wide set for k = 1, 2, 4, ... up to its samples per prompt: the starting
+    model (one measurement) and, per N, mean and sample sd over seeds at the end. Only runs
+    whose wide measurement used the same prompts and samples as the start's are pooled."""
+    ends = [r for r in records if r.get("wide_end")]
+    ref = start or (ends[0]["wide_end"] if ends else None)
+    if ref is None:
+        return {}
+    ks = list(ref["pass_at_k"])
+    same = [r for r in ends if r["wide_end"]["samples"] == ref["samples"] and r["wide_end"]["uids"] == ref["uids"]]
+    per_n = {}
+    for n in sorted({r["n"] for r in same}):
+        rs = [r["wide_end"]["pass_at_k"] for r in same if r["n"] == n]
+        per_n[n] = {"seeds": len(rs), **{k: _mean_sd([float(x[k]) for x in rs]) for k in ks}}
+    return {"ks": [int(k) for k in ks], "samples": ref["samples"], "prompts": len(ref["uids"]),
+            "start": {k: float(v) for k, v in start["pass_at_k"].items()} if start else None, "end": per_n}
+
+
+def wide_markdown(w: dict) -> str:
+    ks = [str(k) for k in w["ks"]]
+    lines = [f"pass@k on {w['prompts']} held-out prompts x {w['samples']} samples each (unbiased estimator); "
+             "end: mean ± sd over seeds\n",
+             "| model | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " |", "|" + "---|" * (len(ks) + 2)]
+    if w.get("start"):
+        lines.append("| start (common) | - | " + " | ".join(f"{w['start'][k]:.3f}" for k in ks) + " |")
+    for n, row in w["end"].items():
+        lines.append(f"| N={n} end | {row['seeds']} | " + " | ".join(_fmt(*row[k]) for k in ks) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(m: float, s: float, digits: int = 3) -> str:
     if not math.isfinite(m):
         return "n/a"
     return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if math.isfinite(s) else "")
 
 
-def summary_markdown(summ: list[dict], kmax: int) -> str:
+def summary_markdown(summ: list[dict], kmax: int, wide_k: int = 0) -> str:
+    wide = wide_k > 0 and any(math.isfinite(s["wide_passk_end_mean"]) for s in summ)
     lines = [
         f"| N | prompts/step | seeds | held-out pass@1 end | gain vs start | pass@{kmax} end | gain vs start | "
         "samples generated | rollouts trained | train wall s | discarded share | zero-signal groups | probe fell | probe solved->lost | revisit fell | "
-        "revisit lost | unsampled m2 |",
-        "|" + "---|" * 17,
+        "revisit lost | unsampled m2 |" + (f" wide pass@1 end | wide pass@{wide_k} end |" if wide else ""),
+        "|" + "---|" * (19 if wide else 17),
     ]
     for s in summ:
         lines.append(
@@ -180,7 +221,9 @@ def summary_markdown(summ: list[dict], kmax: int) -> str:
             f"{_fmt(s['probe_lost_share_mean'], s['probe_lost_share_sd'], 2)} | "
             f"{_fmt(s['shrink_revisit_fell_mean'], s['shrink_revisit_fell_sd'], 2)} | "
             f"{_fmt(s['shrink_revisit_lost_mean'], s['shrink_revisit_lost_sd'], 2)} | "
-            f"{s['unsampled_m2_mean_mean']:.2e} |")
+            f"{s['unsampled_m2_mean_mean']:.2e} |"
+            + (f" {_fmt(s['wide_pass1_end_mean'], s['wide_pass1_end_sd'])} | "
+               f"{_fmt(s['wide_passk_end_mean'], s['wide_passk_end_sd'])} |" if wide else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -225,7 +268,7 @@ def _start_distribution(records: list[dict]) -> dict[str, Any]:
     return {"probe": distribution(rates), "heldout": distribution(held)}
 
 
-def _plots(out: Path, records: list[dict], summ: list[dict], dist: dict) -> list[str]:
+def _plots(out: Path, records: list[dict], summ: list[dict], dist: dict, wide: dict | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,6 +377,33 @@ def _plots(out: Path, records: list[dict], summ: list[dict], dist: dict) -> list
     plt.close(fig)
     files.append("probe_pass_rates.png")
 
+    if wide:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        ks = wide["ks"]
+        if wide.get("start"):
+            st = np.array([wide["start"][str(k)] for k in ks])
+            ax.plot(ks, st, "k--", marker=".", label="start (common model)")
+        for n, row in wide["end"].items():
+            m = np.array([row[str(k)][0] for k in ks])
+            sd = np.array([row[str(k)][1] for k in ks])
+            sd = np.where(np.isfinite(sd), sd, 0.0)
+            ax.errorbar(ks, m, yerr=sd, marker="o", capsize=3, color=colors.get(n, "gray"), label=f"N={n} end")
+            if wide.get("start"):
+                ax2.errorbar(ks, m - st, yerr=sd, marker="o", capsize=3, color=colors.get(n, "gray"), label=f"N={n}")
+        ax2.axhline(0.0, color="k", lw=1, ls=":")
+        for a, yl in ((ax, "pass@k"), (ax2, "pass@k at end minus start")):
+            a.set_xscale("log", base=2)
+            a.set_xlabel("k")
+            a.set_ylabel(yl)
+            a.grid(alpha=0.3)
+            a.legend(fontsize=8)
+        fig.suptitle(f"pass@k up to k={wide['samples']}: {wide['prompts']} held-out prompts x {wide['samples']} "
+                     "samples (mean ± sd over seeds)", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / "wide_passk.png", dpi=80)
+        plt.close(fig)
+        files.append("wide_passk.png")
+
     fig, ax = plt.subplots(figsize=(7, 3.8))
     labels = [b[0] for b in BINS]
     w = 0.4
@@ -381,7 +451,7 @@ def write_report(out: Path, sw: SweepConfig, train: dict) -> dict[str, Any]:
     _write_csv(out / "runs.csv", rows, RUN_FIELDS)
     sfields = ["n", "prompts_per_step", "lr", "seeds"] + [f + s for f in SUMMARY_FIELDS for s in ("_mean", "_sd")]
     _write_csv(out / "summary.csv", summ, sfields)
-    (out / "summary.md").write_text(summary_markdown(summ, kmax))
+    (out / "summary.md").write_text(summary_markdown(summ, kmax, max((r["wide_k_max"] for r in rows), default=0)))
     (out / "table1.md").write_text(table1_markdown(t1))
     ev_rows, probe_rows = [], []
     for r in records:
@@ -400,6 +470,21 @@ def write_report(out: Path, sw: SweepConfig, train: dict) -> dict[str, Any]:
         "probe (training prompts), before training": {**dist["probe"], "samples": sw.probe_samples},
         "held-out prompts, before training": {**dist["heldout"], "samples": sw.eval_samples},
     }))
-    report["plots"] = _plots(out, records, summ, dist)
+    start_file = out / WIDE_START_FILE
+    wide_start = json.loads(start_file.read_text()) if start_file.is_file() else next(
+        (r["wide_start"] for r in records if r.get("wide_start")), None)
+    wide = wide_table(records, wide_start)
+    report["wide_passk"] = wide
+    if wide:
+        (out / "wide_passk.md").write_text(wide_markdown(wide))
+        wrows = []
+        if wide.get("start"):
+            wrows += [{"model": "start", "n": "", "seed": "", "k": k, "pass_at_k": wide["start"][str(k)]} for k in wide["ks"]]
+        for r in records:
+            if r.get("wide_end") and r["wide_end"]["samples"] == wide["samples"]:
+                wrows += [{"model": "end", "n": r["n"], "seed": r["seed"], "k": int(k), "pass_at_k": v}
+                          for k, v in r["wide_end"]["pass_at_k"].items()]
+        _write_csv(out / "wide_passk.csv", wrows, ["model", "n", "seed", "k", "pass_at_k"])
+    report["plots"] = _plots(out, records, summ, dist, wide)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     return report
