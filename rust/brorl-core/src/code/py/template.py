@@ -220,11 +220,10 @@ def kill_all(pids):
                     except (ProcessLookupError, PermissionError):
                         pass
         try:
-            pid, st, ru = os.wait4(-1, 0)
+            pid, st = os.waitpid(-1, 0)
         except ChildProcessError:
             return [statuses.get(p) for p in pids]
         statuses[pid] = st
-        RU[pid] = ru
 
 
 def children_of(pid):
@@ -269,26 +268,9 @@ def rmtree(path):
 
 
 RECEIVED_TOP = [0]
-RU = {}
 
 
 def run(req, fds):
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    out = run_(req, fds)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    parts = [f"T {r1.ru_minflt - r0.ru_minflt} {1e3*(r1.ru_utime+r1.ru_stime-r0.ru_utime-r0.ru_stime):.2f}"]
-    for p, role in zip(PIDS, [p["role"] for p in req["procs"]]):
-        ru = RU.pop(p, None)
-        if ru: parts.append(f"{role} {ru.ru_minflt} {1e3*(ru.ru_utime+ru.ru_stime):.2f}")
-    RU.clear()
-    os.write(2, (" | ".join(parts) + "\n").encode())
-    return out
-
-
-PIDS = []
-
-
-def run_(req, fds):
     RECEIVED_TOP[0] = max(fds, default=0)
     procs = req["procs"]
     pids, counter = [], req.get("n", 0)
@@ -319,7 +301,6 @@ def run_(req, fds):
             if pid == 0:
                 become_sample(role, mine, req, setup)
             pids.append(pid)
-            PIDS[:] = pids
     finally:
         for fd in fds:  # our copies: the socket between the two processes must see EOF
             os.close(fd)
