@@ -5,7 +5,9 @@
 //! reaches exactly the samples), gets an empty network namespace and its own IPC namespace,
 //! and a root file system of its own: a read-only tmpfs holding only read-only bind mounts of
 //! the interpreter, its standard library, the environment's site-packages and the system's
-//! shared libraries (`/usr`, `/lib*`), a few device nodes, and a fresh `/proc`. Nothing else of
+//! shared libraries (`/usr`, `/lib*`), a few device nodes, a fresh `/proc`, and under `/.brorl`
+//! brorl's own library (`native.so`, the per-sample set-up) and any site-packages directory whose
+//! own path is under `/tmp` or `/dev/shm` (`site/N`; each run replaces those). Nothing else of
 //! the host (checkouts, datasets, home directories, other `/tmp` files, unix path sockets) is
 //! there. Without a user namespace (started by root) the template stays root inside its
 //! namespaces and each sample drops to a uid of its own; with one (not root) the template is

@@ -8,8 +8,11 @@
 //!
 //! Two profiles: the template process of a worker may still `mount`/`umount2` (each run's fresh
 //! `/tmp` and `/dev/shm`) and `unshare` a mount or IPC namespace (each sample gets its own IPC
-//! namespace before it runs anything), and every sample installs the full filter on top before
-//! the first line of untrusted code.
+//! namespace before it runs anything); every sample process then adds, before the first line of
+//! untrusted code, the short filter of what the sample profile denies beyond the template's
+//! (`sample_on_template`), so the two stacked deny exactly what the sample profile does. (Each
+//! installed filter is built and JIT-compiled by the kernel; the full one cost a fork ~0.1 ms.)
+//! Without namespaces the template already runs under the sample profile, which forks inherit.
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 
