@@ -324,6 +324,10 @@ impl Worker {
             argv: vec![
                 python.to_string(),
                 "-I".into(),
+                // No `site`: the base interpreter's .pth files would run (and import) whatever
+                // they hold in every template; the environment's package directories are added
+                // by the template itself, and so are `exit`/`quit`.
+                "-S".into(),
                 "-B".into(),
                 "-X".into(),
                 "utf8".into(),

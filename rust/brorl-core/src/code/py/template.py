@@ -323,6 +323,11 @@ def main():
     CFG = json.loads(sys.argv[1])
     os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
+    import site  # run with -S: only the builtins site would add (exit, quit, help ...)
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     sys.set_int_max_str_digits(0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if CFG["filter"]:
