@@ -409,3 +409,40 @@ def test_candidate_holds_only_its_own_descriptors():
     )
     r = he(prog)
     assert r.statuses == ["passed"], r.stderr
+
+
+def test_packages_under_tmp_import_from_a_neutral_path(tmp_path):
+    # An environment under /tmp (a venv made by a CI job, pytest's tmp_path): each sample gets
+    # a fresh /tmp, so its packages are bound read-only at /.brorl/site/N instead, and nothing
+    # else of that directory (here a file next to site-packages) is visible.
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    (site / "brorl_tiny_pkg").mkdir(parents=True)
+    (site / "brorl_tiny_pkg" / "__init__.py").write_text("FACTOR = 2\n")
+    secret = tmp_path / "venv" / "secret.txt"
+    secret.write_text("host file")
+    prog = (
+        "import os, brorl_tiny_pkg as p\n"
+        "def double(x):\n"
+        f"    seen = os.path.exists({str(secret)!r}) or os.path.exists({str(site)!r})\n"
+        "    try:\n"
+        "        open(os.path.join(os.path.dirname(p.__file__), 'w.txt'), 'w')\n"
+        "        writable = True\n"
+        "    except OSError:\n"
+        "        writable = False\n"
+        "    return [p.FACTOR * x, p.__file__, seen, writable]\n"
+    )
+    tests = "def check(c):\n    assert c(3)[0] == 6 and c(3)[2:] == [False, False], c(3)\n"
+    if os.path.realpath(site).startswith("/tmp/"):
+        tests += "    assert c(3)[1].startswith('/.brorl/site/'), c(3)\n"
+    script = (
+        f"import sys, json\nsys.path.append({str(site)!r})\nimport brorl\n"
+        f"r = brorl.verify_code({prog!r}, {tests!r}, kind='humaneval', entry_point='double')\n"
+        "print(json.dumps([r.statuses, r.sandbox, r.stderr]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    statuses, sandbox, stderr = json.loads(out.stdout.strip().splitlines()[-1])
+    if not sandbox.startswith("namespaces"):
+        pytest.skip(f"no private /tmp without namespaces ({sandbox})")
+    assert statuses == ["passed"], stderr

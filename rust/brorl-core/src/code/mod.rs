@@ -14,6 +14,7 @@
 pub mod cgroup;
 pub mod compare;
 pub mod extract;
+pub mod native;
 pub mod plain;
 pub mod pool;
 mod run;

@@ -35,13 +35,13 @@ fn io_err(e: std::io::Error) -> WorkerError {
 }
 
 impl Proc {
-    fn new(role: &'static str, job: &Value, stdin: &[u8]) -> Result<Proc, WorkerError> {
+    fn new(role: &'static str, job: &[u8], stdin: &[u8]) -> Result<Proc, WorkerError> {
         Ok(Proc {
             role,
             stdin: sealed(c"stdin", stdin).map_err(io_err)?,
             stdout: memfd(c"stdout", false).map_err(io_err)?,
             stderr: memfd(c"stderr", false).map_err(io_err)?,
-            job: sealed(c"job", job.to_string().as_bytes()).map_err(io_err)?,
+            job: sealed(c"job", job).map_err(io_err)?,
             result: memfd(c"result", false).map_err(io_err)?,
             chan: None,
         })
@@ -64,6 +64,19 @@ impl Proc {
     fn excerpt(f: &File) -> String {
         String::from_utf8_lossy(&read_capped(f, EXCERPT).0).into_owned()
     }
+}
+
+/// A sample process's job: per field present, `name size\n` then `size` bytes of UTF-8, read
+/// by `read_job` in `py/harness_common.py` (cheaper to decode in a fresh fork than JSON).
+fn job_bytes(fields: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        if let Some(v) = value {
+            out.extend_from_slice(format!("{name} {}\n", v.len()).as_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    out
 }
 
 /// What the template reported on one run, plus what the memory cgroup saw.
@@ -242,8 +255,15 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
     else {
         unreachable!("humaneval request")
     };
-    let check_job = json!({"tests": source, "entry": entry_point, "prompt": prompt});
-    let cand_job = json!({"program": req.program, "entry": entry_point});
+    let check_job = job_bytes(&[
+        ("tests", Some(source)),
+        ("entry", Some(entry_point)),
+        ("prompt", prompt.as_deref()),
+    ]);
+    let cand_job = job_bytes(&[
+        ("program", Some(&req.program)),
+        ("entry", Some(entry_point)),
+    ]);
     let (a, b) = stream_pair().map_err(io_err)?;
     let mut check = Proc::new("check", &check_job, b"")?;
     let mut cand = Proc::new("cand", &cand_job, b"")?;
@@ -297,12 +317,14 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
     else {
         unreachable!("call request")
     };
-    let job = json!({
-        "program": req.program,
-        "entry": entry_point,
-        "args": cases.iter().map(|c| c.args.clone()).collect::<Vec<_>>(),
-        "timeout_s": req.limits.timeout_s,
-    });
+    let args = json!(cases.iter().map(|c| c.args.clone()).collect::<Vec<_>>()).to_string();
+    let timeout = req.limits.timeout_s.to_string();
+    let job = job_bytes(&[
+        ("program", Some(&req.program)),
+        ("entry", Some(entry_point)),
+        ("args", Some(&args)),
+        ("timeout_s", Some(&timeout)),
+    ]);
     let mut procs = [Proc::new("call", &job, b"")?];
     let ran = run_procs(w, req, &mut procs, req.limits.total_timeout_s)?;
     let p = &procs[0];
@@ -337,7 +359,7 @@ fn stdio(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Verdict, W
     let CodeTests::Stdio { cases, float_tol } = &req.tests else {
         unreachable!("stdio request")
     };
-    let job = json!({"program": req.program});
+    let job = job_bytes(&[("program", Some(&req.program))]);
     let total = Duration::from_secs_f64(req.limits.total_timeout_s);
     let mut v = Verdict {
         statuses: Vec::new(),

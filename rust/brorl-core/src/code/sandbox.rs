@@ -5,7 +5,9 @@
 //! reaches exactly the samples), gets an empty network namespace and its own IPC namespace,
 //! and a root file system of its own: a read-only tmpfs holding only read-only bind mounts of
 //! the interpreter, its standard library, the environment's site-packages and the system's
-//! shared libraries (`/usr`, `/lib*`), a few device nodes, and a fresh `/proc`. Nothing else of
+//! shared libraries (`/usr`, `/lib*`), a few device nodes, a fresh `/proc`, and under `/.brorl`
+//! brorl's own library (`native.so`, the per-sample set-up) and any site-packages directory whose
+//! own path is under `/tmp` or `/dev/shm` (`site/N`; each run replaces those). Nothing else of
 //! the host (checkouts, datasets, home directories, other `/tmp` files, unix path sockets) is
 //! there. Without a user namespace (started by root) the template stays root inside its
 //! namespaces and each sample drops to a uid of its own; with one (not root) the template is
@@ -71,6 +73,10 @@ pub struct EnvelopeSpec {
     /// Directories to bind read-only at the same path in the new root (the interpreter's
     /// prefix, its directory, site-packages).
     pub expose: Vec<PathBuf>,
+    /// Directories or files bound read-only at another path in the new root: `(source,
+    /// target)` (brorl's own library; package directories whose own path a sample's fresh
+    /// `/tmp` or `/dev/shm` would hide).
+    pub bind_at: Vec<(PathBuf, PathBuf)>,
     /// Also deny network sockets in the seccomp filter (when there is no network namespace).
     pub deny_sockets: bool,
     /// RLIMIT_NOFILE of the worker.
@@ -167,13 +173,17 @@ fn pstr(p: &Path) -> CString {
 
 /// What the new root holds: `(path, kind)` in the order they must be created.
 enum Entry {
-    Dir(PathBuf),
-    File(PathBuf),
+    /// A directory or file bound read-only from `src` at `dst` (the same path unless the spec
+    /// asks for another).
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+    },
     Link(PathBuf, PathBuf),
 }
 
 /// The entries of the new root, with redundant ones (inside another bound directory) dropped.
-fn root_entries(expose: &[PathBuf]) -> Vec<Entry> {
+fn root_entries(expose: &[PathBuf], bind_at: &[(PathBuf, PathBuf)]) -> Vec<Entry> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut out = Vec::new();
     for d in SYSTEM_DIRS {
@@ -198,13 +208,28 @@ fn root_entries(expose: &[PathBuf]) -> Vec<Entry> {
     dirs.dedup();
     let snapshot = dirs.clone();
     dirs.retain(|p| !snapshot.iter().any(|q| q != p && p.starts_with(q)));
-    out.extend(dirs.into_iter().map(Entry::Dir));
+    out.extend(dirs.into_iter().map(|p| Entry::Bind {
+        src: p.clone(),
+        dst: p,
+    }));
     for f in SYSTEM_FILES.iter().chain(&DEVICES) {
         let p = Path::new(f);
         if p.exists() {
-            out.push(Entry::File(p.to_path_buf()));
+            out.push(Entry::Bind {
+                src: p.to_path_buf(),
+                dst: p.to_path_buf(),
+            });
         }
     }
+    out.extend(
+        bind_at
+            .iter()
+            .filter(|(src, _)| src.exists())
+            .map(|(src, dst)| Entry::Bind {
+                src: src.clone(),
+                dst: dst.clone(),
+            }),
+    );
     out
 }
 
@@ -214,7 +239,7 @@ const SOURCE_FD: RawFd = 300;
 
 /// The steps that open the bind sources (before the staging tmpfs hides anything), and those
 /// that build the new root.
-fn root_steps(expose: &[PathBuf]) -> (Vec<Step>, Vec<Step>) {
+fn root_steps(expose: &[PathBuf], bind_at: &[(PathBuf, PathBuf)]) -> (Vec<Step>, Vec<Step>) {
     let mut opens = Vec::new();
     let mut steps = Vec::new();
     let step = |name: String, op: Op| Step {
@@ -241,7 +266,7 @@ fn root_steps(expose: &[PathBuf]) -> (Vec<Step>, Vec<Step>) {
         }
     };
     let mut restrict = Vec::new();
-    for e in root_entries(expose) {
+    for e in root_entries(expose, bind_at) {
         match e {
             Entry::Link(p, t) => {
                 if let Some(parent) = p.parent() {
@@ -255,12 +280,15 @@ fn root_steps(expose: &[PathBuf]) -> (Vec<Step>, Vec<Step>) {
                     },
                 ));
             }
-            Entry::Dir(p) | Entry::File(p) => {
-                let is_dir = p.is_dir();
+            Entry::Bind { src, dst: p } => {
+                let is_dir = src.is_dir();
                 let fd = SOURCE_FD + opens.len() as RawFd;
                 opens.push(step(
-                    format!("open {}", p.display()),
-                    Op::OpenPath { path: pstr(&p), fd },
+                    format!("open {}", src.display()),
+                    Op::OpenPath {
+                        path: pstr(&src),
+                        fd,
+                    },
                 ));
                 if is_dir {
                     mkdirs(&p, &mut steps);
@@ -382,7 +410,7 @@ fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
             data: cstr(""),
         },
     ));
-    let (opens, root) = root_steps(&spec.expose);
+    let (opens, root) = root_steps(&spec.expose, &spec.bind_at);
     steps.extend(opens);
     steps.push(step(
         "stage the new root",

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cgroup::Cgroup;
+use super::native;
 use super::sandbox::{self, Envelope, EnvelopeSpec};
 use super::seccomp;
 
@@ -215,6 +216,60 @@ fn basic_workdir(slot: usize, owner: Option<u32>) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Where the sandbox root has brorl's library and the environment's packages.
+struct Layout {
+    /// Bound at their own path.
+    expose: Vec<PathBuf>,
+    /// Bound elsewhere: `(host path, path in the sandbox)`.
+    bind_at: Vec<(PathBuf, PathBuf)>,
+    /// The package directories as samples see them (their `sys.path` additions).
+    site: Vec<PathBuf>,
+    /// brorl's library as the template sees it, if there is one.
+    native: Option<PathBuf>,
+}
+
+/// Where brorl's own files go in a sandbox root: not under any host path a sample could
+/// mistake for the host's, nor under `/tmp` or `/dev/shm`, which each run replaces.
+const BRORL_DIR: &str = "/.brorl";
+
+/// Whether a sample's fresh `/tmp` or `/dev/shm` would hide `p`.
+fn hidden_by_run_tmpfs(p: &std::path::Path) -> bool {
+    p.starts_with("/tmp") || p.starts_with("/dev/shm")
+}
+
+impl Layout {
+    fn new(namespaces: bool, site: &[PathBuf], native: Option<PathBuf>) -> Layout {
+        let mut out = Layout {
+            expose: Vec::new(),
+            bind_at: Vec::new(),
+            site: Vec::new(),
+            native: None,
+        };
+        for (i, dir) in site.iter().enumerate() {
+            if namespaces && hidden_by_run_tmpfs(dir) {
+                // A virtual environment under /tmp: its packages are bound read-only at a
+                // neutral path instead, so samples still import them from their own /tmp.
+                let at = PathBuf::from(format!("{BRORL_DIR}/site/{i}"));
+                out.bind_at.push((dir.clone(), at.clone()));
+                out.site.push(at);
+            } else {
+                out.expose.push(dir.clone());
+                out.site.push(dir.clone());
+            }
+        }
+        if let Some(lib) = native {
+            if namespaces {
+                let at = PathBuf::from(format!("{BRORL_DIR}/native.so"));
+                out.bind_at.push((lib, at.clone()));
+                out.native = Some(at);
+            } else {
+                out.native = Some(lib);
+            }
+        }
+        out
+    }
+}
+
 /// How to start a worker.
 pub struct WorkerSpec<'a> {
     pub python: &'a str,
@@ -242,24 +297,37 @@ impl Worker {
             let owner = root.then(|| sandbox_uid(slot, false));
             Some(basic_workdir(slot, owner).map_err(|e| format!("work directory: {e}"))?)
         };
-        let filter = seccomp::program(!namespaces, seccomp::Profile::Sample)
-            .map(|p| seccomp::to_hex(&p))
-            .unwrap_or_default();
+        // With namespaces the template runs under the template profile and each sample adds
+        // the short rest of the sample profile; without, the template already runs under the
+        // sample profile, which its forks inherit.
+        let filter = if namespaces {
+            seccomp::sample_on_template()
+                .map(|p| seccomp::to_hex(&p))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let layout = Layout::new(namespaces, spec.site, native::library_path());
         let cfg = json!({
             "ns": namespaces,
             "userns": namespaces && !root,
             "uids": uids,
             "filter": filter,
-            "site": spec.site,
+            "site": layout.site,
+            "native": layout.native,
             "workdir": workdir,
             "sys_capset": seccomp::SYS_CAPSET,
         });
         let mut expose = spec.expose.to_vec();
-        expose.extend(spec.site.iter().cloned());
+        expose.extend(layout.expose);
         let env_spec = EnvelopeSpec {
             argv: vec![
                 python.to_string(),
                 "-I".into(),
+                // No `site`: the base interpreter's .pth files would run (and import) whatever
+                // they hold in every template; the environment's package directories are added
+                // by the template itself, and so are `exit`/`quit`.
+                "-S".into(),
                 "-B".into(),
                 "-X".into(),
                 "utf8".into(),
@@ -270,6 +338,7 @@ impl Worker {
             namespaces,
             user_namespace: namespaces && !root,
             expose,
+            bind_at: layout.bind_at,
             deny_sockets: !namespaces,
             nofile: 1024,
         };

@@ -16,8 +16,8 @@ def run_call():
     job = read_job()
     put = make_writer(4)
     enc, plain_error, setitimer = encode, PlainError, signal.setitimer
-    timeout_cls, real, timeout_s = _CallTimeout, signal.ITIMER_REAL, job["timeout_s"]
-    all_args = [json.loads(a) for a in job["args"]]
+    timeout_cls, real, timeout_s = _CallTimeout, signal.ITIMER_REAL, float(job["timeout_s"])
+    all_args = [json.loads(a) for a in json.loads(job["args"])]
     code = compile_program(job["program"], put)
     if code is None:
         return 0

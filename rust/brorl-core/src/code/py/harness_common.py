@@ -5,10 +5,17 @@
 
 
 def read_job():
-    size = os.fstat(3).st_size
-    data = os.pread(3, size, 0)
+    """The job brorl wrote on descriptor 3: per field, `name size\n` then `size` bytes of UTF-8
+    (run.rs `job`); cheaper in a fresh fork than JSON, whose decoder touches many more pages."""
+    data = os.pread(3, os.fstat(3).st_size, 0)
     os.close(3)
-    return json.loads(data)
+    job, i, end = {}, 0, len(data)
+    while i < end:
+        j = data.index(b"\n", i)
+        name, _, size = data[i:j].partition(b" ")
+        i = j + 1 + int(size)
+        job[name.decode()] = data[j + 1:i].decode()
+    return job
 
 
 def make_writer(fd, write=os.write):

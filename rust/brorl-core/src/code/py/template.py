@@ -12,6 +12,7 @@ import sys
 import json
 import select
 import signal
+import _signal  # the C functions behind `signal`, without its enum conversions (cheaper in a fork)
 import resource
 import socket
 import time
@@ -27,6 +28,18 @@ IS_INIT = os.getpid() == 1  # pid 1 of our own pid namespace: kill(-1) reaches o
 LIBC = ctypes.CDLL(None, use_errno=True)
 CFG = {}
 SECCOMP = None
+NATIVE = None  # brorl_sample_setup from brorl's own library (native.rs), when it was found
+
+
+class _Setup(ctypes.Structure):
+    """Mirror of native.rs's SampleSetup (8-byte fields only)."""
+    _fields_ = [("nfds", ctypes.c_int64), ("fds", ctypes.c_int64 * 8), ("top_fd", ctypes.c_int64),
+                ("uid", ctypes.c_int64), ("userns", ctypes.c_int64), ("nondumpable", ctypes.c_int64),
+                ("umask", ctypes.c_int64), ("rlimits", (ctypes.c_int64 * 3) * 6), ("cwd", ctypes.c_char_p),
+                ("oom", ctypes.c_char_p), ("filter", ctypes.c_void_p)]
+
+
+_STEPS = ["", "chdir", "dup", "dup2", "close", "setrlimit", "uid", "capabilities", "seccomp"]
 
 
 class _SockFprog(ctypes.Structure):
@@ -99,7 +112,7 @@ def place_fds(fds):
     os.closerange(len(fds), max(high + list(fds) + [TOP_FD, RECEIVED_TOP[0]]) + 1)
 
 
-def apply_limits(lim, wall_s):
+def rlimits(lim, wall_s):
     cpu = int(wall_s) + 1
     items = [
         (resource.RLIMIT_CORE, (0, 0)),
@@ -110,36 +123,73 @@ def apply_limits(lim, wall_s):
     ]
     if lim.get("as"):  # no memory cgroup: the per-process fallback
         items.append((resource.RLIMIT_AS, (lim["as"], lim["as"])))
-    for res, val in items:
+    return items
+
+
+def sample_cwd(role, req):
+    if role == "check":
+        return "/"
+    return "/tmp" if CFG["ns"] else req["workdir"]
+
+
+def prepare(role, fds, req):
+    """What a sample process of `role` sets up, filled here in the template before the fork, so
+    the fork itself runs one native call (each Python step in a fork costs page copies)."""
+    s = _Setup()
+    s.nfds = len(fds)
+    for i, fd in enumerate(fds):
+        s.fds[i] = fd
+    s.top_fd = max([TOP_FD, RECEIVED_TOP[0]] + list(fds))
+    uid = CFG["uids"].get(role)
+    s.uid = -1 if uid is None else uid
+    s.userns = 1 if uid is None and CFG["userns"] else 0
+    s.nondumpable = 1 if role == "check" else 0  # no /proc/<pid>/mem, fd, environ for anyone else
+    s.umask = 0o077
+    items = rlimits(req["limits"], req["wall"])
+    for i, row in enumerate(s.rlimits):
+        if i < len(items):
+            row[0], (row[1], row[2]) = items[i]
+        else:
+            row[0] = -1  # end of the list
+    s.cwd = sample_cwd(role, req).encode()
+    s.oom = b"500" if role == "check" else b"1000"  # the OOM killer takes samples first
+    s.filter = None if SECCOMP is None else ctypes.addressof(SECCOMP)
+    return s
+
+
+def setup_in_python(role, fds, req):
+    """The same steps as native.rs's brorl_sample_setup, for when brorl's library is not
+    available (Rust's own tests)."""
+    try:  # the OOM killer takes samples first, never the template
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000" if role != "check" else b"500")
+        os.close(fd)
+    except OSError:
+        pass
+    os.chdir(sample_cwd(role, req))
+    place_fds(fds)
+    for res, val in rlimits(req["limits"], req["wall"]):
         resource.setrlimit(res, val)
+    drop_privileges(role)
+    if role == "check":
+        _prctl(4, 0)  # PR_SET_DUMPABLE 0: no /proc/<pid>/mem, fd, environ for anyone else
+    os.umask(0o077)
+    if SECCOMP is not None:
+        _ok(_prctl(22, 2, ctypes.addressof(SECCOMP)), "seccomp")
 
 
-def become_sample(role, fds, req):
-    """Runs in the fresh fork: its own /tmp, descriptors, limits, uid and seccomp filter,
-    then the harness of `role`. Never returns."""
+def become_sample(role, fds, req, setup):
+    """Runs in the fresh fork: its own working directory, descriptors, limits, uid, capabilities
+    and seccomp filter, then the harness of `role`. Never returns."""
     status = 121
     try:
-        try:  # the OOM killer takes samples first, never the template
-            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-            os.write(fd, b"1000" if role != "check" else b"500")
-            os.close(fd)
-        except OSError:
-            pass
-        if role == "check":
-            os.chdir("/")
-        elif CFG["ns"]:
-            os.chdir("/tmp")
+        if setup is not None:
+            rc = NATIVE(ctypes.addressof(setup))
+            if rc:
+                raise OSError(rc & 0xFFFF, f"sample set-up: {_STEPS[rc >> 16]}")
         else:
-            os.chdir(req["workdir"])
-        place_fds(fds)
-        apply_limits(req["limits"], req["wall"])
-        drop_privileges(role)
-        if role == "check":
-            _prctl(4, 0)  # PR_SET_DUMPABLE 0: no /proc/<pid>/mem, fd, environ for anyone else
-        os.umask(0o077)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if SECCOMP is not None:
-            _ok(_prctl(22, 2, ctypes.addressof(SECCOMP)), "seccomp")
+            setup_in_python(role, fds, req)
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         status = HARNESSES[role]()
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -223,7 +273,7 @@ RECEIVED_TOP = [0]
 def run(req, fds):
     RECEIVED_TOP[0] = max(fds, default=0)
     procs = req["procs"]
-    pids, pos, counter = [], 0, req.get("n", 0)
+    pids, counter = [], req.get("n", 0)
     if not CFG["ns"]:
         req["workdir"] = os.path.join(CFG["workdir"], f"s{counter}")
         os.mkdir(req["workdir"], 0o700)
@@ -237,14 +287,19 @@ def run(req, fds):
         _ok(LIBC.unshare(CLONE_NEWIPC), "unshare")
     if tmp:
         fresh_tmp(req["tmpfs_mb"])
+    # Everything the processes need is made before the first fork: after it, each page the
+    # template writes is copied while that process lives.
+    plan, pos = [], 0
+    for p in procs:
+        mine = fds[pos:pos + p["nfds"]]
+        pos += p["nfds"]
+        plan.append((p["role"], mine, prepare(p["role"], mine, req) if NATIVE is not None else None))
     start = time.monotonic()
     try:
-        for p in procs:
-            mine = fds[pos:pos + p["nfds"]]
-            pos += p["nfds"]
+        for role, mine, setup in plan:
             pid = os.fork()
             if pid == 0:
-                become_sample(p["role"], mine, req)
+                become_sample(role, mine, req, setup)
             pids.append(pid)
     finally:
         for fd in fds:  # our copies: the socket between the two processes must see EOF
@@ -264,16 +319,25 @@ def run(req, fds):
 
 
 def main():
-    global CFG, SECCOMP, TOP_FD
+    global CFG, SECCOMP, TOP_FD, NATIVE
     CFG = json.loads(sys.argv[1])
     os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
+    import site  # run with -S: only the builtins site would add (exit, quit, help ...)
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     sys.set_int_max_str_digits(0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if CFG["filter"]:
         buf = ctypes.create_string_buffer(bytes.fromhex(CFG["filter"]))
         SECCOMP = _SockFprog(len(buf.raw) // 8, ctypes.addressof(buf))
         SECCOMP._buf = buf
+    if CFG.get("native"):
+        NATIVE = ctypes.CDLL(CFG["native"]).brorl_sample_setup
+        NATIVE.argtypes = [ctypes.c_void_p]
+        NATIVE.restype = ctypes.c_int
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("-1000")  # the OOM killer of a sample's cgroup never takes the template
