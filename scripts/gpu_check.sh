@@ -69,7 +69,7 @@ export PYTHONPATH=${GPU_CHECK_PYTHONPATH:-}
 if [ "${GPU_CHECK_CPU:-0}" = 1 ]; then
   SHAPE=(--shape tiny --dtype float32 --cpu --n 4 --groups 2 --prompt-len 32 --response-len 64 --micro-batch-tokens 256)
   BACKEND=gloo
-  TRAIN_SIZE=(algorithm.n=16 algorithm.prompts_per_step=2 data.eval_size=8 warmup.steps=20)
+  TRAIN_SIZE=(algorithm.n=16 algorithm.prompts_per_step=2 algorithm.mini_batches=2 data.eval_size=8 warmup.steps=20)
 else
   # 8 prompts x 16 responses of 256-512 tokens after 256 prompt tokens: ~80k tokens per update,
   # in micro-batches of 16k tokens
