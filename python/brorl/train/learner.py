@@ -481,6 +481,8 @@ class DeepSpeedLearner:
             "gradient_accumulation_steps": 1,
             "gradient_clipping": a.grad_clip if a.grad_clip > 0 else 0.0,
             "zero_optimization": {"stage": cfg.deepspeed.zero_stage,
+                                  "reduce_bucket_size": cfg.deepspeed.bucket_elements,
+                                  "allgather_bucket_size": cfg.deepspeed.bucket_elements,
                                   **({"offload_optimizer": {"device": "cpu"}} if cfg.deepspeed.offload_optimizer else {})},
             "bf16": {"enabled": cfg.model.dtype == "bfloat16"},
             "fp16": {"enabled": cfg.model.dtype == "float16"},

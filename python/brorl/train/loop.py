@@ -555,6 +555,11 @@ class Trainer:
             t0 = time.perf_counter()
             adv = step_advantages(batch, a.estimator, a.advantage_whiten)
             row["time/advantages"] = time.perf_counter() - t0
+            if cfg.generation.release_kv_cache and hasattr(generator, "release_kv_cache"):
+                # the engine idles during the update: its KV cache need not be resident
+                t0 = time.perf_counter()
+                row["mem/kv_released_gib"] = generator.release_kv_cache() / 2**30
+                row["time/kv_release"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             lm = learner.train_step(TrainBatch(rollouts=batch, prompt_token_ids=prompt_ids, advantages=adv))
             row["time/train"] = time.perf_counter() - t0
