@@ -70,6 +70,8 @@ def test_overrides_and_yaml_roundtrip(tmp_path):
         ("algorithm.n=1", "algorithm.n = 1"),
         ("generation.temperature=0", "generation.temperature"),
         ("deepspeed.zero_stage=1", "deepspeed.zero_stage"),
+        ("deepspeed.bucket_elements=1000", "deepspeed.bucket_elements = 1000: must be at least"),
+        ("generation.release_kv_cache=maybe", "generation.release_kv_cache: expected true/false"),
         ("algorithm.tis_low=2", "algorithm.tis_low/tis_high"),
         ("algorithm.n=many", "algorithm.n: expected an integer, got 'many'"),
         ("algorithm.nn=4", "algorithm.nn: unknown field"),
