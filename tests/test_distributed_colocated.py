@@ -141,7 +141,7 @@ def test_colocated_engines_sleep_while_ranks_train(tmp_path):
         ]
         assert metrics["loss"] == 0.25
         assert metrics["engine_paused"] == 1.0
-        # a fake engine without vLLM's sleep mode releases nothing, as a CPU engine
+        # a fake engine without vLLM releases nothing
         assert metrics["engine_memory_released"] == 0.0
         assert 0 <= metrics["time/engine_sleep"] < 60 and 0 <= metrics["time/engine_wake"] < 60
         assert metrics["weight_sync_buckets"] == 2  # w (2400 B) alone, then b

@@ -318,7 +318,7 @@ def test_engine_pause_sleeps_before_train_and_wakes_around_the_sync():
     assert log == [("sleep", 2), ("wake", None)] and not pause.asleep
 
 
-def test_engine_pause_reports_cpu_engines_release_nothing():
+def test_engine_pause_reports_engines_that_release_nothing():
     from brorl.distributed.runtime import EnginePause
 
     m = EnginePause(_FakeEngines([], released=False), level=1).sleep()

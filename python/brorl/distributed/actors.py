@@ -203,15 +203,19 @@ class EngineActor:
         sleep mode: it rejects ``enable_sleep_mode`` outside CUDA/ROCm/XPU
         (``Platform.is_sleep_mode_available``), and its CPU worker's ``sleep``/``wake_up`` only
         log "not supported". The same call still pauses the engine's scheduler and drops its
-        prefix cache, but frees nothing, so this returns False. An engine without vLLM (the
-        transformers generator) just stays idle.
+        prefix cache; then the idle KV cache's pages go back to the operating system
+        (``VLLMGenerator.release_kv_cache``), and this returns whether any did. An engine
+        without vLLM (the transformers generator) just stays idle.
         """
         llm = self._vllm()
         if llm is None:
             return False
         _quiet_cpu_sleep_warning()
         llm.sleep(level=level)
-        return self.sleep_mode
+        if self.sleep_mode:
+            return True
+        release = getattr(self.target, "release_kv_cache", None)
+        return bool(release is not None and release() > 0)
 
     def wake_up(self, tags: list[str] | None = None) -> None:
         """Undo :meth:`sleep`: ``["weights"]`` (then load new weights), ``["kv_cache"]`` after,

@@ -42,9 +42,10 @@ class EnginePause:
     weights to CPU memory and frees the KV cache, level 2 frees both (the sync reloads the
     weights). On CPU vLLM has no sleep mode (vLLM refuses ``enable_sleep_mode`` on platforms
     other than CUDA/ROCm/XPU, and its CPU worker's ``sleep`` / ``wake_up`` only log a warning):
-    the engine's scheduler is paused and its prefix cache dropped, and no memory is freed. The
-    step's metrics say which happened: ``engine_paused`` 1, ``engine_memory_released`` 1 on GPU
-    and 0 on CPU, with ``time/engine_sleep`` and ``time/engine_wake`` in seconds.
+    the engine's scheduler is paused, its prefix cache dropped and its KV cache's pages given
+    back to the operating system (the weights stay). The step's metrics say which happened:
+    ``engine_paused`` 1, ``engine_memory_released`` 1 when memory was freed, with
+    ``time/engine_sleep`` and ``time/engine_wake`` in seconds.
 
     ``engines`` is anything with ``sleep_engines(level) -> list[bool]`` (whether each engine
     released device memory) and ``wake_engines(tags)``: an :class:`EnginePool`.

@@ -77,6 +77,20 @@ def malloc_trim() -> None:
         pass
 
 
+def _release_worker_kv_cache(worker: Any) -> int:
+    """In a vLLM worker's own process: release the pages of its KV cache storages (and free
+    heap pages); returns the bytes released."""
+    storages: dict[int, int] = {}
+    for t in getattr(worker.model_runner, "kv_caches", None) or []:
+        for x in t if isinstance(t, (list, tuple)) else [t]:
+            if x.device.type == "cpu":
+                st = x.untyped_storage()
+                storages[st.data_ptr()] = st.nbytes()
+    freed = sum(release_pages(ptr, nbytes) for ptr, nbytes in storages.items())
+    malloc_trim()
+    return freed
+
+
 class VLLMGenerator:
     """In-process vLLM engine (see module docstring).
 
@@ -228,18 +242,8 @@ class VLLMGenerator:
             return 0
         if not self.llm.reset_prefix_cache():
             return 0  # requests in flight: never the case between steps, but then keep the cache
-
-        def storages(worker: Any) -> list[tuple[int, int]]:
-            seen: dict[int, int] = {}
-            for t in getattr(worker.model_runner, "kv_caches", None) or []:
-                for x in t if isinstance(t, (list, tuple)) else [t]:
-                    st = x.untyped_storage()
-                    seen[st.data_ptr()] = st.nbytes()
-            return sorted(seen.items())
-
-        freed = sum(release_pages(ptr, nbytes) for ptr, nbytes in self.llm.collective_rpc(storages)[0])
-        malloc_trim()
-        return freed
+        # run where the cache lives (this process, or each worker process of the executor)
+        return int(sum(self.llm.collective_rpc(_release_worker_kv_cache)))
 
     def engine_weights(self) -> dict[str, Any]:
         """The engine's current parameters by vLLM name (for checking a sync in tests)."""
