@@ -114,3 +114,20 @@ def test_chunked_logprobs_update_matches_full_logits(world_1, world_1_full_logit
     for name, w in plain["weights"].items():
         # Adam amplifies summation-order noise in near-zero gradients (see above): 1e-3
         np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=1e-3)
+
+
+def test_one_rank_builds_no_deepspeed_comm_op(tmp_path):
+    """A single rank never communicates: its start-up must not JIT-build DeepSpeed's CPU
+    shared-memory all-reduce op (1-2 minutes of C++ compilation on a fresh machine)."""
+    code = (
+        "from brorl.train.learner import init_distributed\n"
+        "print(init_distributed('gloo'))\n"
+        "import deepspeed.comm.comm as cc\n"
+        "print('shm', cc.cdb.shm_comm_op)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["TORCH_EXTENSIONS_DIR"] = str(tmp_path / "ext")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(0, 1)" in out.stdout and "shm None" in out.stdout, out.stdout
+    assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())
