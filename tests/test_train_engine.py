@@ -135,3 +135,21 @@ def test_vllm_kv_cache_release_keeps_outputs(vllm_gen, prompts):
     again = vllm_gen.generate(prompts, 32, spec, seed=11)  # cache faulted in again, zero-filled
     assert np.array_equal(again.batch.token_ids, first.batch.token_ids)
     np.testing.assert_allclose(again.batch.logprobs, first.batch.logprobs, atol=1e-6)
+
+
+def test_logprob_entries_without_token_text_change_nothing_else(vllm_gen, prompts, monkeypatch):
+    import contextlib
+
+    from vllm.v1.engine.logprobs import LogprobsProcessor
+
+    from brorl.train import engines
+
+    original = LogprobsProcessor.__dict__["from_new_request"]
+    spec = SamplingSpec(temperature=1.0, max_tokens=8, stop=["</answer>"])  # detokenized
+    lean = vllm_gen.generate(prompts, 16, spec, seed=21)
+    assert LogprobsProcessor.__dict__["from_new_request"] is original  # restored after the call
+    monkeypatch.setattr(engines, "_logprobs_without_token_text", contextlib.nullcontext)
+    plain = vllm_gen.generate(prompts, 16, spec, seed=21)  # vLLM's own path, token texts built
+    assert np.array_equal(lean.batch.token_ids, plain.batch.token_ids)
+    np.testing.assert_array_equal(lean.batch.logprobs, plain.batch.logprobs)
+    assert lean.texts == plain.texts
