@@ -29,6 +29,7 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 CFG = {}
 SECCOMP = None
 NATIVE = None  # brorl_sample_setup from brorl's own library (native.rs), when it was found
+NATIVE_RUN = None  # brorl_run from the same library, used when the template is pid 1 of its namespaces
 
 
 class _Setup(ctypes.Structure):
@@ -40,6 +41,17 @@ class _Setup(ctypes.Structure):
 
 
 _STEPS = ["", "chdir", "dup", "dup2", "close", "setrlimit", "uid", "capabilities", "seccomp"]
+
+
+class _Plan(ctypes.Structure):
+    """Mirror of native.rs's RunPlan (8-byte fields only)."""
+    _fields_ = [("nprocs", ctypes.c_int64), ("setups", ctypes.c_void_p * 4), ("main", ctypes.c_int64),
+                ("wall_ms", ctypes.c_int64), ("unshare_ipc", ctypes.c_int64), ("tmp_opts", ctypes.c_char_p),
+                ("wstatus", ctypes.c_int64 * 4), ("timed_out", ctypes.c_int64), ("elapsed_ns", ctypes.c_int64),
+                ("error", ctypes.c_int64)]
+
+
+_RUN_STEPS = ["", "unshare", "mount", "fork", "pidfd_open", "poll", "umount"]
 
 
 class _SockFprog(ctypes.Structure):
@@ -178,12 +190,15 @@ def setup_in_python(role, fds, req):
         _ok(_prctl(22, 2, ctypes.addressof(SECCOMP)), "seccomp")
 
 
-def become_sample(role, fds, req, setup):
+def become_sample(role, fds, req, setup, native_done=False):
     """Runs in the fresh fork: its own working directory, descriptors, limits, uid, capabilities
-    and seccomp filter, then the harness of `role`. Never returns."""
+    and seccomp filter (already set by brorl_run when `native_done`), then the harness of
+    `role`. Never returns."""
     status = 121
     try:
-        if setup is not None:
+        if native_done:
+            pass
+        elif setup is not None:
             rc = NATIVE(ctypes.addressof(setup))
             if rc:
                 raise OSError(rc & 0xFFFF, f"sample set-up: {_STEPS[rc >> 16]}")
@@ -198,6 +213,34 @@ def become_sample(role, fds, req, setup):
             except:  # noqa: E722
                 pass
         os._exit(status)
+
+
+def run_native(req, fds, procs):
+    """`run` in one call into native.rs's brorl_run (pid 1 of our own namespaces only): after
+    the first fork every page the template writes is copied while a sample lives, and the
+    Python steps of a run wrote about 200 of them."""
+    plan, pos, setups, roles = _Plan(), 0, [], []
+    for p in procs:
+        mine = fds[pos:pos + p["nfds"]]
+        pos += p["nfds"]
+        setups.append(prepare(p["role"], mine, req))
+        roles.append(p["role"])
+    plan.nprocs = len(setups)
+    for i, s in enumerate(setups):
+        plan.setups[i] = ctypes.addressof(s)
+    plan.main = req.get("main", 0)
+    plan.wall_ms = max(1, int(req["wall"] * 1000) + 1)
+    plan.unshare_ipc = 1
+    plan.tmp_opts = f"size={req['tmpfs_mb']}m,nr_inodes=16384,mode=1777".encode() if any(
+        r != "check" for r in roles) else None
+    i = NATIVE_RUN(ctypes.addressof(plan))
+    if i >= 0:  # the forked process i, already set up
+        become_sample(roles[i], None, req, None, native_done=True)
+    if plan.error:
+        e = plan.error & 0xFFFF
+        raise OSError(e, f"run: {_RUN_STEPS[plan.error >> 16]}: {os.strerror(e)}")
+    statuses = [None if w < 0 else w for w in plan.wstatus[:len(setups)]]
+    return {"wstatus": statuses, "timed_out": bool(plan.timed_out), "elapsed": plan.elapsed_ns / 1e9}
 
 
 def kill_all(pids):
@@ -273,6 +316,8 @@ RECEIVED_TOP = [0]
 def run(req, fds):
     RECEIVED_TOP[0] = max(fds, default=0)
     procs = req["procs"]
+    if NATIVE_RUN is not None and IS_INIT and CFG["ns"]:
+        return run_native(req, fds, procs)
     pids, counter = [], req.get("n", 0)
     if not CFG["ns"]:
         req["workdir"] = os.path.join(CFG["workdir"], f"s{counter}")
@@ -319,7 +364,7 @@ def run(req, fds):
 
 
 def main():
-    global CFG, SECCOMP, TOP_FD, NATIVE
+    global CFG, SECCOMP, TOP_FD, NATIVE, NATIVE_RUN
     CFG = json.loads(sys.argv[1])
     os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
@@ -338,6 +383,11 @@ def main():
         NATIVE = ctypes.CDLL(CFG["native"]).brorl_sample_setup
         NATIVE.argtypes = [ctypes.c_void_p]
         NATIVE.restype = ctypes.c_int
+        # PyDLL: the interpreter lock stays held across the call, so a forked process resumes
+        # the interpreter as its only thread, holding the lock.
+        NATIVE_RUN = ctypes.PyDLL(CFG["native"]).brorl_run
+        NATIVE_RUN.argtypes = [ctypes.c_void_p]
+        NATIVE_RUN.restype = ctypes.c_int
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("-1000")  # the OOM killer of a sample's cgroup never takes the template
