@@ -167,8 +167,7 @@ pub unsafe extern "C" fn brorl_sample_setup(s: *const SampleSetup) -> c_int {
     0
 }
 
-/// One run of the template (`py/template.py` `run`), when it is pid 1 of its own namespaces:
-/// filled by the template (only 8-byte fields), with the results written back.
+/// One run of the template: its processes' set-ups, with the results written back.
 #[repr(C)]
 pub struct RunPlan {
     /// How many of `setups` there are; one process is forked for each, in order.
@@ -194,7 +193,15 @@ pub struct RunPlan {
 }
 
 /// The steps of `brorl_run`, numbered as in `RunPlan::error`.
-pub const RUN_STEPS: [&str; 7] = ["", "unshare", "mount", "fork", "pidfd_open", "poll", "umount"];
+pub const RUN_STEPS: [&str; 7] = [
+    "",
+    "unshare",
+    "mount",
+    "fork",
+    "pidfd_open",
+    "poll",
+    "umount",
+];
 
 fn monotonic_ns() -> i64 {
     let mut t = libc::timespec {
@@ -219,28 +226,39 @@ fn monotonic_ns() -> i64 {
 /// write-protected). The Python version of these steps wrote about 200 pages per run.
 ///
 /// # Safety
-/// `p` must point at a valid `RunPlan` whose `setups` are valid (see `brorl_sample_setup`);
-/// the caller must be pid 1 of its own pid namespace (the final `kill(-1)` reaches every
-/// process in it) with no other threads, and must hold the interpreter lock (ctypes.PyDLL),
-/// so that the forked process resumes the interpreter as the only thread.
-#[no_mangle]
-pub unsafe extern "C" fn brorl_run(p: *mut RunPlan) -> c_int {
-    let p = &mut *p;
+/// `p.setups` must be valid (see `brorl_sample_setup`); see `brorl_serve` for the caller.
+unsafe fn run(p: &mut RunPlan) -> c_int {
     let fail = |step: i64| (step << 16) | errno() as i64;
     let n = p.nprocs.clamp(0, 4) as usize;
     p.wstatus = [-1; 4];
     p.timed_out = 0;
     p.elapsed_ns = 0;
     p.error = 0;
+    let close_fds = |p: &RunPlan| {
+        // Our copies of the descriptors: the socket between the two processes must see EOF.
+        for &s in p.setups.iter().take(n) {
+            let s = &*s;
+            for &fd in s.fds.iter().take(s.nfds.clamp(0, 8) as usize) {
+                libc::close(fd as c_int);
+            }
+        }
+    };
     if p.unshare_ipc != 0 && libc::unshare(libc::CLONE_NEWIPC) != 0 {
         p.error = fail(1);
+        close_fds(p);
         return -1;
     }
     let tmp = !p.tmp_opts.is_null();
     if tmp {
         let flags = (libc::MS_NOSUID | libc::MS_NODEV) as libc::c_ulong;
         let tmpfs = c"tmpfs".as_ptr();
-        if libc::mount(tmpfs, c"/tmp".as_ptr(), tmpfs, flags, p.tmp_opts as *const c_void) != 0
+        if libc::mount(
+            tmpfs,
+            c"/tmp".as_ptr(),
+            tmpfs,
+            flags,
+            p.tmp_opts as *const c_void,
+        ) != 0
             || libc::mount(
                 tmpfs,
                 c"/dev/shm".as_ptr(),
@@ -250,6 +268,7 @@ pub unsafe extern "C" fn brorl_run(p: *mut RunPlan) -> c_int {
             ) != 0
         {
             p.error = fail(2);
+            close_fds(p);
             return -1;
         }
     }
@@ -271,13 +290,7 @@ pub unsafe extern "C" fn brorl_run(p: *mut RunPlan) -> c_int {
         }
         *pid = child;
     }
-    // Our copies of the descriptors: the socket between the two processes must see EOF.
-    for &s in p.setups.iter().take(n) {
-        let s = &*s;
-        for &fd in s.fds.iter().take(s.nfds.clamp(0, 8) as usize) {
-            libc::close(fd as c_int);
-        }
-    }
+    close_fds(p);
     let main = pids[p.main.clamp(0, 3) as usize];
     if p.error == 0 && main > 0 {
         let pidfd = libc::syscall(libc::SYS_pidfd_open, main, 0) as c_int;
@@ -332,6 +345,298 @@ pub unsafe extern "C" fn brorl_run(p: *mut RunPlan) -> c_int {
         }
     }
     -1
+}
+
+/// What the template tells `brorl_serve` once (only 8-byte fields, mirrored in ctypes).
+#[repr(C)]
+pub struct ServeConfig {
+    /// The command socket (SOCK_SEQPACKET): one JSON header plus descriptors per run.
+    pub sock: i64,
+    /// The uid of the test process and of every other role (started by root), or -1.
+    pub uid_check: i64,
+    pub uid_cand: i64,
+    /// Root of a user namespace only (see `SampleSetup::userns`).
+    pub userns: i64,
+    /// The highest descriptor the template held before its first command.
+    pub top_fd: i64,
+    /// The seccomp filter each sample adds (`struct sock_fprog`), or null.
+    pub filter: *const c_void,
+}
+
+/// The roles, in the order of `brorl_serve`'s return value (the harnesses of `py/`).
+pub const ROLES: [&str; 4] = ["check", "cand", "call", "stdio"];
+
+const MAX_FDS: usize = 64;
+
+/// Receives one command: its bytes (into `buf`) and descriptors. `Ok(None)` at end of file.
+unsafe fn recv_command(
+    sock: c_int,
+    buf: &mut [u8],
+) -> std::io::Result<Option<(usize, Vec<c_int>)>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: buf.len(),
+    };
+    let space = libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<c_int>()) as u32) as usize;
+    let mut control = [0u64; 64]; // 512 bytes, 8-aligned, above `space`
+    debug_assert!(space <= std::mem::size_of_val(&control));
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut c_void;
+    msg.msg_controllen = space as _;
+    let n = loop {
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n >= 0 || errno() != libc::EINTR {
+            break n;
+        }
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    let mut c = libc::CMSG_FIRSTHDR(&msg);
+    while !c.is_null() {
+        if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+            let data = libc::CMSG_DATA(c) as *const c_int;
+            let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                / std::mem::size_of::<c_int>();
+            for i in 0..count {
+                fds.push(std::ptr::read_unaligned(data.add(i)));
+            }
+        }
+        c = libc::CMSG_NXTHDR(&msg, c);
+    }
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+        for fd in fds {
+            libc::close(fd);
+        }
+        return Err(std::io::Error::other("command truncated"));
+    }
+    Ok(Some((n as usize, fds)))
+}
+
+/// What became of one command.
+enum Outcome {
+    /// In the forked process that must run the harness `ROLES[i]`.
+    Child(usize),
+    /// In the template: the reply.
+    Reply(serde_json::Value),
+    /// In the template: the command could not run (brorl replaces the worker).
+    Failed(String),
+}
+
+/// The command's numbers (`run.rs` `run_procs`).
+fn number(v: &serde_json::Value, key: &str) -> Result<i64, String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| format!("ValueError: command: no integer {key:?}"))
+}
+
+/// A command that cannot run: its descriptors are closed (nothing else holds them).
+unsafe fn failed(fds: &[c_int], why: String) -> Outcome {
+    for &fd in fds {
+        libc::close(fd);
+    }
+    Outcome::Failed(why)
+}
+
+/// The run of one command (`fds` in the order of its processes).
+unsafe fn serve_one(cfg: &ServeConfig, cmd: &[u8], fds: &[c_int]) -> Outcome {
+    let cmd: serde_json::Value = match serde_json::from_slice(cmd) {
+        Ok(c) => c,
+        Err(e) => return failed(fds, format!("ValueError: command: {e}")),
+    };
+    let procs = cmd.get("procs").and_then(serde_json::Value::as_array);
+    let Some(procs) = procs.filter(|p| !p.is_empty() && p.len() <= 4) else {
+        return failed(fds, "ValueError: command: bad process list".into());
+    };
+    let n = procs.len();
+    let mut roles = [0usize; 4];
+    let mut nfds = [0usize; 4];
+    for (i, p) in procs.iter().enumerate() {
+        let role = p
+            .get("role")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        match ROLES.iter().position(|r| *r == role) {
+            Some(r) => roles[i] = r,
+            None => return failed(fds, format!("KeyError: role {role:?}")),
+        }
+        match number(p, "nfds") {
+            Ok(k) if (0..=8).contains(&k) => nfds[i] = k as usize,
+            _ => return failed(fds, "ValueError: command: bad nfds".into()),
+        }
+    }
+    let main = cmd
+        .get("main")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as usize;
+    if nfds.iter().sum::<usize>() != fds.len() || main >= n {
+        return failed(fds, "ValueError: command: descriptors do not match".into());
+    }
+    let (Some(wall), Some(l)) = (
+        cmd.get("wall").and_then(serde_json::Value::as_f64),
+        cmd.get("limits"),
+    ) else {
+        return failed(fds, "ValueError: command: no wall or limits".into());
+    };
+    let (fsize, nofile, nproc, tmpfs_mb) = match (
+        number(l, "fsize"),
+        number(l, "nofile"),
+        number(l, "nproc"),
+        number(&cmd, "tmpfs_mb"),
+    ) {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        _ => return failed(fds, "ValueError: command: bad limits".into()),
+    };
+    let address_space = l.get("as").and_then(serde_json::Value::as_i64);
+    let cpu = wall as i64 + 1;
+    let mut rlimits = [[-1i64, 0, 0]; 6];
+    let mut items = vec![
+        [libc::RLIMIT_CORE as i64, 0, 0],
+        [libc::RLIMIT_CPU as i64, cpu, cpu + 1],
+        [libc::RLIMIT_FSIZE as i64, fsize, fsize],
+        [libc::RLIMIT_NOFILE as i64, nofile, nofile],
+        [libc::RLIMIT_NPROC as i64, nproc, nproc],
+    ];
+    if let Some(a) = address_space.filter(|&a| a != 0) {
+        items.push([libc::RLIMIT_AS as i64, a, a]); // no memory cgroup: the per-process fallback
+    }
+    rlimits[..items.len()].copy_from_slice(&items);
+    let top_fd = fds.iter().fold(cfg.top_fd, |t, &fd| t.max(fd as i64));
+    let mut setups: Vec<SampleSetup> = Vec::with_capacity(n);
+    let mut pos = 0;
+    for (&k, &role) in nfds.iter().zip(&roles).take(n) {
+        let check = role == 0;
+        let mut s = SampleSetup {
+            nfds: k as i64,
+            fds: [0; 8],
+            top_fd,
+            uid: if check { cfg.uid_check } else { cfg.uid_cand },
+            userns: 0,
+            nondumpable: check as i64, // no /proc/<pid>/mem, fd, environ for anyone else
+            umask: 0o077,
+            rlimits,
+            cwd: if check {
+                c"/".as_ptr()
+            } else {
+                c"/tmp".as_ptr()
+            },
+            oom: if check {
+                c"500".as_ptr()
+            } else {
+                c"1000".as_ptr()
+            }, // samples go first
+            filter: cfg.filter,
+        };
+        s.userns = (s.uid < 0 && cfg.userns != 0) as i64;
+        for (slot, &fd) in s.fds.iter_mut().zip(&fds[pos..pos + k]) {
+            *slot = fd as i64;
+        }
+        pos += k;
+        setups.push(s);
+    }
+    let tmp_opts = std::ffi::CString::new(format!("size={tmpfs_mb}m,nr_inodes=16384,mode=1777"))
+        .unwrap_or_default();
+    let mut plan = RunPlan {
+        nprocs: n as i64,
+        setups: [std::ptr::null(); 4],
+        main: main as i64,
+        wall_ms: ((wall * 1000.0) as i64 + 1).max(1),
+        unshare_ipc: 1,
+        tmp_opts: if roles[..n].iter().any(|&r| r != 0) {
+            tmp_opts.as_ptr()
+        } else {
+            std::ptr::null()
+        },
+        wstatus: [-1; 4],
+        timed_out: 0,
+        elapsed_ns: 0,
+        error: 0,
+    };
+    for (slot, s) in plan.setups.iter_mut().zip(&setups) {
+        *slot = s;
+    }
+    let i = run(&mut plan);
+    if i >= 0 {
+        return Outcome::Child(roles[i as usize]);
+    }
+    if plan.error != 0 {
+        let e = (plan.error & 0xFFFF) as i32;
+        let step = RUN_STEPS.get((plan.error >> 16) as usize).unwrap_or(&"?");
+        return Outcome::Failed(format!(
+            "OSError: run: {step}: {}",
+            std::io::Error::from_raw_os_error(e)
+        ));
+    }
+    let wstatus: Vec<serde_json::Value> = plan.wstatus[..n]
+        .iter()
+        .map(|&w| {
+            if w < 0 {
+                serde_json::Value::Null
+            } else {
+                w.into()
+            }
+        })
+        .collect();
+    Outcome::Reply(serde_json::json!({
+        "wstatus": wstatus,
+        "timed_out": plan.timed_out != 0,
+        "elapsed": plan.elapsed_ns as f64 / 1e9,
+    }))
+}
+
+/// The template's command loop in native code, for a template that is pid 1 of its own
+/// namespaces: per command, the steps of `py/template.py`'s `run` (IPC namespace, fresh
+/// /tmp and /dev/shm, one fork per process set up by `brorl_sample_setup`, the wall-clock
+/// wait, every process killed and reaped, the mounts detached) and the JSON reply.
+///
+/// Returns, in a forked process, the index in `ROLES` of the harness it must run (already set
+/// up); in the template, -1 once brorl closed the socket (or it failed).
+///
+/// Why: after a fork every page the template writes is copied while a sample lives, and once
+/// the samples are gone each page it writes faults once more (the fork left it
+/// write-protected). The Python loop wrote about 220 pages per run; this one writes a few.
+///
+/// # Safety
+/// `cfg` must be valid, its filter null or a valid `sock_fprog`; the caller must be pid 1 of
+/// its own pid namespace (`kill(-1)` reaches every process in it) with no other thread, and
+/// must hold the interpreter lock across the call (ctypes.PyDLL), so that a forked process
+/// resumes the interpreter as its only thread, holding the lock.
+#[no_mangle]
+pub unsafe extern "C" fn brorl_serve(cfg: *const ServeConfig) -> c_int {
+    let cfg = &*cfg;
+    let sock = cfg.sock as c_int;
+    // No fast bins: the small blocks this loop frees are coalesced here and now, instead of
+    // by the first large allocation of every forked process (glibc's malloc_consolidate walks
+    // them all, copying each heap page it writes; 30% of a sample's page faults otherwise).
+    libc::mallopt(libc::M_MXFAST, 0);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let (len, fds) = match recv_command(sock, &mut buf) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return -1,
+        };
+        let reply = match serve_one(cfg, &buf[..len], &fds) {
+            Outcome::Child(role) => return role as c_int,
+            Outcome::Reply(v) => v,
+            Outcome::Failed(e) => serde_json::json!({ "internal_error": e }),
+        };
+        let body = reply.to_string();
+        if libc::send(
+            sock,
+            body.as_ptr() as *const c_void,
+            body.len(),
+            libc::MSG_NOSIGNAL,
+        ) < 0
+        {
+            return -1;
+        }
+    }
 }
 
 /// The shared library this code was loaded from, when it is one (brorl's Python extension);

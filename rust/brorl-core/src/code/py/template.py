@@ -29,7 +29,7 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 CFG = {}
 SECCOMP = None
 NATIVE = None  # brorl_sample_setup from brorl's own library (native.rs), when it was found
-NATIVE_RUN = None  # brorl_run from the same library, used when the template is pid 1 of its namespaces
+SERVE = None  # brorl_serve from the same library: the command loop, when we are pid 1 of our namespaces
 
 
 class _Setup(ctypes.Structure):
@@ -43,15 +43,13 @@ class _Setup(ctypes.Structure):
 _STEPS = ["", "chdir", "dup", "dup2", "close", "setrlimit", "uid", "capabilities", "seccomp"]
 
 
-class _Plan(ctypes.Structure):
-    """Mirror of native.rs's RunPlan (8-byte fields only)."""
-    _fields_ = [("nprocs", ctypes.c_int64), ("setups", ctypes.c_void_p * 4), ("main", ctypes.c_int64),
-                ("wall_ms", ctypes.c_int64), ("unshare_ipc", ctypes.c_int64), ("tmp_opts", ctypes.c_char_p),
-                ("wstatus", ctypes.c_int64 * 4), ("timed_out", ctypes.c_int64), ("elapsed_ns", ctypes.c_int64),
-                ("error", ctypes.c_int64)]
+class _Serve(ctypes.Structure):
+    """Mirror of native.rs's ServeConfig (8-byte fields only)."""
+    _fields_ = [("sock", ctypes.c_int64), ("uid_check", ctypes.c_int64), ("uid_cand", ctypes.c_int64),
+                ("userns", ctypes.c_int64), ("top_fd", ctypes.c_int64), ("filter", ctypes.c_void_p)]
 
 
-_RUN_STEPS = ["", "unshare", "mount", "fork", "pidfd_open", "poll", "umount"]
+_ROLES = ["check", "cand", "call", "stdio"]  # native.rs ROLES
 
 
 class _SockFprog(ctypes.Structure):
@@ -215,34 +213,6 @@ def become_sample(role, fds, req, setup, native_done=False):
         os._exit(status)
 
 
-def run_native(req, fds, procs):
-    """`run` in one call into native.rs's brorl_run (pid 1 of our own namespaces only): after
-    the first fork every page the template writes is copied while a sample lives, and the
-    Python steps of a run wrote about 200 of them."""
-    plan, pos, setups, roles = _Plan(), 0, [], []
-    for p in procs:
-        mine = fds[pos:pos + p["nfds"]]
-        pos += p["nfds"]
-        setups.append(prepare(p["role"], mine, req))
-        roles.append(p["role"])
-    plan.nprocs = len(setups)
-    for i, s in enumerate(setups):
-        plan.setups[i] = ctypes.addressof(s)
-    plan.main = req.get("main", 0)
-    plan.wall_ms = max(1, int(req["wall"] * 1000) + 1)
-    plan.unshare_ipc = 1
-    plan.tmp_opts = f"size={req['tmpfs_mb']}m,nr_inodes=16384,mode=1777".encode() if any(
-        r != "check" for r in roles) else None
-    i = NATIVE_RUN(ctypes.addressof(plan))
-    if i >= 0:  # the forked process i, already set up
-        become_sample(roles[i], None, req, None, native_done=True)
-    if plan.error:
-        e = plan.error & 0xFFFF
-        raise OSError(e, f"run: {_RUN_STEPS[plan.error >> 16]}: {os.strerror(e)}")
-    statuses = [None if w < 0 else w for w in plan.wstatus[:len(setups)]]
-    return {"wstatus": statuses, "timed_out": bool(plan.timed_out), "elapsed": plan.elapsed_ns / 1e9}
-
-
 def kill_all(pids):
     """Kills every process a sample started and reaps them; returns the wait statuses of
     `pids`. As pid 1 of the worker's namespace, kill(-1) reaches every process in it whatever
@@ -316,8 +286,6 @@ RECEIVED_TOP = [0]
 def run(req, fds):
     RECEIVED_TOP[0] = max(fds, default=0)
     procs = req["procs"]
-    if NATIVE_RUN is not None and IS_INIT and CFG["ns"]:
-        return run_native(req, fds, procs)
     pids, counter = [], req.get("n", 0)
     if not CFG["ns"]:
         req["workdir"] = os.path.join(CFG["workdir"], f"s{counter}")
@@ -364,7 +332,7 @@ def run(req, fds):
 
 
 def main():
-    global CFG, SECCOMP, TOP_FD, NATIVE, NATIVE_RUN
+    global CFG, SECCOMP, TOP_FD, NATIVE, SERVE
     CFG = json.loads(sys.argv[1])
     os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
@@ -385,9 +353,9 @@ def main():
         NATIVE.restype = ctypes.c_int
         # PyDLL: the interpreter lock stays held across the call, so a forked process resumes
         # the interpreter as its only thread, holding the lock.
-        NATIVE_RUN = ctypes.PyDLL(CFG["native"]).brorl_run
-        NATIVE_RUN.argtypes = [ctypes.c_void_p]
-        NATIVE_RUN.restype = ctypes.c_int
+        SERVE = ctypes.PyDLL(CFG["native"]).brorl_serve
+        SERVE.argtypes = [ctypes.c_void_p]
+        SERVE.restype = ctypes.c_int
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("-1000")  # the OOM killer of a sample's cgroup never takes the template
@@ -406,6 +374,8 @@ def main():
     except (OSError, ValueError):
         TOP_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
     sock.send(json.dumps({"ready": True, "init": IS_INIT, "uid": os.getuid(), "pid": os.getpid()}).encode())
+    if SERVE is not None and IS_INIT and CFG["ns"]:
+        serve_native()
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 64)
@@ -423,6 +393,26 @@ def main():
         except BaseException as e:  # noqa: B036  a bug or a broken environment: brorl replaces us
             reply = {"internal_error": f"{type(e).__name__}: {e}"}
         sock.send(json.dumps(reply).encode())
+
+
+def serve_native():
+    """The command loop in native.rs's brorl_serve, which runs each command's steps (those of
+    `run`) without executing any Python in the template: after a fork every page the template
+    writes is copied while a sample lives, and faults once more after it (write-protected),
+    and the Python loop wrote about 220 pages per run. Returns only in a forked process,
+    already set up, which then runs its harness."""
+    cfg = _Serve()
+    cfg.sock = 0
+    uids = CFG["uids"]
+    cfg.uid_check = uids.get("check", -1)
+    cfg.uid_cand = uids.get("cand", -1)
+    cfg.userns = 1 if CFG["userns"] else 0
+    cfg.top_fd = TOP_FD
+    cfg.filter = None if SECCOMP is None else ctypes.addressof(SECCOMP)
+    role = SERVE(ctypes.addressof(cfg))
+    if role < 0:  # brorl closed the pool or exited
+        os._exit(0)
+    become_sample(_ROLES[role], None, None, None, native_done=True)
 
 
 WARM_UP = """
