@@ -334,7 +334,7 @@ def run(req, fds):
 def main():
     global CFG, SECCOMP, TOP_FD, NATIVE, SERVE
     CFG = json.loads(sys.argv[1])
-    os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
+    os.environ.clear()  # LD_BIND_NOW from brorl, LC_CTYPE from PEP 538's locale coercion: samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
     import site  # run with -S: only the builtins site would add (exit, quit, help ...)
 
