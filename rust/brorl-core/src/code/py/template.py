@@ -29,6 +29,7 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 CFG = {}
 SECCOMP = None
 NATIVE = None  # brorl_sample_setup from brorl's own library (native.rs), when it was found
+SERVE = None  # brorl_serve from the same library: the command loop, when we are pid 1 of our namespaces
 
 
 class _Setup(ctypes.Structure):
@@ -40,6 +41,15 @@ class _Setup(ctypes.Structure):
 
 
 _STEPS = ["", "chdir", "dup", "dup2", "close", "setrlimit", "uid", "capabilities", "seccomp"]
+
+
+class _Serve(ctypes.Structure):
+    """Mirror of native.rs's ServeConfig (8-byte fields only)."""
+    _fields_ = [("sock", ctypes.c_int64), ("uid_check", ctypes.c_int64), ("uid_cand", ctypes.c_int64),
+                ("userns", ctypes.c_int64), ("top_fd", ctypes.c_int64), ("filter", ctypes.c_void_p)]
+
+
+_ROLES = ["check", "cand", "call", "stdio"]  # native.rs ROLES
 
 
 class _SockFprog(ctypes.Structure):
@@ -178,12 +188,15 @@ def setup_in_python(role, fds, req):
         _ok(_prctl(22, 2, ctypes.addressof(SECCOMP)), "seccomp")
 
 
-def become_sample(role, fds, req, setup):
+def become_sample(role, fds, req, setup, native_done=False):
     """Runs in the fresh fork: its own working directory, descriptors, limits, uid, capabilities
-    and seccomp filter, then the harness of `role`. Never returns."""
+    and seccomp filter (already set by brorl_run when `native_done`), then the harness of
+    `role`. Never returns."""
     status = 121
     try:
-        if setup is not None:
+        if native_done:
+            pass
+        elif setup is not None:
             rc = NATIVE(ctypes.addressof(setup))
             if rc:
                 raise OSError(rc & 0xFFFF, f"sample set-up: {_STEPS[rc >> 16]}")
@@ -319,9 +332,9 @@ def run(req, fds):
 
 
 def main():
-    global CFG, SECCOMP, TOP_FD, NATIVE
+    global CFG, SECCOMP, TOP_FD, NATIVE, SERVE
     CFG = json.loads(sys.argv[1])
-    os.environ.clear()  # PEP 538's locale coercion adds LC_CTYPE; samples see none
+    os.environ.clear()  # LD_BIND_NOW from brorl, LC_CTYPE from PEP 538's locale coercion: samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
     import site  # run with -S: only the builtins site would add (exit, quit, help ...)
 
@@ -338,6 +351,11 @@ def main():
         NATIVE = ctypes.CDLL(CFG["native"]).brorl_sample_setup
         NATIVE.argtypes = [ctypes.c_void_p]
         NATIVE.restype = ctypes.c_int
+        # PyDLL: the interpreter lock stays held across the call, so a forked process resumes
+        # the interpreter as its only thread, holding the lock.
+        SERVE = ctypes.PyDLL(CFG["native"]).brorl_serve
+        SERVE.argtypes = [ctypes.c_void_p]
+        SERVE.restype = ctypes.c_int
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("-1000")  # the OOM killer of a sample's cgroup never takes the template
@@ -356,6 +374,8 @@ def main():
     except (OSError, ValueError):
         TOP_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
     sock.send(json.dumps({"ready": True, "init": IS_INIT, "uid": os.getuid(), "pid": os.getpid()}).encode())
+    if SERVE is not None and IS_INIT and CFG["ns"]:
+        serve_native()
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 64)
@@ -373,6 +393,26 @@ def main():
         except BaseException as e:  # noqa: B036  a bug or a broken environment: brorl replaces us
             reply = {"internal_error": f"{type(e).__name__}: {e}"}
         sock.send(json.dumps(reply).encode())
+
+
+def serve_native():
+    """The command loop in native.rs's brorl_serve, which runs each command's steps (those of
+    `run`) without executing any Python in the template: after a fork every page the template
+    writes is copied while a sample lives, and faults once more after it (write-protected),
+    and the Python loop wrote about 220 pages per run. Returns only in a forked process,
+    already set up, which then runs its harness."""
+    cfg = _Serve()
+    cfg.sock = 0
+    uids = CFG["uids"]
+    cfg.uid_check = uids.get("check", -1)
+    cfg.uid_cand = uids.get("cand", -1)
+    cfg.userns = 1 if CFG["userns"] else 0
+    cfg.top_fd = TOP_FD
+    cfg.filter = None if SECCOMP is None else ctypes.addressof(SECCOMP)
+    role = SERVE(ctypes.addressof(cfg))
+    if role < 0:  # brorl closed the pool or exited
+        os._exit(0)
+    become_sample(_ROLES[role], None, None, None, native_done=True)
 
 
 WARM_UP = """
