@@ -196,7 +196,7 @@ pub struct RunPlan {
     pub error: i64,
 }
 
-/// The steps of `brorl_run`, numbered as in `RunPlan::error`.
+/// The steps of a run (`run`), numbered as in `RunPlan::error`.
 pub const RUN_STEPS: [&str; 7] = [
     "",
     "unshare",

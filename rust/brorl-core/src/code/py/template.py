@@ -190,12 +190,12 @@ def setup_in_python(role, fds, req):
 
 def become_sample(role, fds, req, setup, native_done=False):
     """Runs in the fresh fork: its own working directory, descriptors, limits, uid, capabilities
-    and seccomp filter (already set by brorl_run when `native_done`), then the harness of
+    and seccomp filter (already set by brorl_serve when `native_done`), then the harness of
     `role`. Never returns."""
     status = 121
     try:
         if native_done:
-            pass
+            pass  # set up inside brorl_serve before it returned in this fork
         elif setup is not None:
             rc = NATIVE(ctypes.addressof(setup))
             if rc:
