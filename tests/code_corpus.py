@@ -119,6 +119,16 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     c["forged_reply_frames"] = (1, he(
         "import os, struct\ndef double(x):\n    body = b'S1:N'\n"
         "    os.write(5, struct.pack('<Q', 1 << 40) + body)\n    return 0\n"), "runtime_error")
+    # StopIteration from the candidate would end the test's own `map`/`filter`/`next` early:
+    # `all(map(...))` over no elements is true. It reaches the test as RuntimeError.
+    c["stop_iteration_ends_map"] = (1, he("def double(x):\n    raise StopIteration\n",
+                                          tests="def check(candidate):\n"
+                                                "    assert all(map(lambda p: candidate(p[0]) == p[1], [(2, 4), (5, 10)]))\n"),
+                                    "runtime_error")
+    c["stop_iteration_ends_filter"] = (1, he("def double(x):\n    raise StopIteration('done')\n",
+                                             tests="def check(candidate):\n"
+                                                   "    bad = list(filter(lambda p: candidate(p[0]) != p[1], [(2, 4), (5, 10)]))\n"
+                                                   "    assert not bad\n"), "runtime_error")
     c["deep_nested_reply"] = (1, he("def double(x):\n    v = []\n    for _ in range(5000):\n        v = [v]\n"
                                     "    return v\n"), "runtime_error")
     # 2. call verdict forged
@@ -315,6 +325,8 @@ def honest() -> dict[str, dict]:
                                 tests="def check(candidate):\n    assert candidate(1) == (1, {1, 2}, {'k': [1, None, b'x']}, 1.5, True)\n")
     h["he_kwargs"] = he("def add(a, b=0):\n    return a + b\n", entry="add",
                         tests="def check(candidate):\n    assert candidate(1, b=2) == 3\n    assert candidate(a=4) == 4\n")
+    h["he_map_all"] = he(HE_GOOD, tests="def check(candidate):\n"
+                                        "    assert all(map(lambda p: candidate(p[0]) == p[1], [(2, 4), (5, 10)]))\n")
     h["he_raises_expected"] = he("def sqrt(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x ** 0.5\n",
                                  entry="sqrt",
                                  tests="def check(candidate):\n    try:\n        candidate(-1)\n        assert False\n"
