@@ -31,4 +31,5 @@ if [ ! -f "$stamp" ]; then
 fi
 
 echo "[setup] building the Rust extension"
-VIRTUAL_ENV="$PWD/$VENV" PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release -q
+# PIP_QUIET: the pip that maturin runs would list every optional extra it skips.
+PIP_QUIET=1 VIRTUAL_ENV="$PWD/$VENV" PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release -q

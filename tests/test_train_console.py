@@ -56,6 +56,36 @@ def test_benign_and_repeated_messages_go_to_the_file_only(tmp_path):
     assert (list(ds.handlers), ds.propagate, ds.level) == before
 
 
+def test_a_handler_added_after_install_does_not_print(tmp_path):
+    """DeepSpeed creates its logger with a stream handler while it is imported and warns in the
+    same import, before anything could re-route it: the record still goes to the log file only."""
+    out, theirs = io.StringIO(), io.StringIO()
+    ds = logging.getLogger("DeepSpeed")
+    before = (list(ds.handlers), ds.propagate, ds.level, list(ds.filters))
+    console = RunConsole(stream=out).install()
+    try:
+        ds.addHandler(logging.StreamHandler(theirs))  # what its import does
+        ds.propagate = False
+        ds.warning("Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.")
+        ds.warning("a real DeepSpeed warning")
+        console.attach(tmp_path / "train.log")
+    finally:
+        console.uninstall()
+    text = (tmp_path / "train.log").read_text()
+    assert theirs.getvalue() == ""
+    assert "Setting accelerator to CPU" in text and "Setting accelerator" not in out.getvalue()
+    assert "a real DeepSpeed warning" in text and "a real DeepSpeed warning" in out.getvalue()
+    assert (list(ds.handlers), ds.propagate, ds.level, list(ds.filters)) == before
+
+
+def test_transformers_progress_bars_are_off_during_a_run_only():
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    hf_logging.enable_progress_bar()
+    with RunConsole(stream=io.StringIO()):
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+
+
 @pytest.mark.engine
 @pytest.mark.slow
 @pytest.mark.timeout(900)
@@ -87,3 +117,7 @@ def test_train_console_is_readable(tmp_path):
     assert shown.count("held-out pass@1 before training") == 1
     assert shown.count("held-out pass@1 after training") == 1
     assert f"log:     {(tmp_path / 'console' / 'train.log').resolve()}" in shown
+    # one-off notices and per-file progress bars of the libraries stay off the console too
+    for noise in ("Setting accelerator to CPU", "Loading weights", "Writing model shards",
+                  "Loading safetensors checkpoint shards"):
+        assert noise not in shown, noise

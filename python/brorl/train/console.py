@@ -110,6 +110,21 @@ class _FileHandler(logging.Handler):
         super().close()
 
 
+class _Redirect(logging.Filter):
+    """On a library logger: hand each of its own records to the root's handlers (ours) and stop
+    it there, so a stream handler the library adds to that logger later (DeepSpeed does, while
+    it is imported, and warns in the same import) never prints it. Records of child loggers
+    propagate to the root as usual."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        root = logging.getLogger()
+        if record.levelno >= root.level:
+            for handler in root.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        return False
+
+
 class RunConsole:
     """See the module docstring. ``install()`` / ``uninstall()`` (or ``with RunConsole() as c``)."""
 
@@ -121,6 +136,8 @@ class RunConsole:
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
         self._root_level: int | None = None
         self._env: str | None = None
+        self._redirect = _Redirect()
+        self._bars_were_on: bool | None = None
         self._installed = False
 
     # -- brorl's own lines -----------------------------------------------------------------
@@ -162,8 +179,22 @@ class RunConsole:
         self._touched: set[str] = set()
         self._route()
         logging.captureWarnings(True)
+        self._progress_bars(on=False)
         self._installed = True
         return self
+
+    def _progress_bars(self, on: bool) -> None:
+        """transformers' per-file bars ("Loading weights", "Writing model shards") appear at
+        every model load and save of a run; off while installed, restored after."""
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            return
+        if not on:
+            self._bars_were_on = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+        elif self._bars_were_on:
+            hf_logging.enable_progress_bar()
 
     def _route(self) -> None:
         """Send the library loggers to the root's handlers (again: a library imported since,
@@ -175,6 +206,8 @@ class RunConsole:
                 self._touched.add(name)
             lg.handlers = []
             lg.propagate = True
+            if self._redirect not in lg.filters:
+                lg.addFilter(self._redirect)
             if name == "vllm":
                 lg.setLevel(logging.INFO)  # VLLM_LOGGING_LEVEL=WARNING only limited vLLM's own handler
 
@@ -191,6 +224,7 @@ class RunConsole:
             return
         logging.captureWarnings(False)
         for lg, handlers, propagate, level in reversed(self._saved):
+            lg.removeFilter(self._redirect)
             lg.handlers = handlers
             lg.propagate = propagate
             lg.setLevel(level)
@@ -200,6 +234,7 @@ class RunConsole:
         else:
             os.environ["VLLM_CONFIGURE_LOGGING"] = self._env
         self._file.close()
+        self._progress_bars(on=True)
         self._installed = False
 
     def __enter__(self) -> RunConsole:

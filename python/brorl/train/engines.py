@@ -175,6 +175,7 @@ class VLLMGenerator:
             # Log-probs of the distribution actually sampled from (after temperature/top-p),
             # the behaviour policy that truncated importance sampling corrects for.
             logprobs_mode="processed_logprobs",
+            use_tqdm_on_load=False,  # a bar per weight file at every start: noise on the console
             **kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
