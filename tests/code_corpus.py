@@ -129,6 +129,19 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
                                              tests="def check(candidate):\n"
                                                    "    bad = list(filter(lambda p: candidate(p[0]) != p[1], [(2, 4), (5, 10)]))\n"
                                                    "    assert not bad\n"), "runtime_error")
+    # A test that tolerates the candidate's errors (`except Exception` around each call) must not
+    # turn the candidate process's death, an exit request or a broken reply into a pass: in one
+    # process each of them would end the test.
+    swallow = ("def check(candidate):\n    for x, y in [(2, 4), (5, 10)]:\n        try:\n"
+               "            r = candidate(x)\n        except Exception:\n            continue\n"
+               "        assert r == y\n")
+    c["exit_under_broad_except"] = (1, he("import os\ndef double(x):\n    os._exit(0)\n", tests=swallow),
+                                    "runtime_error")
+    c["system_exit_under_broad_except"] = (1, he("def double(x):\n    raise SystemExit(0)\n", tests=swallow),
+                                           "runtime_error")
+    c["broken_reply_under_broad_except"] = (1, he(
+        "import os, struct\ndef double(x):\n    os.write(5, struct.pack('<Q', 3) + b'\\xff\\xfe\\xfd')\n"
+        "    return 0\n", tests=swallow), "runtime_error")
     c["deep_nested_reply"] = (1, he("def double(x):\n    v = []\n    for _ in range(5000):\n        v = [v]\n"
                                     "    return v\n"), "runtime_error")
     # 2. call verdict forged
@@ -327,6 +340,12 @@ def honest() -> dict[str, dict]:
                         tests="def check(candidate):\n    assert candidate(1, b=2) == 3\n    assert candidate(a=4) == 4\n")
     h["he_map_all"] = he(HE_GOOD, tests="def check(candidate):\n"
                                         "    assert all(map(lambda p: candidate(p[0]) == p[1], [(2, 4), (5, 10)]))\n")
+    # the candidate's own exception class is catchable by the test, as in one process
+    h["he_own_exception_caught"] = he("class Negative(Exception):\n    pass\n"
+                                      "def double(x):\n    if x < 0:\n        raise Negative(x)\n    return 2 * x\n",
+                                      tests="def check(candidate):\n    try:\n        candidate(-1)\n"
+                                            "    except Exception:\n        pass\n    else:\n        assert False\n"
+                                            "    assert candidate(2) == 4\n")
     h["he_raises_expected"] = he("def sqrt(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x ** 0.5\n",
                                  entry="sqrt",
                                  tests="def check(candidate):\n    try:\n        candidate(-1)\n        assert False\n"

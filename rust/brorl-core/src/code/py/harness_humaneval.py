@@ -18,11 +18,25 @@ _SAFE_EXCEPTIONS = {
     if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, (StopIteration, StopAsyncIteration))
 }
 _SAFE_EXCEPTIONS["StopIteration"] = _SAFE_EXCEPTIONS["StopAsyncIteration"] = RuntimeError
+# SystemExit, KeyboardInterrupt, GeneratorExit raised by the candidate: in one process they
+# would pass through the test's `except Exception` and end it.
+_FATAL_EXCEPTIONS = frozenset(
+    name
+    for name, obj in vars(_builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException) and not issubclass(obj, Exception)
+)
 _FRAME_LIMIT = 64 << 20
 
 
 class CandidateError(Exception):
-    """The candidate process failed to answer (exited, sent something that is not plain data)."""
+    """The candidate raised an exception that is not a builtin class (its own class, say):
+    catchable by the test, as it would be in one process."""
+
+
+class CandidateGone(BaseException):
+    """The candidate process failed to answer (exited, was killed, sent something that is not
+    plain data). Not an Exception: in one process the test would have died with it, so a test's
+    `except Exception` around a call must not turn the candidate's exit into a pass."""
 
 
 def run_check():
@@ -58,20 +72,25 @@ def make_proxy(fd, entry):
             request = encode((args, kwargs))
         except PlainError as e:
             raise TypeError(f"{entry}: arguments must be plain data for the candidate process: {e}") from None
-        send_frame(fd, request, write)
         try:
+            send_frame(fd, request, write)
             frame = recv_frame(fd, read, _FRAME_LIMIT)
-        except OSError:
+        except (OSError, PlainError):  # gone, or a frame header over the limit
             frame = None
         if frame is None:
-            raise CandidateError(f"{entry}: the candidate process is gone")
-        reply = decode(frame)
+            raise CandidateGone(f"{entry}: the candidate process is gone")
+        try:
+            reply = decode(frame)
+        except Exception:  # noqa: BLE001 - whatever the frame, the candidate broke the protocol
+            reply = None
         if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
             return reply[1]
         if type(reply) is tuple and len(reply) == 3 and reply[0] == "raise" and type(reply[1]) is str:
+            if reply[1] in _FATAL_EXCEPTIONS:
+                raise CandidateGone(f"{entry}: the candidate raised {reply[1]}")
             cls = _SAFE_EXCEPTIONS.get(reply[1], CandidateError)
             raise cls(str(reply[2]))
-        raise CandidateError(f"{entry}: malformed reply from the candidate process")
+        raise CandidateGone(f"{entry}: malformed reply from the candidate process")
 
     candidate.__name__ = entry.split(".")[-1]
     return candidate
