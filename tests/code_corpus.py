@@ -193,6 +193,32 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
                                   "        pass\nimport re\ndef leak():\n"
                                   "    m = re.search('SECRET-' + '[0-9a-f]{24}', found)\n    return m.group() if m else 'none'\n",
                                   tests=[{"args": [], "expected": T}], entry="leak"), "wrong_answer")
+    # ... or from a sample running at the same time, through the read-only files every sample
+    # sees (the same inodes for all): a lock, a watch or page-cache residency on the Nth stdlib
+    # file passes N. Each primitive alone is the hole (gated: using it gives the right answer).
+    c["flock_shared_file"] = (3, stdio(stdio_gated(
+        "import os, fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\ntry:\n"
+        "    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
+        "wrong_answer")
+    c["posix_lock_shared_file"] = (3, call(gated(
+        "import os, fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\ntry:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
+        "wrong_answer")
+    c["ofd_lock_probe"] = (3, he(gated(
+        "import os, fcntl, struct\nfd = os.open(os.__file__, os.O_RDONLY)\n"
+        "lk = struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0)\ntry:\n"
+        "    fcntl.fcntl(fd, 36, lk)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
+        "wrong_answer")
+    c["inotify_shared_dir"] = (3, stdio(stdio_gated(
+        "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.inotify_init1(0)\n"
+        "ok = fd >= 0 and libc.inotify_add_watch(fd, os.path.dirname(os.__file__).encode(), 0xfff) >= 0\n", "ok")),
+        "wrong_answer")
+    c["mincore_page_cache"] = (3, call(gated(
+        "import os, mmap, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "f = open(os.__file__, 'rb')\nm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)\n"
+        "addr = ctypes.addressof(ctypes.c_char.from_buffer(m))\nvec = (ctypes.c_ubyte * 64)()\n"
+        "ok = libc.mincore(ctypes.c_void_p(addr), 4096, vec) == 0\n", "ok")),
+        "wrong_answer")
     # 4. state that survives a sample: each writer is followed by a reader (the pairs run on one
     # worker, in order)
     c["writer_deep_tree"] = (4, stdio("import os\nos.chdir('/tmp')\nfor i in range(3000):\n"
@@ -408,6 +434,9 @@ def honest() -> dict[str, dict]:
                                         tests=[{"args": [], "expected": 1}, {"args": [], "expected": 2}], entry="C.inc")
     # stdio
     h["stdio_double"] = stdio(STDIO_GOOD)
+    h["stdio_fcntl_flags"] = stdio("import os, fcntl\nr, w = os.pipe()\nos.set_blocking(r, False)\n"
+                                   "flags = fcntl.fcntl(w, fcntl.F_GETFD)\nfcntl.fcntl(w, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)\n"
+                                   "os.dup2(w, 9)\nprint(2 * int(input()))\n")
     h["stdio_read_all"] = stdio("import sys\nnums = list(map(int, sys.stdin.read().split()))\nprint(sum(nums))\n",
                                 tests=[{"input": " ".join(map(str, range(100000))), "output": str(sum(range(100000)))}])
     h["stdio_big_input"] = stdio("import sys\ndata = sys.stdin.buffer.read()\nprint(len(data))\n",

@@ -446,3 +446,27 @@ def test_packages_under_tmp_import_from_a_neutral_path(tmp_path):
     if not sandbox.startswith("namespaces"):
         pytest.skip(f"no private /tmp without namespaces ({sandbox})")
     assert statuses == ["passed"], stderr
+
+
+_LOCK_FILES = ("import os, fcntl, time\nd = os.path.dirname(os.__file__)\n"
+               "files = sorted(f for f in os.listdir(d) if f.endswith('.py'))[:100]\n")
+
+
+def test_concurrent_samples_cannot_signal_through_shared_read_only_files():
+    """Two samples on two workers at the same time: the one that knows the answer (42) holds a
+    lock on the 42nd stdlib file, the other probes which file is locked and prints that. Both
+    see the same inodes, so without the seccomp rules the prober passed 3 of 3."""
+    holder = _LOCK_FILES + (
+        "v = int(input())\ntry:\n    fd = os.open(os.path.join(d, files[2 * v]), os.O_RDONLY)\n"
+        "    fcntl.flock(fd, fcntl.LOCK_EX)\nexcept OSError:\n    pass\ntime.sleep(1.2)\nprint(2 * v)\n")
+    prober = _LOCK_FILES + (
+        "input()\ngot, t = 0, time.time()\nwhile time.time() - t < 1.2 and not got:\n"
+        "    for i, f in enumerate(files):\n        fd = os.open(os.path.join(d, f), os.O_RDONLY)\n"
+        "        try:\n            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n        except OSError as e:\n"
+        "            got = i if e.errno in (11, 35) else got\n        os.close(fd)\n    time.sleep(0.01)\nprint(got)\n")
+    tests = [{"input": "21\n", "output": "42\n"}]
+    items = [dict(program=p, tests=tests, kind="stdio", timeout_s=4.0, total_timeout_s=6.0)
+             for _ in range(3) for p in (holder, prober)]
+    res = brorl.verify_code_batch(items, workers=2)
+    assert [r.statuses for r in res[0::2]] == [["passed"]] * 3  # the holders still answer
+    assert [r.statuses for r in res[1::2]] == [["wrong_answer"]] * 3

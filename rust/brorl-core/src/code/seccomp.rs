@@ -6,6 +6,14 @@
 //! reading other processes' memory. Without a network namespace (`deny_sockets`) it also
 //! limits `socket()` to AF_UNIX. A foreign syscall ABI (i386 or x32 entry points) gets EPERM.
 //!
+//! It also closes the channels through which two samples running at the same time could pass
+//! each other an answer without sharing any writable file: the read-only files every sample
+//! sees (the standard library, site-packages) are the same inodes for all of them, so a lock
+//! (`flock`, `fcntl` record and OFD locks, leases), a directory or inode watch (`fcntl`
+//! F_NOTIFY, inotify, fanotify) or page-cache residency (`mincore`) on one of them is visible to
+//! the others (one sample holding a lock on the Nth stdlib file, another probing which is
+//! locked, passed the answer N). These get EPERM.
+//!
 //! Two profiles: the template process of a worker may still `mount`/`umount2` (each run's fresh
 //! `/tmp` and `/dev/shm`) and `unshare` a mount or IPC namespace (each sample gets its own IPC
 //! namespace before it runs anything); every sample process then adds, before the first line of
@@ -27,6 +35,10 @@ const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const OFF_ARG0: u32 = 16; // low 32 bits of args[0] on little-endian
+const OFF_ARG1: u32 = 24; // low 32 bits of args[1]
+/// `fcntl` commands that lock, lease or watch: F_GETLK F_SETLK F_SETLKW F_OFD_GETLK
+/// F_OFD_SETLK F_OFD_SETLKW F_SETLEASE F_GETLEASE F_NOTIFY.
+const FCNTL_SHARED: [u32; 9] = [5, 6, 7, 36, 37, 38, 1024, 1025, 1026];
 
 /// CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
 const NS_FLAGS: u32 =
@@ -47,6 +59,10 @@ struct Arch {
     /// delete_module reboot swapon swapoff acct open_by_handle_at process_vm_readv
     /// process_vm_writev
     deny: [u32; 24],
+    /// Channels between concurrent samples through shared read-only inodes: flock,
+    /// inotify_init (x86_64 only), inotify_init1, inotify_add_watch, fanotify_init, mincore.
+    shared_inode: &'static [u32],
+    fcntl: u32,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -59,6 +75,8 @@ const ARCH: Option<Arch> = Some(Arch {
         165, 166, 155, 161, 308, 101, 321, 298, 250, 248, 249, 323, 246, 320, 175, 313, 176, 169,
         167, 168, 163, 304, 310, 311,
     ],
+    shared_inode: &[73, 253, 294, 254, 300, 27],
+    fcntl: 72,
 });
 #[cfg(target_arch = "aarch64")]
 const ARCH: Option<Arch> = Some(Arch {
@@ -70,6 +88,8 @@ const ARCH: Option<Arch> = Some(Arch {
         40, 39, 41, 51, 268, 117, 280, 241, 219, 217, 218, 282, 104, 294, 105, 273, 106, 142, 224,
         225, 89, 265, 270, 271,
     ],
+    shared_inode: &[32, 26, 27, 262, 232],
+    fcntl: 25,
 });
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const ARCH: Option<Arch> = None;
@@ -127,10 +147,24 @@ pub fn program(deny_sockets: bool, profile: Profile) -> Option<Vec<sock_filter>>
     ];
     // deny[0..2] are mount and umount2: the template needs them for each sample's /tmp.
     let skip = if profile == Profile::Template { 2 } else { 0 };
-    for nr in arch.deny[skip..].iter().chain(&GENERIC_DENY) {
+    for nr in arch.deny[skip..]
+        .iter()
+        .chain(&GENERIC_DENY)
+        .chain(arch.shared_inode)
+    {
         rule(&mut p, *nr, RET_EPERM);
     }
     rule(&mut p, CLONE3, RET_ENOSYS);
+    // fcntl: the lock, lease and notify commands -> EPERM, the rest (descriptor flags,
+    // F_DUPFD, pipe sizes, seals ...) allowed.
+    let skip_fcntl = 1 + 2 * FCNTL_SHARED.len() + 1;
+    p.push(jump(JEQ_K, arch.fcntl, 0, skip_fcntl as u8));
+    p.push(stmt(LD_W_ABS, OFF_ARG1));
+    for cmd in FCNTL_SHARED {
+        p.push(jump(JEQ_K, cmd, 0, 1));
+        p.push(stmt(RET_K, RET_EPERM));
+    }
+    p.push(stmt(RET_K, RET_ALLOW));
     flags_rule(&mut p, arch.clone, NS_FLAGS);
     let unshare_mask = match profile {
         Profile::Template => (NS_FLAGS & !TEMPLATE_NS) | NEWTIME,
@@ -221,6 +255,10 @@ mod tests {
 
     /// A classic-BPF interpreter for the instructions these programs use.
     fn eval(p: &[sock_filter], nr: u32, arch: u32, arg0: u32) -> u32 {
+        eval2(p, nr, arch, arg0, arg0)
+    }
+
+    fn eval2(p: &[sock_filter], nr: u32, arch: u32, arg0: u32, arg1: u32) -> u32 {
         let (mut pc, mut acc) = (0usize, 0u32);
         loop {
             let f = p[pc];
@@ -231,6 +269,7 @@ mod tests {
                         OFF_NR => nr,
                         OFF_ARCH => arch,
                         OFF_ARG0 => arg0,
+                        OFF_ARG1 => arg1,
                         k => panic!("load at {k}"),
                     }
                 }
@@ -257,6 +296,72 @@ mod tests {
             b
         } else {
             a.min(b)
+        }
+    }
+
+    #[test]
+    fn shared_inode_channels_are_denied_and_plain_fcntl_is_not() {
+        let Some(arch) = ARCH else { return };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let want = [
+                libc::SYS_flock,
+                libc::SYS_inotify_init,
+                libc::SYS_inotify_init1,
+                libc::SYS_inotify_add_watch,
+                libc::SYS_fanotify_init,
+                libc::SYS_mincore,
+            ];
+            assert_eq!(arch.shared_inode, want.map(|n| n as u32));
+            assert_eq!(arch.fcntl, libc::SYS_fcntl as u32);
+        }
+        let cmds = [
+            libc::F_GETLK,
+            libc::F_SETLK,
+            libc::F_SETLKW,
+            libc::F_OFD_GETLK,
+            libc::F_OFD_SETLK,
+            libc::F_OFD_SETLKW,
+            libc::F_SETLEASE,
+            libc::F_GETLEASE,
+            libc::F_NOTIFY,
+        ];
+        assert_eq!(FCNTL_SHARED, cmds.map(|c| c as u32));
+        for profile in [Profile::Template, Profile::Sample] {
+            for deny_sockets in [false, true] {
+                let p = program(deny_sockets, profile).unwrap();
+                for &nr in arch.shared_inode {
+                    assert_eq!(eval2(&p, nr, arch.audit, 3, 0), RET_EPERM, "syscall {nr}");
+                }
+                for cmd in FCNTL_SHARED {
+                    assert_eq!(
+                        eval2(&p, arch.fcntl, arch.audit, 3, cmd),
+                        RET_EPERM,
+                        "fcntl {cmd}"
+                    );
+                }
+                for cmd in [
+                    libc::F_DUPFD,
+                    libc::F_GETFD,
+                    libc::F_SETFD,
+                    libc::F_GETFL,
+                    libc::F_SETFL,
+                    libc::F_DUPFD_CLOEXEC,
+                    libc::F_GETPIPE_SZ,
+                    libc::F_ADD_SEALS,
+                ] {
+                    assert_eq!(
+                        eval2(&p, arch.fcntl, arch.audit, 3, cmd as u32),
+                        RET_ALLOW,
+                        "fcntl {cmd}"
+                    );
+                }
+                // a syscall after the fcntl block is still judged (the block skips cleanly)
+                assert_eq!(
+                    eval2(&p, arch.socket, arch.audit, libc::AF_INET as u32, 0),
+                    if deny_sockets { RET_EPERM } else { RET_ALLOW }
+                );
+            }
         }
     }
 
