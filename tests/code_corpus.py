@@ -219,6 +219,15 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
         "addr = ctypes.addressof(ctypes.c_char.from_buffer(m))\nvec = (ctypes.c_ubyte * 64)()\n"
         "ok = libc.mincore(ctypes.c_void_p(addr), 4096, vec) == 0\n", "ok")),
         "wrong_answer")
+    # host-wide counters two concurrent samples could signal through (one allocating memory,
+    # processes or open files, the other reading the totals)
+    c["host_counters"] = (3, stdio(stdio_gated(
+        "import ctypes\nseen = []\n"
+        "for p in ('/proc/meminfo', '/proc/loadavg', '/proc/stat', '/proc/vmstat', '/proc/sys/fs/file-nr'):\n"
+        "    try:\n        seen.append(open(p).read())\n    except OSError:\n        pass\n"
+        "info = ctypes.create_string_buffer(256)\n"
+        "ok = bool(seen) or ctypes.CDLL(None).sysinfo(info) == 0\n", "ok")),
+        "wrong_answer")
     # 4. state that survives a sample: each writer is followed by a reader (the pairs run on one
     # worker, in order)
     c["writer_deep_tree"] = (4, stdio("import os\nos.chdir('/tmp')\nfor i in range(3000):\n"
@@ -437,6 +446,10 @@ def honest() -> dict[str, dict]:
     h["stdio_fcntl_flags"] = stdio("import os, fcntl\nr, w = os.pipe()\nos.set_blocking(r, False)\n"
                                    "flags = fcntl.fcntl(w, fcntl.F_GETFD)\nfcntl.fcntl(w, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)\n"
                                    "os.dup2(w, 9)\nprint(2 * int(input()))\n")
+    # /proc holds only the sample's own processes: what a program reads about itself still works
+    h["stdio_own_proc"] = stdio("import os\nassert os.cpu_count() >= 1\n"
+                                "assert 'VmRSS' in open('/proc/self/status').read()\n"
+                                "assert os.listdir('/proc/self/fd')\nprint(2 * int(input()))\n")
     h["stdio_read_all"] = stdio("import sys\nnums = list(map(int, sys.stdin.read().split()))\nprint(sum(nums))\n",
                                 tests=[{"input": " ".join(map(str, range(100000))), "output": str(sum(range(100000)))}])
     h["stdio_big_input"] = stdio("import sys\ndata = sys.stdin.buffer.read()\nprint(len(data))\n",

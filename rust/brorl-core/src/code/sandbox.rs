@@ -131,7 +131,8 @@ enum Op {
         target: CString,
         path: CString,
     },
-    /// Fresh procfs at the path, else (kernel refuses) an empty tmpfs over it.
+    /// Fresh procfs at the path (process directories only where the kernel can), else
+    /// (kernel refuses) an empty tmpfs over it.
     Proc {
         path: CString,
     },
@@ -510,15 +511,21 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
         }
         Op::Proc { path } => {
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            if libc::mount(
-                c"proc".as_ptr(),
-                path.as_ptr(),
-                c"proc".as_ptr(),
-                flags,
-                std::ptr::null(),
-            ) == 0
-            {
-                return Ok(());
+            // `subset=pid` (Linux 5.8+): only the process directories (and `self`). The rest of
+            // procfs is host-wide counters (`meminfo`, `loadavg`, `stat`, `sys/fs/file-nr` ...)
+            // that two samples running at the same time could pass an answer through by
+            // allocating memory, processes or files; an older kernel gets the full procfs.
+            for data in [c"subset=pid".as_ptr(), std::ptr::null()] {
+                if libc::mount(
+                    c"proc".as_ptr(),
+                    path.as_ptr(),
+                    c"proc".as_ptr(),
+                    flags,
+                    data as *const c_void,
+                ) == 0
+                {
+                    return Ok(());
+                }
             }
             // The kernel refuses a fresh procfs here (e.g. parts of the host's /proc are
             // masked): an empty /proc then.

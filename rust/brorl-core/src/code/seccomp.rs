@@ -12,7 +12,9 @@
 //! (`flock`, `fcntl` record and OFD locks, leases), a directory or inode watch (`fcntl`
 //! F_NOTIFY, inotify, fanotify) or page-cache residency (`mincore`) on one of them is visible to
 //! the others (one sample holding a lock on the Nth stdlib file, another probing which is
-//! locked, passed the answer N). These get EPERM.
+//! locked, passed the answer N). These get EPERM, and so does `sysinfo` (host-wide free
+//! memory and process count: one sample allocating, another reading). The same counters in
+//! procfs are hidden by mounting the samples' `/proc` with `subset=pid` (`sandbox`).
 //!
 //! Two profiles: the template process of a worker may still `mount`/`umount2` (each run's fresh
 //! `/tmp` and `/dev/shm`) and `unshare` a mount or IPC namespace (each sample gets its own IPC
@@ -60,7 +62,8 @@ struct Arch {
     /// process_vm_writev
     deny: [u32; 24],
     /// Channels between concurrent samples through shared read-only inodes: flock,
-    /// inotify_init (x86_64 only), inotify_init1, inotify_add_watch, fanotify_init, mincore.
+    /// inotify_init (x86_64 only), inotify_init1, inotify_add_watch, fanotify_init, mincore;
+    /// and through host-wide counters: sysinfo (free memory, number of processes).
     shared_inode: &'static [u32],
     fcntl: u32,
 }
@@ -75,7 +78,7 @@ const ARCH: Option<Arch> = Some(Arch {
         165, 166, 155, 161, 308, 101, 321, 298, 250, 248, 249, 323, 246, 320, 175, 313, 176, 169,
         167, 168, 163, 304, 310, 311,
     ],
-    shared_inode: &[73, 253, 294, 254, 300, 27],
+    shared_inode: &[73, 253, 294, 254, 300, 27, 99],
     fcntl: 72,
 });
 #[cfg(target_arch = "aarch64")]
@@ -88,7 +91,7 @@ const ARCH: Option<Arch> = Some(Arch {
         40, 39, 41, 51, 268, 117, 280, 241, 219, 217, 218, 282, 104, 294, 105, 273, 106, 142, 224,
         225, 89, 265, 270, 271,
     ],
-    shared_inode: &[32, 26, 27, 262, 232],
+    shared_inode: &[32, 26, 27, 262, 232, 179],
     fcntl: 25,
 });
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -311,6 +314,7 @@ mod tests {
                 libc::SYS_inotify_add_watch,
                 libc::SYS_fanotify_init,
                 libc::SYS_mincore,
+                libc::SYS_sysinfo,
             ];
             assert_eq!(arch.shared_inode, want.map(|n| n as u32));
             assert_eq!(arch.fcntl, libc::SYS_fcntl as u32);
