@@ -39,6 +39,11 @@ class CandidateGone(BaseException):
     `except Exception` around a call must not turn the candidate's exit into a pass."""
 
 
+class CandidateOutOfMemory(CandidateGone):
+    """The test process ran out of memory taking in the candidate's reply: a MemoryError there
+    would be an Exception, and a test's `except Exception` around the call would skip the case."""
+
+
 def run_check():
     job = read_job()
     put = make_writer(4)
@@ -56,7 +61,7 @@ def run_check():
     except AssertionError:
         status = "wrong_answer"
         traceback.print_exc()
-    except MemoryError:
+    except (MemoryError, CandidateOutOfMemory):
         status = "memory_exceeded"
     except BaseException:  # noqa: B036
         traceback.print_exc()
@@ -77,10 +82,14 @@ def make_proxy(fd, entry):
             frame = recv_frame(fd, read, _FRAME_LIMIT)
         except (OSError, PlainError):  # gone, or a frame header over the limit
             frame = None
+        except MemoryError:
+            raise CandidateOutOfMemory(f"{entry}: out of memory receiving the reply") from None
         if frame is None:
             raise CandidateGone(f"{entry}: the candidate process is gone")
         try:
             reply = decode(frame)
+        except MemoryError:
+            raise CandidateOutOfMemory(f"{entry}: out of memory decoding the reply") from None
         except Exception:  # noqa: BLE001 - whatever the frame, the candidate broke the protocol
             reply = None
         if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
