@@ -109,7 +109,10 @@ fn decide(gold: &str, answer: &str, lim: &Limits, budget: &mut Budget) -> Status
         }
     }
     let mut modes = vec![LexMode::STANDARD];
-    if has_digit_comma_digit(answer) {
+    // A comma between digits may be a list or a decimal comma, but `3,000` is three thousand
+    // only: reading it also as `3.000` or as the list `3, 0` would let one answer hedge
+    // between values a thousand apart.
+    if has_digit_comma_digit(answer) && !has_thousands_grouping(answer) {
         modes.extend([LexMode::LIST, LexMode::DECIMAL_COMMA]);
     }
     let (mut parsed_any, mut over_budget) = (false, false);
@@ -379,6 +382,40 @@ fn has_digit_comma_digit(s: &str) -> bool {
     let b = s.as_bytes();
     b.windows(3)
         .any(|w| w[0].is_ascii_digit() && w[1] == b',' && w[2].is_ascii_digit())
+}
+
+/// A number written with thousands separators: 1-3 digits not starting with `0`, then one or
+/// more `,ddd` groups, with no digit or decimal point right before and no digit right after
+/// (`3,000`, `12,345,678`, `1,000.5`; not `0,500`, `1,22`, `1,2345` or `3.5,000`).
+fn has_thousands_grouping(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = 0;
+    while i < b.len() {
+        if !digit(i) || (i > 0 && (digit(i - 1) || b[i - 1] == b'.')) {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while digit(j) {
+            j += 1;
+        }
+        let lead_ok = j - i <= 3 && b[i] != b'0';
+        let mut groups = 0;
+        while lead_ok
+            && b.get(j) == Some(&b',')
+            && (1..=3).all(|k| digit(j + k))
+            && !digit(j + 4)
+        {
+            j += 4;
+            groups += 1;
+        }
+        if groups > 0 {
+            return true;
+        }
+        i = j.max(i + 1);
+    }
+    false
 }
 
 /// Lowercase words and digits only: how two word answers are compared.
@@ -1403,6 +1440,43 @@ mod tests {
         assert_eq!(v("x<1", "x>-1"), Status::Wrong);
         assert_eq!(v("\\text{13}", "13"), Status::Wrong);
         assert_eq!(v("5", "no digits here"), Status::NoAnswer);
+    }
+
+    /// One comma-grouped answer has one value: `3,000` is not also `3.000` or the list `3, 0`,
+    /// so it cannot win for gold 3 and gold 3000 at once.
+    #[test]
+    fn thousands_grouping_is_not_also_a_decimal_comma_or_a_list() {
+        for (gold, answer, want) in [
+            ("3000", "\\boxed{3,000}", Status::Correct),
+            ("3", "\\boxed{3,000}", Status::Wrong),
+            ("3, 0", "\\boxed{3,000}", Status::Wrong),
+            ("3.5", "3,500", Status::Wrong),
+            ("3500", "3,500", Status::Correct),
+            ("1234567", "1,234,567", Status::Correct),
+            ("1.234", "1,234,567", Status::Wrong),
+            ("1000.5", "1,000.5", Status::Correct),
+            ("0.5", "0,500", Status::Correct),
+            ("500", "0,500", Status::Wrong),
+            ("1.5", "1,5", Status::Correct),
+            ("1.22", "1,22", Status::Correct),
+            ("1, 22", "1,22", Status::Correct),
+            ("3000", "3{,}000", Status::Correct),
+        ] {
+            assert_eq!(v(gold, answer), want, "{gold} vs {answer}");
+        }
+        for (s, want) in [
+            ("3,000", true),
+            ("x = 12,345,678.", true),
+            ("1,000.5", true),
+            ("0,500", false),
+            ("1,22", false),
+            ("1,2345", false),
+            ("3.5,000", false),
+            ("10,4,2", false),
+            ("(1,2)", false),
+        ] {
+            assert_eq!(has_thousands_grouping(s), want, "{s}");
+        }
     }
 
     const PIECES: [&str; 24] = [

@@ -443,7 +443,8 @@ impl Lexer<'_> {
 
     fn number(&mut self) -> Result<(), Fail> {
         let mut int = self.digits();
-        if int.len() <= 3 && !int.is_empty() {
+        // No number is written `0,500`: a leading group of thousands never starts with 0.
+        if int.len() <= 3 && !int.is_empty() && !int.starts_with('0') {
             let mut first = true;
             loop {
                 let n = self.separator_len(first);
