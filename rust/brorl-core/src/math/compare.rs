@@ -402,11 +402,7 @@ fn has_thousands_grouping(s: &str) -> bool {
         }
         let lead_ok = j - i <= 3 && b[i] != b'0';
         let mut groups = 0;
-        while lead_ok
-            && b.get(j) == Some(&b',')
-            && (1..=3).all(|k| digit(j + k))
-            && !digit(j + 4)
-        {
+        while lead_ok && b.get(j) == Some(&b',') && (1..=3).all(|k| digit(j + k)) && !digit(j + 4) {
             j += 4;
             groups += 1;
         }
