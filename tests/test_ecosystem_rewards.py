@@ -217,3 +217,19 @@ def test_custom_rewards_run_in_the_ray_reward_pool(user_module, tmp_path):
             bad(ro, prompts)
     finally:
         ray.shutdown()
+
+
+def test_router_scores_a_response_with_a_lone_surrogate_instead_of_stopping_the_step():
+    # The Rust verifiers refuse text that is not valid Unicode with a typed error; one such
+    # response from a custom generator must cost only its own reward, not the whole step.
+    math_p = Prompt(uid=1, domain="math", text="1+1=?\n", token_ids=(1,), meta={"answer": "2"})
+    code_p = Prompt(uid=2, domain="code", text="double\n", token_ids=(2,),
+                    meta={"tests": "def check(c):\n    assert c(2) == 4\n", "entry_point": "double",
+                          "kind": "humaneval"})
+    with pytest.raises(InvalidArgumentError):
+        brorl.verify_math_batch(["2"], ["\\boxed{2} \ud800"])
+    router = RewardRouter(threads=1, workers=1)
+    texts = ["\\boxed{2} \ud800", "\\boxed{3} \ud800",
+             "```python\ndef double(x):\n    return 2 * x  # \ud800\n```", "```python\ndef double(x):\n    return x\n```"]
+    got = router.score([math_p, math_p, code_p, code_p], texts)
+    assert got.tolist() == [1.0, 0.0, 1.0, 0.0]

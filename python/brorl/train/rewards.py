@@ -58,6 +58,17 @@ def score_reasoning_gym(prompt: Prompt, response: str) -> float:
     return float(min(max(float(s), 0.0), 1.0))
 
 
+def _valid_text(text: str) -> str:
+    """``text`` with any lone surrogate replaced: the Rust verifiers refuse such strings with a
+    typed error (they are not Unicode text), which for one odd response from a custom generator
+    would stop the whole step; the response is scored as written, less that code point."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class RewardRouter:
     """A :class:`brorl.train.interfaces.RewardFn` that sends each rollout to its domain's
     verifier, one batched call per domain. ``threads``/``workers`` go to the Rust verifiers
@@ -73,6 +84,7 @@ class RewardRouter:
 
     def score(self, owners: Sequence[Prompt], texts: Sequence[str]) -> np.ndarray:
         """Rewards of ``texts[i]`` answering ``owners[i]``, one batched call per domain."""
+        texts = [_valid_text(t) for t in texts]
         out = np.zeros(len(texts), dtype=np.float32)
         by_domain: dict[str, list[int]] = {}
         for i, p in enumerate(owners):
