@@ -130,6 +130,29 @@ def test_reasoning_gym_rewards_use_the_task_scorer():
     assert score_reasoning_gym(bare, f"<answer>{a0}</answer>") == 1.0
 
 
+def test_reasoning_gym_rewards_give_no_partial_credit_unless_asked():
+    # Reasoning Gym's default scorer pays len(right)/len(answer) for any answer containing the
+    # right one: hedges and padded answers earn reward without being right.
+    import reasoning_gym as rg
+
+    from brorl.train import config as C
+    from brorl.train.rewards import make_reward_fn
+
+    ds = rg.create_dataset("chain_sum", size=1, seed=0)
+    e = ds[0]
+    p = Prompt(uid=0, domain="reasoning_gym", text=e["question"], token_ids=(1,),
+               meta={"task": "chain_sum", "entry": e, "dataset": ds})
+    a = e["answer"]
+    texts = [f"<answer>{a}</answer>", f"<answer>{a} or 0</answer>", f"<answer>{a}0</answer>",
+             f"<answer>{a}, {a}1, {a}2</answer>"]
+    ro = _rollouts([texts])
+    raw = [score_reasoning_gym(p, t) for t in texts]
+    assert raw[0] == 1.0 and all(0.0 < x < 1.0 for x in raw[1:])  # the scorer's own partial credit
+    assert make_reward_fn(C.load_config().reward)(ro, [p]).tolist() == [1.0, 0.0, 0.0, 0.0]
+    partial = make_reward_fn(C.load_config(overrides=["reward.reasoning_gym_partial_credit=true"]).reward)
+    assert partial(ro, [p]).tolist() == pytest.approx(raw)
+
+
 def test_math_rewards_route_to_the_math_verifier():
     if not hasattr(brorl, "verify_math_batch"):
         pytest.skip("brorl.verify_math_batch is not built into this extension")

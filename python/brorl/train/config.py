@@ -602,6 +602,13 @@ class RewardConfig:
         "Domains the custom functions score (e.g. ['math']); empty: every domain. Rollouts of "
         "other domains get the built-in reward only.",
     )
+    reasoning_gym_partial_credit: bool = _f(
+        False,
+        "Reasoning Gym rewards as the task's scorer gives them, partial credit included. Off: 1 "
+        "when the scorer says the answer is right, else 0. Reasoning Gym's default scorer gives "
+        "len(right)/len(answer) to any answer that contains the right one, so hedges ('-4 or 0') "
+        "and padded answers ('-40') would earn reward.",
+    )
 
 
 @dataclass

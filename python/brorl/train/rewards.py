@@ -72,11 +72,19 @@ def _valid_text(text: str) -> str:
 class RewardRouter:
     """A :class:`brorl.train.interfaces.RewardFn` that sends each rollout to its domain's
     verifier, one batched call per domain. ``threads``/``workers`` go to the Rust verifiers
-    (None: all cores)."""
+    (None: all cores).
 
-    def __init__(self, threads: int | None = None, workers: int | None = None) -> None:
+    Reasoning Gym rewards are 1 when the task's scorer says the answer is right (score 1) and 0
+    otherwise, unless ``rg_partial_credit``: many tasks keep Reasoning Gym's default scorer, which
+    gives ``len(oracle) / len(answer)`` to any answer that merely contains the right one, so a
+    hedge (``-4 or 0``: 0.29), a padded answer (``-40``: 0.67) or a list of candidates earns
+    reward without being right."""
+
+    def __init__(self, threads: int | None = None, workers: int | None = None,
+                 rg_partial_credit: bool = False) -> None:
         self.threads = threads
         self.workers = workers
+        self.rg_partial_credit = rg_partial_credit
 
     def __call__(self, rollouts: Rollouts, prompts: Sequence[Prompt]) -> np.ndarray:
         pidx = rollouts.batch.prompt_index.tolist()
@@ -91,7 +99,8 @@ class RewardRouter:
             by_domain.setdefault(p.domain, []).append(i)
         for domain, idx in by_domain.items():
             if domain == "reasoning_gym":
-                out[idx] = [score_reasoning_gym(owners[i], texts[i]) for i in idx]
+                scores = np.asarray([score_reasoning_gym(owners[i], texts[i]) for i in idx], dtype=np.float32)
+                out[idx] = scores if self.rg_partial_credit else (scores >= 1.0).astype(np.float32)
             elif domain == "math":
                 out[idx] = self._math([owners[i] for i in idx], [texts[i] for i in idx])
             elif domain == "code":
@@ -256,6 +265,7 @@ class CombinedReward:
         domains: Sequence[str] = (),
         threads: int | None = None,
         workers: int | None = None,
+        rg_partial_credit: bool = False,
     ) -> None:
         if not functions:
             raise ConfigError("reward.functions: CombinedReward needs at least one function")
@@ -268,7 +278,7 @@ class CombinedReward:
         self.weights = [float(w) for w in weights] if weights else [1.0] * len(functions)
         self.combine = combine
         self.domains = set(domains)
-        self.router = RewardRouter(threads, workers)
+        self.router = RewardRouter(threads, workers, rg_partial_credit)
         self._fns: list[RewardCallable] | None = None
 
     def __getstate__(self) -> dict:
@@ -320,7 +330,8 @@ def make_reward_fn(
         if reward_cfg.combine == "replace":
             raise ConfigError("reward.combine = 'replace': no reward functions given (set reward.functions "
                               "or pass reward_fn= to brorl.train)")
-        return RewardRouter(threads, workers)
+        return RewardRouter(threads, workers, reward_cfg.reasoning_gym_partial_credit)
     weights = list(reward_cfg.weights) or [1.0] * len(reward_cfg.functions)
     weights += [1.0] * len(extra)
-    return CombinedReward(fns, weights, reward_cfg.combine, reward_cfg.domains, threads, workers)
+    return CombinedReward(fns, weights, reward_cfg.combine, reward_cfg.domains, threads, workers,
+                          reward_cfg.reasoning_gym_partial_credit)
