@@ -69,7 +69,8 @@ def run_trl(model_dir: str, n: int, prompts: int, steps: int, out: Path) -> dict
         out_ = []
         for c, e in zip(completions, entry):
             a = extract_answer(c)
-            out_.append(float(ds.score_answer(a, json.loads(e))) if a is not None else 0.0)
+            # 1 when right, as brorl's default reward (no partial credit for containing the answer)
+            out_.append(float(ds.score_answer(a, json.loads(e)) >= 1.0) if a is not None else 0.0)
         return out_
 
     tok = AutoTokenizer.from_pretrained(model_dir)
