@@ -74,6 +74,29 @@ def test_issue_rejections(gold, response):
     assert brorl.verify_math_status(gold, response) == "wrong"
 
 
+# Verdicts found by red-teaming the verifier as an RL reward: each row failed before the change
+# that its reason names. A wrong answer accepted is a reward hack, a right one rejected a false
+# negative.
+RED_TEAM = [
+    # Real odd roots: `(u)^{p/q}` with odd q is the real root, as `\sqrt[q]{u}` is, also where
+    # u < 0 at an evaluation point (was the principal complex root there, so they differed).
+    # From the examples at the end of Qwen2.5-Math evaluation/grader.py.
+    (
+        "-\\frac{2(x^2+6)}{9(x^2-2)\\sqrt[3]{x^2-2}^2}",
+        "-\\frac{8x^2}{9(x^2-2)^{5/3}}+\\frac{2}{3(x^2-2)^{2/3}}",
+        True,
+    ),
+    ("\\sqrt[3]{x^2-2}", "(x^2-2)^{1/3}", True),
+    ("\\sqrt[3]{2-x}^2", "(2-x)^{2/3}", True),
+    ("\\sqrt[3]{2-x}", "-(2-x)^{1/3}", False),
+]
+
+
+@pytest.mark.parametrize("gold, response, expected", RED_TEAM)
+def test_red_team_verdicts(gold, response, expected):
+    assert brorl.verify_math(gold, response) is expected
+
+
 def test_statuses_name_what_happened():
     assert brorl.MATH_STATUSES == [
         "correct",

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use num_bigint::BigInt;
 use num_complex::Complex64;
+use num_integer::Integer;
 use num_rational::BigRational;
 use num_traits::{Signed, ToPrimitive, Zero};
 
@@ -289,6 +290,16 @@ impl Evaluator<'_> {
             if y.re.fract() == 0.0 {
                 return Val::checked(Complex64::new(x.re.powf(y.re), 0.0));
             }
+            // A negative base to an exact p/q with odd q has a real value, the one `\sqrt[q]{}`
+            // gives (`root` below): `(x^2-2)^{1/3}` must equal `\sqrt[3]{x^2-2}` where x^2 < 2,
+            // not be the principal complex root there.
+            if let Val::Exact(e) = &b {
+                if e.denom().is_odd() {
+                    let mag = (-x.re).powf(y.re);
+                    let sign = if e.numer().is_odd() { -1.0 } else { 1.0 };
+                    return Val::checked(Complex64::new(sign * mag, 0.0));
+                }
+            }
         }
         Val::checked(x.powc(y))
     }
@@ -485,6 +496,12 @@ mod tests {
         let v = ev("\\sqrt{2}").unwrap().approx();
         assert!((v.re - 2f64.sqrt()).abs() < 1e-15);
         assert_eq!(ev("\\frac{1}{0}"), Err(EvalErr::Undefined));
+        // An odd root of a negative that is not exact stays real, as `\sqrt[3]{}` does.
+        let v = ev("(-2)^{2/3}").unwrap().approx();
+        assert!(v.im == 0.0 && (v.re - 4f64.cbrt()).abs() < 1e-15, "{v}");
+        let v = ev("(-2)^{1/3}").unwrap().approx();
+        assert!(v.im == 0.0 && (v.re + 2f64.cbrt()).abs() < 1e-15, "{v}");
+        assert_eq!(ev("(-2)^{1/3}").unwrap(), ev("\\sqrt[3]{-2}").unwrap());
         // A power tower leaves the exact range and overflows: undefined, quickly.
         assert_eq!(ev("5^{5^{5^{5^5}}}"), Err(EvalErr::Undefined));
     }
