@@ -258,6 +258,17 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     c["abstract_socket_client"] = (4, stdio(stdio_gated(
         "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0brorl-carry')\n    ok = True\n"
         "except OSError:\n    ok = False\n", "ok")), "wrong_answer")
+    # ... and through the counters of the worker's own namespaces, which outlive a sample: the
+    # network namespace's IP statistics in /proc/self/net/snmp (a datagram sent on a loopback
+    # that is down still counts as OutNoRoutes).
+    c["writer_net_counter"] = (4, stdio(
+        "import socket\ntry:\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    for _ in range(40):\n"
+        "        try:\n            s.sendto(b'x', ('127.0.0.1', 9))\n        except OSError:\n            pass\n"
+        "except OSError:\n    pass\nprint(0)\n"), "wrong_answer")
+    c["reader_net_counter"] = (4, stdio(stdio_gated(
+        "try:\n    rows = [line.split() for line in open('/proc/self/net/snmp') if line.startswith('Ip:')]\n"
+        "    sent = int(rows[1][rows[0].index('OutNoRoutes')])\nexcept (OSError, ValueError, IndexError):\n    sent = 0\n",
+        "sent >= 40")), "wrong_answer")
     # 5. limits that do not hold
     c["forked_children_memory"] = (5, he(
         "import os, time\ndef double(x):\n    kids = []\n    for _ in range(7):\n        pid = os.fork()\n"
@@ -341,7 +352,7 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
 NEEDS_NAMESPACES = {"read_checkout", "read_outside_answers", "connect_host_unix_socket", "list_host_sockets",
                     "host_network", "proc_of_host", "stdio_tmp_files_of_others", "reader_of_leftovers",
                     "call_reader_of_leftovers", "abstract_socket_client", "kill_test_process", "read_test_memory",
-                    "write_anywhere"}
+                    "write_anywhere", "reader_net_counter"}
 NEEDS_CGROUP = {"forked_children_memory", "memfd_hoard"}
 # Honest programs that import the environment's packages (numpy)
 NEEDS_SITE_PACKAGES = {"he_numpy", "he_numpy_scalar", "call_numpy_scalar", "call_numpy_float", "stdio_numpy"}
@@ -349,7 +360,9 @@ NEEDS_SITE_PACKAGES = {"he_numpy", "he_numpy_scalar", "call_numpy_scalar", "call
 # Writers of state and the readers that look for it next, on the same worker.
 SEQUENCES = [
     ["writer_deep_tree", "writer_long_names", "writer_sysv_shm", "orphan_daemon", "abstract_socket_server",
-     "reader_of_leftovers", "call_reader_of_leftovers", "abstract_socket_client"],
+     "writer_net_counter",
+     "reader_of_leftovers", "call_reader_of_leftovers", "abstract_socket_client",
+     "reader_net_counter"],
 ]
 
 

@@ -13,7 +13,7 @@
 //! namespaces and each sample drops to a uid of its own; with one (not root) the template is
 //! root of that user namespace only and samples drop every capability.
 //!
-//! Without namespaces ("basic") the seccomp filter also denies network sockets. In both cases:
+//! The seccomp filter also denies network sockets (with namespaces too: see `seccomp`). In both cases:
 //! a seccomp filter against syscalls that only widen the kernel surface (see `seccomp`), its
 //! own session, `PR_SET_NO_NEW_PRIVS`, no core dumps, a bounded number of open files, an empty
 //! environment and all inherited descriptors closed.
@@ -77,7 +77,7 @@ pub struct EnvelopeSpec {
     /// target)` (brorl's own library; package directories whose own path a sample's fresh
     /// `/tmp` or `/dev/shm` would hide).
     pub bind_at: Vec<(PathBuf, PathBuf)>,
-    /// Also deny network sockets in the seccomp filter (when there is no network namespace).
+    /// Also deny network sockets in the seccomp filter (see `seccomp::program`).
     pub deny_sockets: bool,
     /// RLIMIT_NOFILE of the worker.
     pub nofile: u64,
@@ -693,9 +693,9 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
     // first call in each forked sample (a symbol lookup and a copied page each time).
     let envp: [*const c_char; 2] = [c"LD_BIND_NOW=1".as_ptr(), std::ptr::null()];
     // The hardening filter is skipped on an architecture without syscall tables, unless it
-    // is the only thing keeping the network out.
+    // is the only thing keeping the network out (no network namespace).
     let filter = match template_filter(spec) {
-        None if spec.deny_sockets => {
+        None if spec.deny_sockets && !spec.namespaces => {
             return Err(SpawnError {
                 step: "seccomp (unsupported architecture)".into(),
                 errno: libc::ENOSYS,

@@ -3,8 +3,11 @@
 //! go through: new namespaces (`unshare`/`clone` with namespace flags; `clone3` answers
 //! ENOSYS so libc falls back to `clone`, whose flags can be checked), mounting, `ptrace`,
 //! `bpf`, `perf_event_open`, `userfaultfd`, io_uring, keyrings, module and kexec loading,
-//! reading other processes' memory. Without a network namespace (`deny_sockets`) it also
-//! limits `socket()` to AF_UNIX. A foreign syscall ABI (i386 or x32 entry points) gets EPERM.
+//! reading other processes' memory. With `deny_sockets` it also limits `socket()` to AF_UNIX
+//! (and AF_NETLINK in the template profile, whose worker has a network namespace of its own):
+//! brorl always sets it, as a worker's network namespace outlives its samples and its IP
+//! statistics would carry a number from one to the next. A foreign syscall ABI (i386 or x32
+//! entry points) gets EPERM.
 //!
 //! It also closes the channels through which two samples running at the same time could pass
 //! each other an answer without sharing any writable file: the read-only files every sample
@@ -175,10 +178,20 @@ pub fn program(deny_sockets: bool, profile: Profile) -> Option<Vec<sock_filter>>
     };
     flags_rule(&mut p, arch.unshare, unshare_mask);
     if deny_sockets {
+        // AF_UNIX; with a network namespace of our own (the template profile) also AF_NETLINK,
+        // which shows only that namespace's loopback (`socket.if_nameindex`, getaddrinfo).
+        // Not AF_INET/AF_INET6 even there: the namespace outlives a sample, and its IP
+        // statistics (`/proc/self/net/snmp`: a datagram sent while the loopback is down still
+        // counts as OutNoRoutes) passed a number from one sample to the next on a worker.
+        let second = match profile {
+            Profile::Template => libc::AF_NETLINK,
+            Profile::Sample => libc::AF_UNIX,
+        };
         p.extend([
-            jump(JEQ_K, arch.socket, 0, 4),
+            jump(JEQ_K, arch.socket, 0, 5),
             stmt(LD_W_ABS, OFF_ARG0),
-            jump(JEQ_K, libc::AF_UNIX as u32, 0, 1),
+            jump(JEQ_K, libc::AF_UNIX as u32, 1, 0),
+            jump(JEQ_K, second as u32, 0, 1),
             stmt(RET_K, RET_ALLOW),
             stmt(RET_K, RET_EPERM),
         ]);
@@ -361,10 +374,28 @@ mod tests {
                     );
                 }
                 // a syscall after the fcntl block is still judged (the block skips cleanly)
+                let denied = if deny_sockets { RET_EPERM } else { RET_ALLOW };
+                for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET] {
+                    let got = eval2(&p, arch.socket, arch.audit, family as u32, 0);
+                    assert_eq!(got, denied, "socket family {family}");
+                }
                 assert_eq!(
-                    eval2(&p, arch.socket, arch.audit, libc::AF_INET as u32, 0),
-                    if deny_sockets { RET_EPERM } else { RET_ALLOW }
+                    eval2(&p, arch.socket, arch.audit, libc::AF_UNIX as u32, 0),
+                    RET_ALLOW
                 );
+                // netlink only inside a network namespace of our own (the template profile)
+                let netlink = eval2(&p, arch.socket, arch.audit, libc::AF_NETLINK as u32, 0);
+                let own_netns = profile == Profile::Template;
+                assert_eq!(
+                    netlink,
+                    if deny_sockets && !own_netns {
+                        RET_EPERM
+                    } else {
+                        RET_ALLOW
+                    }
+                );
+                // the syscall after the socket block is still judged
+                assert_eq!(eval2(&p, arch.unshare, arch.audit, NEWTIME, 0), RET_EPERM);
             }
         }
     }

@@ -339,7 +339,9 @@ impl Worker {
             user_namespace: namespaces && !root,
             expose,
             bind_at: layout.bind_at,
-            deny_sockets: !namespaces,
+            // Network sockets are denied with namespaces too: the worker's network namespace
+            // outlives each sample, and its IP statistics passed a number to the next one.
+            deny_sockets: true,
             nofile: 1024,
         };
         let env = sandbox::spawn(&env_spec).map_err(|e| {
