@@ -552,7 +552,16 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
             // procfs is host-wide counters (`meminfo`, `loadavg`, `stat`, `sys/fs/file-nr` ...)
             // that two samples running at the same time could pass an answer through by
             // allocating memory, processes or files; an older kernel gets the full procfs.
-            for data in [c"subset=pid".as_ptr(), std::ptr::null()] {
+            // `hidepid=invisible`: a process sees only the processes it could ptrace-read (its
+            // own and its children), not the template, pid 1, whose `stat` sums every reaped
+            // sample's page faults and CPU time (one sample touching N pages passed N to the
+            // next on the worker), nor the test process of a humaneval run.
+            let options = [
+                c"subset=pid,hidepid=invisible".as_ptr(),
+                c"subset=pid".as_ptr(),
+                std::ptr::null(),
+            ];
+            for data in options {
                 if libc::mount(
                     c"proc".as_ptr(),
                     path.as_ptr(),
