@@ -259,15 +259,19 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
         "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0brorl-carry')\n    ok = True\n"
         "except OSError:\n    ok = False\n", "ok")), "wrong_answer")
     # ... and through the counters of the worker's own namespaces, which outlive a sample: the
-    # template's totals over its reaped children in /proc/1/stat (page faults, CPU time), and
-    # the network namespace's IP statistics in /proc/self/net/snmp (a datagram sent on a
-    # loopback that is down still counts as OutNoRoutes).
+    # pid counter (a writer forks N times, the next sample's pid is N higher), the template's
+    # totals over its reaped children in /proc/1/stat (page faults, CPU time), and the network
+    # namespace's IP statistics in /proc/self/net/snmp (a datagram sent on a loopback that is
+    # down still counts as OutNoRoutes).
+    c["writer_pid_counter"] = (4, stdio("import os\nfor _ in range(200):\n    pid = os.fork()\n    if pid == 0:\n"
+                                        "        os._exit(0)\n    os.waitpid(pid, 0)\nprint(0)\n"), "wrong_answer")
     c["writer_child_faults"] = (4, stdio("b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint(0)\n",
                                          memory_mb=512), "wrong_answer")
     c["writer_net_counter"] = (4, stdio(
         "import socket\ntry:\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    for _ in range(40):\n"
         "        try:\n            s.sendto(b'x', ('127.0.0.1', 9))\n        except OSError:\n            pass\n"
         "except OSError:\n    pass\nprint(0)\n"), "wrong_answer")
+    c["reader_pid_counter"] = (4, stdio(stdio_gated("import os\n", "os.getpid() > 150")), "wrong_answer")
     c["reader_child_faults"] = (4, stdio(stdio_gated(
         "try:\n    cminflt = int(open('/proc/1/stat').read().rsplit(')', 1)[1].split()[8])\nexcept (OSError, ValueError, IndexError):\n"
         "    cminflt = 0\n", "cminflt > 120000")), "wrong_answer")
@@ -358,7 +362,7 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
 NEEDS_NAMESPACES = {"read_checkout", "read_outside_answers", "connect_host_unix_socket", "list_host_sockets",
                     "host_network", "proc_of_host", "stdio_tmp_files_of_others", "reader_of_leftovers",
                     "call_reader_of_leftovers", "abstract_socket_client", "kill_test_process", "read_test_memory",
-                    "write_anywhere", "reader_child_faults", "reader_net_counter"}
+                    "write_anywhere", "reader_pid_counter", "reader_child_faults", "reader_net_counter"}
 NEEDS_CGROUP = {"forked_children_memory", "memfd_hoard"}
 # Honest programs that import the environment's packages (numpy)
 NEEDS_SITE_PACKAGES = {"he_numpy", "he_numpy_scalar", "call_numpy_scalar", "call_numpy_float", "stdio_numpy"}
@@ -366,9 +370,9 @@ NEEDS_SITE_PACKAGES = {"he_numpy", "he_numpy_scalar", "call_numpy_scalar", "call
 # Writers of state and the readers that look for it next, on the same worker.
 SEQUENCES = [
     ["writer_deep_tree", "writer_long_names", "writer_sysv_shm", "orphan_daemon", "abstract_socket_server",
-     "writer_child_faults", "writer_net_counter",
+     "writer_pid_counter", "writer_child_faults", "writer_net_counter",
      "reader_of_leftovers", "call_reader_of_leftovers", "abstract_socket_client",
-     "reader_child_faults", "reader_net_counter"],
+     "reader_pid_counter", "reader_child_faults", "reader_net_counter"],
 ]
 
 

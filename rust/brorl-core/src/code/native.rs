@@ -194,6 +194,8 @@ pub struct RunPlan {
     pub elapsed_ns: i64,
     /// Out: 0, or `(step << 16) | errno` of the first step that failed (see `RUN_STEPS`).
     pub error: i64,
+    /// `/proc/sys/kernel/ns_last_pid` (see `sandbox::LAST_PID_FD`), or -1.
+    pub last_pid_fd: i64,
 }
 
 /// The steps of a run (`run`), numbered as in `RunPlan::error`.
@@ -275,6 +277,12 @@ unsafe fn run(p: &mut RunPlan) -> c_int {
             close_fds(p);
             return -1;
         }
+    }
+    if p.last_pid_fd >= 0 {
+        // Every run's processes get the same pids (2, 3, ...): the pid counter of our namespace
+        // would otherwise carry how many processes the previous sample made. All of them were
+        // reaped, so the pids after 1 are free. Best effort, like its descriptor.
+        libc::pwrite(p.last_pid_fd as c_int, b"1".as_ptr() as *const c_void, 1, 0);
     }
     let start = monotonic_ns();
     let mut pids: [libc::pid_t; 4] = [0; 4];
@@ -365,6 +373,8 @@ pub struct ServeConfig {
     pub top_fd: i64,
     /// The seccomp filter each sample adds (`struct sock_fprog`), or null.
     pub filter: *const c_void,
+    /// `/proc/sys/kernel/ns_last_pid` (see `sandbox::LAST_PID_FD`), or -1.
+    pub last_pid_fd: i64,
 }
 
 /// The roles, in the order of `brorl_serve`'s return value (the harnesses of `py/`).
@@ -561,6 +571,7 @@ unsafe fn serve_one(cfg: &ServeConfig, cmd: &[u8], fds: &[c_int]) -> Outcome {
         timed_out: 0,
         elapsed_ns: 0,
         error: 0,
+        last_pid_fd: cfg.last_pid_fd,
     };
     for (slot, s) in plan.setups.iter_mut().zip(&setups) {
         *slot = s;

@@ -42,6 +42,14 @@ const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
+/// The template's descriptor of `/proc/sys/kernel/ns_last_pid` (with namespaces, where it can
+/// be opened): before each run the template writes 1 there, so every run's processes get the
+/// same pids (2, 3, ...). The pid counter of the worker's pid namespace otherwise outlives a
+/// sample: one that forked N times made the next sample's pid N higher, which passed N on.
+/// Opened from the host's `/proc` before the pivot (the samples' `/proc` has no `sys`); a write
+/// sets the counter of the writer's own pid namespace.
+pub const LAST_PID_FD: RawFd = 299;
+
 /// Where the new root is staged (a tmpfs mounted over it in the worker's mount namespace).
 const STAGE: &str = "/tmp";
 
@@ -124,6 +132,11 @@ enum Op {
     },
     /// Opens `path` (O_PATH) as descriptor `fd`, for a bind from `/proc/self/fd/<fd>`.
     OpenPath {
+        path: CString,
+        fd: RawFd,
+    },
+    /// Opens `path` for writing as descriptor `fd` (kept across exec: see `spawn`).
+    OpenWrite {
         path: CString,
         fd: RawFd,
     },
@@ -448,6 +461,16 @@ fn plan(spec: &EnvelopeSpec) -> Vec<Step> {
             data: cstr(""),
         },
     ));
+    // Optional: without it (a read-only /proc/sys, say) samples run, with the pid counter
+    // carried from one to the next.
+    steps.push(Step {
+        name: "open ns_last_pid".into(),
+        op: Op::OpenWrite {
+            path: cstr("/proc/sys/kernel/ns_last_pid"),
+            fd: LAST_PID_FD,
+        },
+        optional: true,
+    });
     let (opens, root) = root_steps(&spec.expose, &spec.bind_at);
     steps.extend(opens);
     steps.push(step(
@@ -532,6 +555,19 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
         }
         Op::OpenPath { path, fd } => {
             let got = libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            if got < 0 {
+                return Err(errno());
+            }
+            let rc = libc::dup3(got, *fd, libc::O_CLOEXEC);
+            libc::close(got);
+            if rc < 0 {
+                Err(errno())
+            } else {
+                Ok(())
+            }
+        }
+        Op::OpenWrite { path, fd } => {
+            let got = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if got < 0 {
                 return Err(errno());
             }
@@ -773,6 +809,10 @@ pub fn spawn(spec: &EnvelopeSpec) -> Result<Envelope, SpawnError> {
                 for fd in 3..spec.nofile.min(65536) as i32 {
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
+            }
+            if spec.namespaces {
+                // The template keeps this one (EBADF when it could not be opened: no matter).
+                libc::fcntl(LAST_PID_FD, libc::F_SETFD, 0);
             }
             if libc::chdir(c"/".as_ptr()) != 0 {
                 fail(base + 3, errno());

@@ -317,6 +317,7 @@ impl Worker {
             "native": layout.native,
             "workdir": workdir,
             "sys_capset": seccomp::SYS_CAPSET,
+            "last_pid_fd": if namespaces { sandbox::LAST_PID_FD } else { -1 },
         });
         let mut expose = spec.expose.to_vec();
         expose.extend(layout.expose);

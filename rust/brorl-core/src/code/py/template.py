@@ -46,7 +46,8 @@ _STEPS = ["", "chdir", "dup", "dup2", "close", "setrlimit", "uid", "capabilities
 class _Serve(ctypes.Structure):
     """Mirror of native.rs's ServeConfig (8-byte fields only)."""
     _fields_ = [("sock", ctypes.c_int64), ("uid_check", ctypes.c_int64), ("uid_cand", ctypes.c_int64),
-                ("userns", ctypes.c_int64), ("top_fd", ctypes.c_int64), ("filter", ctypes.c_void_p)]
+                ("userns", ctypes.c_int64), ("top_fd", ctypes.c_int64), ("filter", ctypes.c_void_p),
+                ("last_pid_fd", ctypes.c_int64)]
 
 
 _ROLES = ["check", "cand", "call", "stdio"]  # native.rs ROLES
@@ -281,6 +282,7 @@ def rmtree(path):
 
 
 RECEIVED_TOP = [0]
+LAST_PID_FD = -1  # /proc/sys/kernel/ns_last_pid when the sandbox opened it (sandbox.rs LAST_PID_FD)
 
 
 def run(req, fds):
@@ -300,6 +302,13 @@ def run(req, fds):
         _ok(LIBC.unshare(CLONE_NEWIPC), "unshare")
     if tmp:
         fresh_tmp(req["tmpfs_mb"])
+    if LAST_PID_FD >= 0:
+        # Every run's processes get the same pids (native.rs `run`): the pid counter of our
+        # namespace would otherwise carry how many processes the previous sample made.
+        try:
+            os.pwrite(LAST_PID_FD, b"1", 0)
+        except OSError:
+            pass
     # Everything the processes need is made before the first fork: after it, each page the
     # template writes is copied while that process lives.
     plan, pos = [], 0
@@ -332,8 +341,15 @@ def run(req, fds):
 
 
 def main():
-    global CFG, SECCOMP, TOP_FD, NATIVE, SERVE
+    global CFG, SECCOMP, TOP_FD, NATIVE, SERVE, LAST_PID_FD
     CFG = json.loads(sys.argv[1])
+    fd = CFG.get("last_pid_fd", -1)
+    try:
+        if fd >= 0:
+            os.fstat(fd)
+            LAST_PID_FD = fd
+    except OSError:
+        pass
     os.environ.clear()  # LD_BIND_NOW from brorl, LC_CTYPE from PEP 538's locale coercion: samples see none
     sys.path.extend(CFG["site"])  # the environment's packages (numpy ...), read-only
     import site  # run with -S: only the builtins site would add (exit, quit, help ...)
@@ -409,6 +425,7 @@ def serve_native():
     cfg.userns = 1 if CFG["userns"] else 0
     cfg.top_fd = TOP_FD
     cfg.filter = None if SECCOMP is None else ctypes.addressof(SECCOMP)
+    cfg.last_pid_fd = LAST_PID_FD
     role = SERVE(ctypes.addressof(cfg))
     if role < 0:  # brorl closed the pool or exited
         os._exit(0)
