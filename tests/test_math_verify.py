@@ -93,6 +93,20 @@ RED_TEAM = [
     # saw `1 + e^{e^8}` (e^{2981}) as equal to `e^{e^8}` (found by test_sympy_latex_forms_agree).
     ("e^{e^{8}}", "1 + e^{e^{8}}", False),
     ("e^{2981}", "e \\cdot e^{2980}", True),
+    # Words beside a quantity were all dropped as annotations, so a boxed negation or bound
+    # scored as the number itself.
+    ("3", "\\boxed{\\text{not } 3}", False),
+    ("3", "\\boxed{\\text{No solution, not } 3}", False),
+    ("A", "\\boxed{\\text{not } A}", False),
+    ("3", "\\boxed{\\text{at least } 3}", False),
+    ("3", "\\boxed{\\text{less than } 3}", False),
+    ("3", "\\boxed{3 \\text{ or more}}", False),
+    ("3", "\\boxed{3 \\text{ is wrong}}", False),
+    ("3", "\\boxed{\\text{any number but } 3}", False),
+    ("12", "\\boxed{3 \\text{ apples and } 4}", False),
+    ("3", "\\boxed{3 \\text{ more apples}}", True),
+    ("3", "\\boxed{\\text{about } 3}", True),
+    ("13", "\\boxed{10 \\text{ apples} + 3}", True),
 ]
 
 

@@ -265,12 +265,15 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<Node, Fail> {
         let mut acc = self.unary()?;
         // Leading words annotate what follows (`\text{area } 5`): keep the quantity.
-        while matches!(acc, Node::Text(_))
+        while matches!(&acc, Node::Text(t) if !changes_meaning(t))
             && (self.starts_atom(self.peek())
                 || matches!(self.peek(), Some(Tok::Minus | Tok::Plus)))
         {
             acc = self.unary()?;
         }
+        // After a dropped annotation a juxtaposed quantity is not a factor: `3 \text{ apples and }
+        // 4` is two answers, not 12.
+        let mut annotated = false;
         loop {
             self.budget.tick(1)?;
             match self.peek() {
@@ -285,8 +288,11 @@ impl Parser<'_> {
                     acc = Node::Div(Box::new(acc), Box::new(rhs));
                 }
                 // A word after a quantity annotates it (`10 \text{ apples}`).
-                Some(Tok::Text(_)) if !matches!(acc, Node::Text(_)) => self.pos += 1,
-                t if self.starts_atom(t) => {
+                Some(Tok::Text(t)) if !matches!(acc, Node::Text(_)) && !changes_meaning(t) => {
+                    self.pos += 1;
+                    annotated = true;
+                }
+                t if self.starts_atom(t) && !annotated => {
                     let rhs = self.power()?;
                     acc = mul(acc, rhs);
                 }
@@ -774,6 +780,46 @@ impl Parser<'_> {
     }
 }
 
+/// Words that negate or bound the quantity beside them (`\text{not } 3`, `3 \text{ or more}`,
+/// `\text{at least } 3`): such a phrase is not an annotation to drop, so the answer is not the
+/// bare number. `3 \text{ more apples}` (the answer to "how many more") stays an annotation.
+fn changes_meaning(text: &str) -> bool {
+    const WORDS: [&str; 18] = [
+        "not",
+        "no",
+        "nor",
+        "never",
+        "none",
+        "cannot",
+        "except",
+        "excluding",
+        "but",
+        "least",
+        "most",
+        "than",
+        "exceeds",
+        "wrong",
+        "incorrect",
+        "false",
+        "impossible",
+        "neither",
+    ];
+    const BOUNDS: [&str; 7] = [
+        "more", "less", "fewer", "greater", "higher", "lower", "above",
+    ];
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphabetic() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    words
+        .iter()
+        .any(|w| WORDS.contains(&w.as_str()) || w.ends_with("n't"))
+        || words
+            .windows(2)
+            .any(|p| (p[0] == "or" && BOUNDS.contains(&p[1].as_str())) || p == ["up", "to"])
+}
+
 fn is_infinite(n: &Node) -> bool {
     match n {
         Node::Const(Constant::Inf) => true,
@@ -867,6 +913,29 @@ mod tests {
             Node::Func(Func::Asin, _)
         ));
         assert!(matches!(p("5^{5^{5^{5^5}}}").unwrap(), Node::Pow(..)));
+    }
+
+    #[test]
+    fn words_that_change_the_value_are_kept() {
+        let value = |s: &str| match p(s) {
+            Ok(Node::Num(l)) => l.value.to_integer().to_string(),
+            other => format!("{other:?}"),
+        };
+        // Annotations are dropped...
+        assert_eq!(value("3 \\text{ apples}"), "3");
+        assert_eq!(value("\\text{area } 3"), "3");
+        assert_eq!(value("3 \\text{ more apples}"), "3");
+        // ...but not negations or bounds, and words do not join two quantities into a product.
+        for s in [
+            "\\text{not } 3",
+            "\\text{at least } 3",
+            "3 \\text{ or more}",
+            "\\text{No solution, not } 3",
+            "3 \\text{ isn't right}",
+            "3 \\text{ apples and } 4",
+        ] {
+            assert!(value(s) != "3" && value(s) != "12", "{s}");
+        }
     }
 
     #[test]
