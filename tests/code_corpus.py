@@ -471,8 +471,14 @@ def honest() -> dict[str, dict]:
     h["call_state_per_instance"] = call("class C:\n    def __init__(self):\n        self.n = 0\n    def inc(self):\n"
                                         "        self.n += 1\n        return self.n\n",
                                         tests=[{"args": [], "expected": 1}, {"args": [], "expected": 2}], entry="C.inc")
+    # the program's functions and classes are found through their module (pickle)
+    h["call_pickle_own_class"] = call("import pickle\nclass Box:\n    def __init__(self, v):\n        self.v = v\n"
+                                      "def double(x):\n    return pickle.loads(pickle.dumps(Box(2 * x))).v\n")
     # stdio
     h["stdio_double"] = stdio(STDIO_GOOD)
+    h["stdio_multiprocessing_pool"] = stdio("import multiprocessing as mp\ndef twice(v):\n    return 2 * v\n"
+                                            "if __name__ == '__main__':\n    with mp.Pool(2) as pool:\n"
+                                            "        print(pool.map(twice, [int(input())])[0])\n")
     h["stdio_fcntl_flags"] = stdio("import os, fcntl\nr, w = os.pipe()\nos.set_blocking(r, False)\n"
                                    "flags = fcntl.fcntl(w, fcntl.F_GETFD)\nfcntl.fcntl(w, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)\n"
                                    "os.dup2(w, 9)\nprint(2 * int(input()))\n")

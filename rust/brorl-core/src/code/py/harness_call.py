@@ -21,7 +21,7 @@ def run_call():
     code = compile_program(job["program"], put)
     if code is None:
         return 0
-    g = {"__name__": "__brorl_candidate__"}
+    g = program_globals("__brorl_candidate__")
 
     def fail(i, status):
         put(b"E%d:%s;" % (i, status))

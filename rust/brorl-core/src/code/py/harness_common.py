@@ -47,6 +47,15 @@ def compile_program(program, put):
         return None
 
 
+def program_globals(name):
+    """The globals the program runs in: those of a module registered under `name`, so that
+    what finds a function or class through its module (pickle, and so multiprocessing's
+    `Pool.map(f, ...)`) finds the program's own (a bare dict made both fail)."""
+    module = type(sys)(name)
+    sys.modules[name] = module
+    return module.__dict__
+
+
 def lookup(g, entry):
     if "." in entry:
         cls_name, method = entry.split(".", 1)

@@ -114,7 +114,7 @@ def run_cand():
         return 0
     read, write, enc, dec, plain_error = os.read, os.write, encode, decode, PlainError
     sf, rf = send_frame, recv_frame
-    g = {"__name__": "__brorl_candidate__"}
+    g = program_globals("__brorl_candidate__")
     exec(code, g)  # an exception here ends the process: the test process sees EOF
     fn = lookup(g, job["entry"])
     while True:

@@ -14,7 +14,7 @@ def run_stdio():
         return 0
     status = 0
     try:
-        exec(code, {"__name__": "__main__"})
+        exec(code, program_globals("__main__"))
     except:  # noqa: E722
         t, e = exc_info()[:2]
         if t is not None and issubclass(t, system_exit):
