@@ -107,6 +107,9 @@ RED_TEAM = [
     ("3", "\\boxed{3 \\text{ more apples}}", True),
     ("3", "\\boxed{\\text{about } 3}", True),
     ("13", "\\boxed{10 \\text{ apples} + 3}", True),
+    # An empty box was the last box, so it hid the answer (no answer, or "3, " from adjacency).
+    ("3", "The answer is \\boxed{3}. \\boxed{}", True),
+    ("3", "I am to put the answer in \\boxed{}. The answer is 3.", True),
 ]
 
 
@@ -190,7 +193,8 @@ def ref_boxes(s: str) -> list[tuple[int, int, str]]:
         if m >= len(s):
             i = j + 1
             continue
-        out.append((k, m + 1, s[j + 1 : m].strip()))
+        if s[j + 1 : m].strip():  # an empty box holds no answer
+            out.append((k, m + 1, s[j + 1 : m].strip()))
         i = m + 1
 
 

@@ -176,6 +176,9 @@ fn boxes(s: &str) -> Vec<Boxed> {
                 .ok()
                 .map(|k| pairs[k].1);
             match close {
+                // An empty box holds no answer ("put it in \boxed{}" echoed from the prompt, a
+                // stray `\boxed{}` after the answer): it must not hide the boxes before it.
+                Some(close) if s[j + 1..close].trim().is_empty() => i = close + 1,
                 Some(close) => {
                     out.push(Boxed {
                         start,
@@ -576,6 +579,18 @@ mod tests {
         assert_eq!(extract_answer(r, true).as_deref(), Some("1, 2"));
         let r = "\\boxed{1} is wrong, the answer is \\boxed{2}";
         assert_eq!(extract_answer(r, true).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn empty_boxes_hold_no_answer() {
+        let x = |r: &str| extract_answer(r, true);
+        assert_eq!(x("so \\boxed{3}. \\boxed{ }").as_deref(), Some("3"));
+        assert_eq!(x("\\boxed{3}\\boxed{}").as_deref(), Some("3"));
+        assert_eq!(
+            x("Put the answer in \\boxed{}. So the answer is 3.").as_deref(),
+            Some("3")
+        );
+        assert_eq!(x("\\boxed{}"), None);
     }
 
     #[test]
