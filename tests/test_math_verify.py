@@ -110,6 +110,10 @@ RED_TEAM = [
     # An empty box was the last box, so it hid the answer (no answer, or "3, " from adjacency).
     ("3", "The answer is \\boxed{3}. \\boxed{}", True),
     ("3", "I am to put the answer in \\boxed{}. The answer is 3.", True),
+    # A box drafted inside <think> outranked the answer given after the reasoning.
+    ("4", "<think>maybe \\boxed{3}</think> The answer is 4.", True),
+    ("3", "<think>maybe \\boxed{3}</think> The answer is 4.", False),
+    ("3", "<think>The answer is 3</think>", True),
 ]
 
 

@@ -15,7 +15,7 @@ use num_traits::{Signed, Zero};
 
 use super::ast::{Constant, Fail, Func, Literal, Node, RelOp};
 use super::budget::{Budget, Limits};
-use super::extract::{all_boxes, extract_marked, extract_unmarked, last_boxes};
+use super::extract::{after_thinking, all_boxes, extract_marked, extract_unmarked, last_boxes};
 use super::lexer::{lex, LexMode, Tok};
 use super::parser::parse;
 use super::precise;
@@ -249,6 +249,15 @@ fn assignment_groups(s: &str) -> String {
 /// The answer in a response: an explicit marker, else the whole response when it is a bare
 /// answer (parses, and is not prose), else the last number when the fallback is on.
 fn find_answer(response: &str, opts: &Options, budget: &mut Budget) -> Option<String> {
+    if let Some(tail) = after_thinking(response) {
+        if let Some(a) = find_answer_in(tail, opts, budget) {
+            return Some(a);
+        }
+    }
+    find_answer_in(response, opts, budget)
+}
+
+fn find_answer_in(response: &str, opts: &Options, budget: &mut Budget) -> Option<String> {
     if let Some(a) = extract_marked(response) {
         return Some(a);
     }

@@ -14,6 +14,24 @@ struct Boxed {
 /// else (when `fallback` is set) the text after the last "answer is", else the last complete
 /// math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or a number written after it.
 pub fn extract_answer(response: &str, fallback: bool) -> Option<String> {
+    if let Some(tail) = after_thinking(response) {
+        if let Some(a) = extract_in(tail, fallback) {
+            return Some(a);
+        }
+    }
+    extract_in(response, fallback)
+}
+
+/// The text after a closed reasoning block (`<think>...</think> answer`), if any: a box drafted
+/// while thinking must not outrank the answer given after it ("... \boxed{3}</think> The
+/// answer is 4"). Without an answer there, the whole response is read.
+pub fn after_thinking(response: &str) -> Option<&str> {
+    let k = response.rfind("</think>")?;
+    let tail = &response[k + "</think>".len()..];
+    (!tail.trim().is_empty()).then_some(tail)
+}
+
+fn extract_in(response: &str, fallback: bool) -> Option<String> {
     extract_marked(response).or_else(|| {
         if fallback {
             extract_unmarked(response)
@@ -297,6 +315,8 @@ fn phrase_at(s: &str, from: usize) -> Option<String> {
         rest = r.trim_start_matches(filler);
     }
     let line = rest.lines().next().unwrap_or("");
+    // A closing tag ends it too ("The answer is 3</think>").
+    let line = line.split("</").next().unwrap_or("");
     // A sentence ends at ". " (a decimal point is followed by a digit, not a space).
     let line = match line.find(". ") {
         Some(k) => &line[..k],
@@ -591,6 +611,22 @@ mod tests {
             Some("3")
         );
         assert_eq!(x("\\boxed{}"), None);
+    }
+
+    #[test]
+    fn the_answer_after_thinking_wins() {
+        let x = |r: &str| extract_answer(r, true);
+        assert_eq!(
+            x("<think>so \\boxed{3}</think> The answer is 4.").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            x("<think>\\boxed{3}</think>\\boxed{4}").as_deref(),
+            Some("4")
+        );
+        // Nothing after the reasoning: it is read as a whole.
+        assert_eq!(x("<think>so \\boxed{3}</think>\n").as_deref(), Some("3"));
+        assert_eq!(x("<think>The answer is 3</think>").as_deref(), Some("3"));
     }
 
     #[test]
