@@ -114,6 +114,12 @@ RED_TEAM = [
     ("4", "<think>maybe \\boxed{3}</think> The answer is 4.", True),
     ("3", "<think>maybe \\boxed{3}</think> The answer is 4.", False),
     ("3", "<think>The answer is 3</think>", True),
+    # Repeating decimals and trailing ellipses in LaTeX spelling were unparseable.
+    ("\\frac13", "\\boxed{0.333\\ldots}", True),
+    ("\\frac13", "\\boxed{0.333\\dots}", True),
+    ("\\frac13", "\\boxed{0.\\bar{3}}", True),
+    ("\\frac16", "\\boxed{0.1\\bar{6}}", True),
+    ("\\frac13", "\\boxed{0.33\\ldots}", False),
 ]
 
 

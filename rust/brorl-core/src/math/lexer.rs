@@ -462,17 +462,25 @@ impl Lexer<'_> {
             Some(',') => self.mode.decimal_comma,
             _ => false,
         };
-        let overline_next = |lx: &Self, at: usize| lx.starts_with(at, "\\overline{");
+        // The repeating digits' opener: `\overline{` or `\bar{` (`0.\bar{3}`), else 0.
+        let overline_next = |lx: &Self, at: usize| {
+            ["\\overline{", "\\bar{"]
+                .iter()
+                .find(|p| lx.starts_with(at, p))
+                .map_or(0, |p| p.len())
+        };
         if point
-            && (self.peek(1).is_some_and(|c| c.is_ascii_digit()) || overline_next(self, self.i + 1))
+            && (self.peek(1).is_some_and(|c| c.is_ascii_digit())
+                || overline_next(self, self.i + 1) > 0)
         {
             self.i += 1;
             frac = self.digits();
         }
         let mut repeat = String::new();
-        if overline_next(self, self.i) && (point || !frac.is_empty()) {
+        let opener = overline_next(self, self.i);
+        if opener > 0 && (point || !frac.is_empty()) {
             let save = self.i;
-            self.i += "\\overline{".len();
+            self.i += opener;
             repeat = self.digits();
             if self.peek(0) == Some('}') && !repeat.is_empty() {
                 self.i += 1;
@@ -710,6 +718,11 @@ impl Lexer<'_> {
                 }
                 return Ok(());
             }
+            // `0.333\ldots` is `0.333...`: an ellipsis right after a number is dropped as the
+            // dots are (and the decimal rule decides it); elsewhere (`1 + \cdots + n`) it stays.
+            "ldots" | "dots" | "cdots" if matches!(self.out.last(), Some(Tok::Num(_))) => {
+                return Ok(());
+            }
             "hspace" | "vspace" | "phantom" | "label" => {
                 self.brace_arg();
                 return Ok(());
@@ -802,6 +815,18 @@ mod tests {
         assert_eq!(toks("3,5", LexMode::DECIMAL_COMMA), vec![num("3", "5", 0)]);
         assert_eq!(toks(".5", LexMode::STANDARD), vec![num("", "5", 0)]);
         assert_eq!(toks("1.2e-3", LexMode::STANDARD), vec![num("1", "2", -3)]);
+        assert_eq!(
+            toks("0.333\\ldots", LexMode::STANDARD),
+            toks("0.333...", LexMode::STANDARD)
+        );
+        assert_eq!(
+            toks("0.1\\bar{6}", LexMode::STANDARD),
+            toks("0.1\\overline{6}", LexMode::STANDARD)
+        );
+        assert_eq!(
+            toks("0.\\bar{3}", LexMode::STANDARD),
+            toks("0.\\overline{3}", LexMode::STANDARD)
+        );
     }
 
     #[test]
