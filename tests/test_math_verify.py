@@ -120,6 +120,10 @@ RED_TEAM = [
     ("\\frac13", "\\boxed{0.\\bar{3}}", True),
     ("\\frac16", "\\boxed{0.1\\bar{6}}", True),
     ("\\frac13", "\\boxed{0.33\\ldots}", False),
+    # A leading \approx (nothing before it) was a relation without a left side: unparseable.
+    ("\\sqrt2", "\\boxed{\\approx 1.414}", True),
+    ("3", "\\boxed{\\approx 3}", True),
+    ("\\sqrt2", "\\boxed{\\approx 1.42}", False),
 ]
 
 

@@ -198,6 +198,9 @@ fn normalize(s: &str) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'{' | b'}'));
             if !before.is_empty() && !bare_name {
                 t.truncate(k);
+            } else if before.is_empty() {
+                // `\approx 3.14` on its own states the value.
+                t.replace_range(..k + m.len(), "");
             }
         }
     }
@@ -1445,6 +1448,9 @@ mod tests {
         assert_eq!(v("x<1", "x>-1"), Status::Wrong);
         assert_eq!(v("\\text{13}", "13"), Status::Wrong);
         assert_eq!(v("5", "no digits here"), Status::NoAnswer);
+        // A value given as an approximation with nothing before it.
+        assert_eq!(v("\\sqrt2", "\\boxed{\\approx 1.414}"), Status::Correct);
+        assert_eq!(v("\\sqrt2", "\\boxed{\\approx 1.42}"), Status::Wrong);
     }
 
     /// One comma-grouped answer has one value: `3,000` is not also `3.000` or the list `3, 0`,
