@@ -124,6 +124,11 @@ RED_TEAM = [
     ("\\sqrt2", "\\boxed{\\approx 1.414}", True),
     ("3", "\\boxed{\\approx 3}", True),
     ("\\sqrt2", "\\boxed{\\approx 1.42}", False),
+    # Values of different unknowns matched bare values in any order (x and y swapped).
+    ("x=3, y=4", "\\boxed{4, 3}", False),
+    ("a=1,b=2", "\\boxed{2,1}", False),
+    ("x=3, y=4", "\\boxed{3, 4}", True),
+    ("x=3, x=4", "\\boxed{4, 3}", True),
 ]
 
 

@@ -516,6 +516,28 @@ fn is_constant(n: &Node) -> bool {
     n.symbols().is_empty()
 }
 
+/// The right sides of `x = 3, y = 4` when every item assigns a plain name and no name repeats
+/// (`x = 3, x = 4` is two solutions for one unknown).
+fn values_of_distinct_names(items: &[Node]) -> Option<Vec<Node>> {
+    if items.len() < 2 {
+        return None;
+    }
+    let mut names: Vec<&Node> = Vec::new();
+    let mut values = Vec::new();
+    for n in items {
+        let Node::Rel(v, ops) = n else {
+            return None;
+        };
+        if ops.as_slice() != [RelOp::Eq] || !matches!(v[0], Node::Sym(_)) || names.contains(&&v[0])
+        {
+            return None;
+        }
+        names.push(&v[0]);
+        values.push(v[1].clone());
+    }
+    Some(values)
+}
+
 /// A name on the left of an assignment: `x`, `a_n`, `(p, q)`, or a function value `f(x)`.
 fn is_name(n: &Node) -> bool {
     match n {
@@ -1097,6 +1119,13 @@ impl Cmp<'_> {
         if gs.len() > MAX_ELEMENTS || as_.len() > MAX_ELEMENTS {
             return Err(EvalErr::Budget);
         }
+        // `x = 3, y = 4` gives the values of different unknowns: bare values answer them in
+        // that order (`3, 4`), not in any order (`4, 3` would swap x and y).
+        if let Some(values) = values_of_distinct_names(gs) {
+            if as_.len() == values.len() && !as_.iter().any(Node::is_relation) {
+                return self.ordered(&values, as_);
+            }
+        }
         // A solution listed twice in a list of several (`(3,17,3,7)` repeated) is the same list.
         let deduped: Vec<Node>;
         if gs.len() >= 2 && as_.len() > gs.len() {
@@ -1451,6 +1480,11 @@ mod tests {
         // A value given as an approximation with nothing before it.
         assert_eq!(v("\\sqrt2", "\\boxed{\\approx 1.414}"), Status::Correct);
         assert_eq!(v("\\sqrt2", "\\boxed{\\approx 1.42}"), Status::Wrong);
+        // Values of different unknowns keep their order; solutions of one unknown need none.
+        assert_eq!(v("x=3, y=4", "\\boxed{3, 4}"), Status::Correct);
+        assert_eq!(v("x=3, y=4", "\\boxed{4, 3}"), Status::Wrong);
+        assert_eq!(v("x=3, y=4", "\\boxed{y=4, x=3}"), Status::Correct);
+        assert_eq!(v("x=3, x=4", "\\boxed{4, 3}"), Status::Correct);
     }
 
     /// One comma-grouped answer has one value: `3,000` is not also `3.000` or the list `3, 0`,
