@@ -1560,5 +1560,12 @@ mod tests {
             let r = unit.repeat(200_000);
             assert_ne!(v("7", &r), Status::Correct);
         }
+        // A periodic function of a huge argument: once seconds (π to 265,000 bits), now
+        // undecided at once.
+        for f in ["\\sin(10^{80000}\\pi)", "\\cos(2^{240000})"] {
+            let t = std::time::Instant::now();
+            assert_eq!(v(f, &format!("{f}+0")), Status::Wrong);
+            assert!(t.elapsed().as_millis() < 500, "{f}: {:?}", t.elapsed());
+        }
     }
 }
