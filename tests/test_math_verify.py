@@ -129,6 +129,9 @@ RED_TEAM = [
     ("a=1,b=2", "\\boxed{2,1}", False),
     ("x=3, y=4", "\\boxed{3, 4}", True),
     ("x=3, x=4", "\\boxed{4, 3}", True),
+    # A number word inside \text{} was text, though the bare word was a number.
+    ("3", "\\boxed{\\text{three}}", True),
+    ("4", "\\boxed{\\text{three}}", False),
 ]
 
 

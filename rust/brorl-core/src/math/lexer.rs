@@ -639,6 +639,15 @@ impl Lexer<'_> {
             self.skip_unit_power();
             return Ok(());
         }
+        // `\text{three}` is three, as the bare word is.
+        if let Some(v) = NUMBER_WORDS.iter().position(|n| *n == bare) {
+            return self.push(Tok::Num(NumLit {
+                int: v.to_string(),
+                frac: String::new(),
+                exp: 0,
+                repeat: String::new(),
+            }));
+        }
         // `\text{e}`, `\text{A}`: one letter is that letter.
         if t.len() == 1 && t.as_bytes()[0].is_ascii_alphabetic() {
             return self.push(Tok::Ident(t.to_string()));
@@ -844,6 +853,10 @@ mod tests {
             vec![num("125", "", 0)]
         );
         assert_eq!(toks("90^\\circ", LexMode::STANDARD), vec![num("90", "", 0)]);
+        assert_eq!(
+            toks("\\text{Three}", LexMode::STANDARD),
+            toks("three", LexMode::STANDARD)
+        );
         assert_eq!(
             toks("\\left( x \\right)", LexMode::STANDARD),
             vec![Tok::LParen, Tok::Ident("x".into()), Tok::RParen]
