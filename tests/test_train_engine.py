@@ -90,6 +90,34 @@ def test_vllm_in_place_weight_reload_changes_outputs(vllm_gen, tiny_dir, prompts
     assert not np.allclose(before.batch.logprobs[: len(resp)], b.logprobs[: len(resp)])
 
 
+def test_engine_start_describes_the_model_in_this_process(tiny_dir, prompts, monkeypatch):
+    """On a machine where vLLM has not cached its description of the model class (a new one),
+    vLLM would start a Python subprocess only to describe the class (~10 s on 2 cores); the
+    CPU engine, which imports the class in this process anyway, describes it here."""
+    from vllm import ModelRegistry
+    from vllm.model_executor.models import registry
+
+    from brorl.train.engines import VLLMGenerator
+
+    def no_subprocess(fn):
+        raise AssertionError("vLLM described the model in a subprocess")
+
+    # as on a new machine: the architecture registered lazily, nothing cached; the global
+    # registry is restored after the test
+    models = dict(ModelRegistry.models)
+    models["LlamaForCausalLM"] = registry._LazyRegisteredModel("vllm.model_executor.models.llama", "LlamaForCausalLM")
+    monkeypatch.setattr(ModelRegistry, "models", models)
+    monkeypatch.setattr(registry._LazyRegisteredModel, "_load_modelinfo_from_cache", lambda self, module_hash: None)
+    monkeypatch.setattr(registry, "_run_in_subprocess", no_subprocess)
+    gen = VLLMGenerator(tiny_dir, kv_cache_gib=1, max_num_seqs=8, max_model_len=64)
+    try:
+        ro = gen.generate(prompts[:1], 2, SamplingSpec(temperature=1.0, top_p=1.0, max_tokens=4), seed=0)
+        assert len(ro.texts) == 2
+    finally:
+        gen.close()
+    assert not hasattr(ModelRegistry.models["LlamaForCausalLM"], "module_name")
+
+
 def test_hf_engine_same_interface(tiny_dir, prompts):
     from transformers import AutoModelForCausalLM
 

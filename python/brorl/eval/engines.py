@@ -153,6 +153,12 @@ def generate_vllm(
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        from brorl.train.engines import inspect_model_in_process
+
+        inspect_model_in_process(model_dir)  # no describe-the-model subprocess at the first start
     need = check_context(model_dir, prompts, spec.max_tokens)
     llm = LLM(
         model=str(model_dir),
