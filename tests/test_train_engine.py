@@ -90,32 +90,41 @@ def test_vllm_in_place_weight_reload_changes_outputs(vllm_gen, tiny_dir, prompts
     assert not np.allclose(before.batch.logprobs[: len(resp)], b.logprobs[: len(resp)])
 
 
-def test_engine_start_describes_the_model_in_this_process(tiny_dir, prompts, monkeypatch):
+_DESCRIBE_PROBE = """
+import sys
+from vllm import ModelRegistry
+from vllm.model_executor.models import registry
+from brorl.train.engines import VLLMGenerator
+from brorl.train.interfaces import SamplingSpec
+
+def no_subprocess(fn):
+    raise AssertionError("vLLM described the model in a subprocess")
+
+# as on a new machine: the architecture registered lazily, nothing cached
+ModelRegistry.models["LlamaForCausalLM"] = registry._LazyRegisteredModel("vllm.model_executor.models.llama", "LlamaForCausalLM")
+registry._LazyRegisteredModel._load_modelinfo_from_cache = lambda self, module_hash: None
+registry._run_in_subprocess = no_subprocess
+gen = VLLMGenerator(sys.argv[1], kv_cache_gib=1, max_num_seqs=8, max_model_len=64)
+ro = gen.generate([[5, 6, 7]], 2, SamplingSpec(temperature=1.0, top_p=1.0, max_tokens=4), seed=0)
+assert len(ro.texts) == 2
+assert not hasattr(ModelRegistry.models["LlamaForCausalLM"], "module_name")
+gen.close()
+print("DESCRIBED-IN-PROCESS")
+"""
+
+
+def test_engine_start_describes_the_model_in_this_process(tiny_dir):
     """On a machine where vLLM has not cached its description of the model class (a new one),
     vLLM would start a Python subprocess only to describe the class (~10 s on 2 cores); the
-    CPU engine, which imports the class in this process anyway, describes it here."""
-    from vllm import ModelRegistry
-    from vllm.model_executor.models import registry
+    CPU engine, which imports the class in its own process anyway, describes it there. Run in
+    a process of its own: a second engine's close tears down vLLM's process-wide state that
+    this module's shared engine uses."""
+    import subprocess
+    import sys
 
-    from brorl.train.engines import VLLMGenerator
-
-    def no_subprocess(fn):
-        raise AssertionError("vLLM described the model in a subprocess")
-
-    # as on a new machine: the architecture registered lazily, nothing cached; the global
-    # registry is restored after the test
-    models = dict(ModelRegistry.models)
-    models["LlamaForCausalLM"] = registry._LazyRegisteredModel("vllm.model_executor.models.llama", "LlamaForCausalLM")
-    monkeypatch.setattr(ModelRegistry, "models", models)
-    monkeypatch.setattr(registry._LazyRegisteredModel, "_load_modelinfo_from_cache", lambda self, module_hash: None)
-    monkeypatch.setattr(registry, "_run_in_subprocess", no_subprocess)
-    gen = VLLMGenerator(tiny_dir, kv_cache_gib=1, max_num_seqs=8, max_model_len=64)
-    try:
-        ro = gen.generate(prompts[:1], 2, SamplingSpec(temperature=1.0, top_p=1.0, max_tokens=4), seed=0)
-        assert len(ro.texts) == 2
-    finally:
-        gen.close()
-    assert not hasattr(ModelRegistry.models["LlamaForCausalLM"], "module_name")
+    out = subprocess.run([sys.executable, "-c", _DESCRIBE_PROBE, str(tiny_dir)], capture_output=True, text=True,
+                         timeout=300)
+    assert "DESCRIBED-IN-PROCESS" in out.stdout, out.stderr[-3000:]
 
 
 def test_hf_engine_same_interface(tiny_dir, prompts):
