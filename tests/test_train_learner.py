@@ -116,6 +116,17 @@ def test_chunked_logprobs_update_matches_full_logits(world_1, world_1_full_logit
         np.testing.assert_allclose(np.asarray(world_1["weights"][name]), np.asarray(w), rtol=1e-4, atol=1e-3)
 
 
+def test_first_mini_batch_takes_its_old_logprobs_from_its_own_forward(world_1, world_1_uneven):
+    """The old log-probs of a step's first mini-batch are the current policy's (no optimizer
+    step yet): the no-grad old-log-prob pass runs only over the later mini-batches, and the
+    update still matches world size 2 and the full-logits path (the tests above)."""
+    for one in (world_1, world_1_uneven):
+        m = one["metrics"]
+        assert m["micro_batches_after_first_mini"] >= 1
+        assert m["old_logp_forwards"] == m["micro_batches_after_first_mini"]
+        assert m["old_logp_forwards"] < m["micro_batches"]
+
+
 def test_one_rank_builds_no_deepspeed_comm_op(tmp_path):
     """A single rank never communicates: its start-up must not JIT-build DeepSpeed's CPU
     shared-memory all-reduce op (1-2 minutes of C++ compilation on a fresh machine)."""

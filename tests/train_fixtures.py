@@ -108,7 +108,24 @@ def learner_step_worker(model_dir: str, out_path: str, zero_stage: int, kind: st
     learner = DeepSpeedLearner(model_dir, cfg, lr=1e-2, total_optimizer_steps=2, seed=0)
     b, prompts = synthetic_batch(kind)
     # uneven: no group baseline, so the copies of the last group have a nonzero advantage too
-    m = learner.train_step(TrainBatch(b, prompts, b.advantages("reinforce_pp" if kind == "uneven" else "reinforce_pp_baseline")))
+    tb = TrainBatch(b, prompts, b.advantages("reinforce_pp" if kind == "uneven" else "reinforce_pp_baseline"))
+    # count the policy's no-grad forwards (the old-log-prob pass) against the step's plan
+    from brorl.train.learner import plan_mini_batches
+
+    plans = plan_mini_batches(tb, cfg.algorithm.mini_batches, budget, cfg.deepspeed.merge_duplicates,
+                              learner.rank, learner.world)
+    counted = {"old_logp_forwards": 0}
+    logp = learner._logp
+
+    def counting_logp(model, t, grad, *args, **kw):
+        if model is learner.engine and not grad:
+            counted["old_logp_forwards"] += 1
+        return logp(model, t, grad, *args, **kw)
+
+    learner._logp = counting_logp
+    m = learner.train_step(tb)
+    m["old_logp_forwards"] = float(counted["old_logp_forwards"])
+    m["micro_batches_after_first_mini"] = float(sum(len(mini.micro) for mini in plans[1:]))
     w = {k: v.numpy().tolist() for k, v in learner.named_weights() if k.endswith(("q_proj.weight", "lm_head.weight"))}
     if learner.rank == 0:
         Path(out_path).write_text(json.dumps({"metrics": m, "weights": w, "world": learner.world}))

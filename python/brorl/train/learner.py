@@ -518,12 +518,13 @@ class DeepSpeedLearner:
             self.rank, self.world,
         )
         # Old log-probs only differ from the current policy's after the first optimizer step of
-        # this training step; with one mini-batch they are the current log-probs, detached.
+        # this training step: the first mini-batch's are its current log-probs, detached (an
+        # empty cache), so only the later mini-batches need this no-grad pass.
         # Every rank runs the same number of forwards (placeholders included): under ZeRO-3
         # each forward gathers parameters collectively.
         old_cache: dict[int, Any] = {}
         if len(plans) > 1:
-            for mini in plans:
+            for mini in plans[1:]:
                 for mb in mini.micro:
                     t = micro_batch_tensors(mb.rows, batch, token_adv, self.pad_id)
                     lp = self._logp(self.engine, t, grad=False)[0]
@@ -537,9 +538,10 @@ class DeepSpeedLearner:
         sums: dict[str, float] = {}
         first_probs: dict[int, Any] = {}
         grad_norms, n_micro, n_rows = [], 0, 0
-        for mini in plans:
+        for m, mini in enumerate(plans):
             met = mini_batch_backward(
-                self.engine, self.ref, mini, batch, token_adv, a, self.world, old_cache, backward, self._logp,
+                self.engine, self.ref, mini, batch, token_adv, a, self.world, old_cache if m > 0 else {}, backward,
+                self._logp,
                 self.pad_id, first_probs, ref_logprobs=self._ref_logp if self.lora else None,
             )
             for key, v in met.items():
