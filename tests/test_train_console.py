@@ -90,8 +90,9 @@ def test_transformers_progress_bars_are_off_during_a_run_only():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_train_console_is_readable(tmp_path):
-    """`brorl train` for two steps: the per-sync vLLM notice is in train.log, not on the console;
-    the console names the log file and the held-out numbers once each."""
+    """`brorl train` for two steps with the default's two engine processes: the per-sync vLLM
+    notice (logged in the engines' processes) is in train.log, not on the console; the console
+    names the log file and the held-out numbers once each."""
     pytest.importorskip("vllm")
     pytest.importorskip("deepspeed")
     import yaml
@@ -100,7 +101,8 @@ def test_train_console_is_readable(tmp_path):
     from train_fixtures import easy_config
 
     cfg = {"preset": "default", **easy_config(tmp_path, "console", algorithm__n=16, algorithm__prompts_per_step=2,
-                                                data__eval_size=8, run__steps=2, run__plots=False)}
+                                                data__eval_size=8, run__steps=2, run__plots=False,
+                                                generation__local_engines=2)}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ)

