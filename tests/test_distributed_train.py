@@ -37,6 +37,9 @@ pytest.importorskip("deepspeed")
 psutil = pytest.importorskip("psutil")
 
 COMMON = [
+    # one engine on both sides: the cluster runs cluster.num_engines=1 actor, and the default
+    # job's two local engines would sample other rollouts (each seeds its own share)
+    "generation.local_engines=1",
     "algorithm.n=64",
     "run.steps=3",
     "run.save_every=2",
