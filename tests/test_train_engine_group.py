@@ -181,5 +181,5 @@ def test_local_engines_setting_is_checked_early():
     assert load_config().generation.local_engines == 2  # the default job: one engine per core of 2
     with pytest.raises(ConfigError, match="generation.local_engines"):
         load_config(overrides=["generation.local_engines=0"])
-    with pytest.raises(ConfigError, match="needs generation.engine=vllm"):
-        load_config(overrides=["generation.engine=hf", "generation.local_engines=2"])
+    # the hf engine is one engine whatever the setting: the default job's 2 must not refuse it
+    assert load_config(overrides=["generation.engine=hf"]).generation.local_engines == 2

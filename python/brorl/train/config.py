@@ -246,7 +246,8 @@ class GenerationConfig:
         "seed + j * 1000003). On a CPU most of a call on a small model is vLLM's per-request "
         "Python work on one core: 2 engines on 2 cores made ~1.5x the samples/s of one "
         "(docs/loop_speed_memory.md). 1: one engine in the trainer's process (or its own "
-        "process under torchrun). Each engine has its own kv_cache_gib.",
+        "process under torchrun). Each engine has its own kv_cache_gib. vLLM only: "
+        "generation.engine=hf always runs one engine.",
     )
     omp_threads_bind: str = _f(
         "auto",
@@ -971,8 +972,6 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check(g.max_num_seqs > 0, "generation.max_num_seqs", g.max_num_seqs, "must be positive")
     _check(isinstance(g.local_engines, int) and g.local_engines >= 1, "generation.local_engines", g.local_engines,
            "must be an integer >= 1")
-    _check(g.local_engines == 1 or g.engine == "vllm", "generation.local_engines", g.local_engines,
-           f"more than one local engine needs generation.engine=vllm, not {g.engine!r}")
     _check(g.max_model_len is None or g.max_model_len >= d.max_prompt_tokens + g.max_tokens,
            "generation.max_model_len", g.max_model_len,
            f"must hold the longest prompt plus response (data.max_prompt_tokens {d.max_prompt_tokens} + "
