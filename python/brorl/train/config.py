@@ -244,7 +244,7 @@ class GenerationConfig:
         "vLLM: engines on this machine, each in a process of its own with an equal share of the "
         "cores, each generating a contiguous share of every call's prompts (engine j seeds with "
         "seed + j * 1000003). On a CPU most of a call on a small model is vLLM's per-request "
-        "Python work on one core: 2 engines on 2 cores made ~1.5x the samples/s of one "
+        "Python work on one core: 2 engines on 2 cores made 1.25-1.7x the samples/s of one "
         "(docs/loop_speed_memory.md). 1: one engine in the trainer's process (or its own "
         "process under torchrun). Each engine has its own kv_cache_gib. vLLM only: "
         "generation.engine=hf always runs one engine.",
@@ -789,7 +789,7 @@ _DEFAULT: dict = {
         ],
         "eval_size": 200,
     },
-    # two engines of one core each on a 2-core machine: ~1.5x the samples/s of one engine
+    # two engines of one core each on a 2-core machine: 1.25-1.7x the samples/s of one engine
     "generation": {"max_tokens": 32, "stop": ["</answer>"], "kv_cache_gib": 1.0, "max_num_seqs": 1024, "local_engines": 2},
     "algorithm": {
         "n": 256,

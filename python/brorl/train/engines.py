@@ -609,7 +609,7 @@ class EngineGroup:
     Why on a CPU: most of a vLLM call on a small model is per-request Python work (scheduling,
     output processing) that runs on one core while the model's kernels would use all of them
     (docs/loop_speed_memory.md). K engines run that work on K cores; on 2 cores two engines of
-    one thread each made ~1.5x the samples/s of one engine of two threads on the default batch.
+    one thread each made 1.25-1.7x the samples/s of one engine of two threads on the default batch.
     With K = 1 the rollouts are those of a single :class:`EngineProcess`.
     """
 
