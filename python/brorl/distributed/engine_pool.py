@@ -16,6 +16,7 @@ from brorl.distributed.config import ClusterConfig
 from brorl.distributed.liveness import system_errors as _system_errors
 from brorl.distributed.placement import Placement
 from brorl.errors import WorkerLostError
+from brorl.train.engines import shard_seed
 
 if TYPE_CHECKING:
     from brorl.distributed.sync import WeightSync
@@ -24,9 +25,6 @@ __all__ = ["EnginePause", "EnginePool"]
 
 log = logging.getLogger("brorl.distributed")
 
-# Seeds of engines after the first are spread far apart so K engines never share a stream, and
-# engine 0 keeps the run's seed: one engine gives exactly the single-machine rollouts.
-_SEED_STRIDE = 1_000_003
 
 
 class EnginePause:
@@ -194,7 +192,8 @@ class EnginePool:
         work: list[Any] = []
         for j in range(k):
             shard = [list(p) for p in prompts[bounds[j] : bounds[j + 1]]]
-            work.append(((shard, n, sampling, seed + _SEED_STRIDE * j), {}) if shard else None)
+            # engine 0 keeps the run's seed: one engine gives exactly the single-machine rollouts
+            work.append(((shard, n, sampling, shard_seed(seed, j)), {}) if shard else None)
         results = self._run("generate", work)
         parts = [(r, int(bounds[j])) for j, r in enumerate(results) if r is not None]
         batch = merge_batches([r.batch for r, _ in parts], [o for _, o in parts])

@@ -36,9 +36,14 @@ __all__ = [
 ]
 
 
+def _my_cores() -> list[int]:
+    """The cores this process may run on, in order."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def _cpu_bind() -> str:
     """All cores this process may run on, as VLLM_CPU_OMP_THREADS_BIND wants ('0-1')."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = _my_cores()
     if cores == list(range(cores[0], cores[-1] + 1)):
         return f"{cores[0]}-{cores[-1]}"
     return ",".join(map(str, cores))
@@ -573,7 +578,8 @@ class EngineProcess:
 
 
 # Engines after the first get seeds far apart so two engines never share a stream; engine 0
-# keeps the call's seed, so one engine gives exactly the single engine's rollouts.
+# keeps the call's seed, so one engine gives exactly the single engine's rollouts. The same rule
+# for the local engines here and a cluster's engine actors (brorl.distributed.engine_pool).
 _SHARD_SEED_STRIDE = 1_000_003
 
 
@@ -596,8 +602,7 @@ def shard_seed(seed: int, shard: int) -> int:
 
 def default_engine_threads(engines: int) -> int:
     """Each of ``engines`` engines' share of the cores this process may use (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, engines))
+    return max(1, len(_my_cores()) // max(1, engines))
 
 
 class EngineGroup:
@@ -618,7 +623,7 @@ class EngineGroup:
         if engines < 1:
             raise ValueError(f"engines must be >= 1, got {engines}")
         threads = threads or default_engine_threads(engines)
-        mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        mine = _my_cores()
         # pin: each engine on cores of its own when there are enough (off by default: on 2 cores
         # it made no measurable difference, 353-488 samples/s pinned vs 409-470 not)
         pin = pin and len(mine) >= engines * threads
@@ -632,7 +637,6 @@ class EngineGroup:
         except BaseException:
             self.close()
             raise
-        self.threads = threads
 
     def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: SamplingSpec, seed: int) -> Rollouts:
         from brorl.distributed.batches import merge_batches
