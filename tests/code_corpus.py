@@ -263,10 +263,13 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     # totals over its reaped children in /proc/1/stat (page faults, CPU time), and the network
     # namespace's IP statistics in /proc/self/net/snmp (a datagram sent on a loopback that is
     # down still counts as OutNoRoutes).
+    # (the two heavy writers get a generous time limit: on a loaded machine 200 forks or
+    # touching 256 MiB can outlast the default, and their point is what they leave behind)
     c["writer_pid_counter"] = (4, stdio("import os\nfor _ in range(200):\n    pid = os.fork()\n    if pid == 0:\n"
-                                        "        os._exit(0)\n    os.waitpid(pid, 0)\nprint(0)\n"), "wrong_answer")
+                                        "        os._exit(0)\n    os.waitpid(pid, 0)\nprint(0)\n",
+                                        timeout_s=30.0, total_timeout_s=60.0), "wrong_answer")
     c["writer_child_faults"] = (4, stdio("b = bytearray(256 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nprint(0)\n",
-                                         memory_mb=512), "wrong_answer")
+                                         memory_mb=512, timeout_s=30.0, total_timeout_s=60.0), "wrong_answer")
     c["writer_net_counter"] = (4, stdio(
         "import socket\ntry:\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    for _ in range(40):\n"
         "        try:\n            s.sendto(b'x', ('127.0.0.1', 9))\n        except OSError:\n            pass\n"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brorl._core import RolloutBatch
-from brorl.train.engines import EngineGroup, shard_bounds, shard_seed
+from brorl.train.engines import EngineGroup, shard_bounds, shard_seed, wait_started
 from brorl.train.interfaces import Rollouts, SamplingSpec
 
 
@@ -131,15 +131,18 @@ def test_two_real_engines_generate_sync_and_report_through_the_parent(tiny_dir, 
     prompts = [tok(f"State the final answer to the following arithmetic problem: {a} + {b} =\n",
                    add_special_tokens=False)["input_ids"] for a, b in ((3, 4), (12, 5), (7, 7))]
     spec = SamplingSpec(temperature=1.0, max_tokens=6)
-    group = EngineGroup(tiny_dir, engines=2, threads=1, kv_cache_gib=1, max_num_seqs=64, max_model_len=128)
+    # as `brorl train` does: the engines start while this process builds something else
+    group = EngineGroup(tiny_dir, engines=2, threads=1, kv_cache_gib=1, max_num_seqs=64, max_model_len=128, wait=False)
     try:
         pids = [e._proc.pid for e in group.engines]
         assert len(set(pids)) == 2
+        model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).eval()
+        assert wait_started(group) is group
+        wait_started(group)  # once up, waiting again returns at once
         ro = group.generate(prompts, 8, spec, seed=3)
         b = ro.batch
         assert b.group_sizes.tolist() == [8, 8, 8] and len(ro.texts) == 24
         assert b.prompt_index.tolist() == [i for i in range(3) for _ in range(8)]
-        model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).eval()
         off = b.offsets
         for i in (0, 9, 23):  # both engines' rollouts: the engine's log-probs are the trainer's
             resp = b.token_ids[off[i]:off[i + 1]].tolist()

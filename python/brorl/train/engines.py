@@ -32,7 +32,7 @@ from brorl._core import RolloutBatch
 from brorl.train.interfaces import Rollouts, SamplingSpec
 
 __all__ = [
-    "VLLMGenerator", "EngineProcess", "EngineGroup", "HFGenerator", "make_generator", "configure_vllm_env", "inspect_model_in_process",
+    "VLLMGenerator", "EngineProcess", "EngineGroup", "HFGenerator", "make_generator", "wait_started", "configure_vllm_env", "inspect_model_in_process",
 ]
 
 
@@ -480,6 +480,7 @@ class EngineProcess:
         self._conn, child = ctx.Pipe()
         self.bucket_bytes = int(weight_bucket_mb) << 20
         self.start_timeout_s = start_timeout_s
+        self._started = False
         # The child's log records come back here, so the run's console routing applies to them.
         self._logs: Any = ctx.Queue()
         self._proc: Any = ctx.Process(
@@ -496,11 +497,15 @@ class EngineProcess:
             self.wait_started()
 
     def wait_started(self) -> None:
-        """Block until the child's engine is up (``wait=False`` lets several start at once)."""
+        """Block until the child's engine is up (``wait=False`` lets several start at once);
+        returns at once when it is."""
+        if self._started:
+            return
         try:
             if not self._conn.poll(self.start_timeout_s):
                 raise TimeoutError(f"the engine process did not start within {self.start_timeout_s:.0f}s")
             self._reply("start")
+            self._started = True
         except BaseException:
             self.close()
             raise
@@ -619,7 +624,7 @@ class EngineGroup:
     """
 
     def __init__(self, model_path: str | Path, *, engines: int, threads: int | None = None, pin: bool = False,
-                 **kwargs: Any) -> None:
+                 wait: bool = True, **kwargs: Any) -> None:
         if engines < 1:
             raise ValueError(f"engines must be >= 1, got {engines}")
         threads = threads or default_engine_threads(engines)
@@ -632,6 +637,16 @@ class EngineGroup:
             for j in range(engines):  # all start at once; each then waits for its own
                 cores = mine[j * threads:(j + 1) * threads] if pin else None
                 self.engines.append(EngineProcess(model_path, threads=threads, cores=cores, wait=False, **kwargs))
+        except BaseException:
+            self.close()
+            raise
+        if wait:
+            self.wait_started()
+
+    def wait_started(self) -> None:
+        """Block until every engine is up (``wait=False`` lets the caller do other work while
+        they start)."""
+        try:
             for e in self.engines:
                 e.wait_started()
         except BaseException:
@@ -810,10 +825,12 @@ class HFGenerator:
 
 
 def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_len: int, seed: int,
-                   own_process: bool = False, llm_kwargs: dict[str, Any] | None = None) -> Any:
+                   own_process: bool = False, llm_kwargs: dict[str, Any] | None = None, wait: bool = True) -> Any:
     """The generator a GenerationConfig names; ``own_process`` puts a vLLM engine in a child
     process (:class:`EngineProcess`), as rank 0 of a multi-rank torchrun job needs.
-    ``llm_kwargs``: extra ``vllm.LLM`` arguments of an engine placed on a Ray cluster."""
+    ``llm_kwargs``: extra ``vllm.LLM`` arguments of an engine placed on a Ray cluster.
+    ``wait=False``: engines in child processes are still starting when this returns (call
+    :func:`wait_started` before the first use); an in-process engine is always ready."""
     if gen_cfg.engine == "hf":
         # Without a sleep mode a colocated transformers engine just stays idle while the ranks
         # train; it cannot be split over GPUs.
@@ -827,9 +844,11 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         return HFGenerator(model_path, dtype=dtype, seed=seed)
     engines = getattr(gen_cfg, "local_engines", 1)
     if engines > 1 and not llm_kwargs:
-        cls: Any = lambda path, **kw: EngineGroup(path, engines=engines, **kw)  # noqa: E731
+        cls: Any = lambda path, **kw: EngineGroup(path, engines=engines, wait=wait, **kw)  # noqa: E731
+    elif own_process:
+        cls = lambda path, **kw: EngineProcess(path, wait=wait, **kw)  # noqa: E731
     else:
-        cls = EngineProcess if own_process else VLLMGenerator
+        cls = VLLMGenerator
     return cls(
         model_path,
         dtype=dtype,
@@ -844,3 +863,11 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         seed=seed,
         llm_kwargs=llm_kwargs,
     )
+
+
+def wait_started(generator: Any) -> Any:
+    """``generator`` once its engines are up (a no-op for one that has no start to wait for)."""
+    wait = getattr(generator, "wait_started", None)
+    if wait is not None:
+        wait()
+    return generator

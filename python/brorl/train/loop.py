@@ -386,7 +386,7 @@ class Trainer:
 
         from brorl.theory import ShrinkageTracker
         from brorl.train.data import PromptSampler, load_sources
-        from brorl.train.engines import make_generator
+        from brorl.train.engines import make_generator, wait_started
         from brorl.train.learner import DeepSpeedLearner, init_distributed
         from brorl.train.rewards import make_reward_fn
 
@@ -429,12 +429,19 @@ class Trainer:
             parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir, reward_fns=self.reward_fns)
             learner, generator, reward_fn = parts.learner, parts.generator, parts.reward_fn
         else:
-            learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
             generator = None
             if rank == 0:
-                # beside other ranks, vLLM must not see their process group: its own process
+                # beside other ranks, vLLM must not see their process group: its own process.
+                # Engines in child processes start while this process builds the learner.
                 generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
-                                           own_process=world > 1)
+                                           own_process=world > 1, wait=False)
+            try:
+                learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
+                wait_started(generator)
+            except BaseException:
+                if generator is not None:
+                    generator.close()
+                raise
             reward_fn = make_reward_fn(cfg.reward, self.reward_fns)
         logger = _Log(run_dir, cfg, rank)
         result = TrainResult(run_dir=run_dir, steps_done=0, rank=rank, world_size=world)

@@ -219,7 +219,9 @@ def warm_up(
         p = tok(prompt, add_special_tokens=False)["input_ids"]
         r = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         enc.append((p, r))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # foreach: one multi-tensor kernel per update instead of one small op per tensor; the
+    # same arithmetic (bit-identical parameters), ~4x less time in the optimizer on a CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / max(steps, 1)))
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
@@ -231,7 +233,7 @@ def warm_up(
         loss = model(input_ids=ids, position_ids=pos, labels=labels, use_cache=False).loss
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
         sched.step()
         if log and (step % 50 == 0 or step == steps - 1):
