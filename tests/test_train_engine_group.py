@@ -186,3 +186,28 @@ def test_local_engines_setting_is_checked_early():
         load_config(overrides=["generation.local_engines=0"])
     # the hf engine is one engine whatever the setting: the default job's 2 must not refuse it
     assert load_config(overrides=["generation.engine=hf"]).generation.local_engines == 2
+
+
+def test_relayed_records_format_under_a_handler_vllm_configured_in_this_process():
+    # vLLM run in this process first (as `bench_loop_generation --variants today new` does)
+    # leaves a handler whose format names `vllm_process_name`; a child's records lack it
+    import io
+    import queue as queue_mod
+
+    from brorl.train.engines import _relay_logs
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("(%(vllm_process_name)s) %(message)s"))
+    lg = logging.getLogger("vllm.brorl_relay_test")
+    lg.addHandler(handler)
+    lg.setLevel(logging.INFO)
+    lg.propagate = False
+    try:
+        q: queue_mod.Queue = queue_mod.Queue()
+        q.put(logging.LogRecord("vllm.brorl_relay_test", logging.WARNING, __file__, 1, "from the child", None, None))
+        q.put(None)
+        _relay_logs(q)
+    finally:
+        lg.removeHandler(handler)
+    assert out.getvalue().strip().endswith("from the child") and "(" in out.getvalue()

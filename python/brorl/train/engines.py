@@ -376,6 +376,10 @@ def _relay_logs(queue: Any) -> None:
             return
         if rec is None:
             return
+        # a vLLM engine run in this process earlier leaves a handler whose format names this
+        # field, which vLLM's record factory fills in only where vLLM is imported
+        if not hasattr(rec, "vllm_process_name"):
+            rec.vllm_process_name = rec.processName
         lg = logging.getLogger(rec.name)
         if lg.isEnabledFor(rec.levelno):
             lg.handle(rec)
