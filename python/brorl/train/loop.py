@@ -429,14 +429,22 @@ class Trainer:
             parts = place_parts(cfg, model_path, max_prompt + g.max_tokens + 8, lr, run_dir, reward_fns=self.reward_fns)
             learner, generator, reward_fn = parts.learner, parts.generator, parts.reward_fn
         else:
+            def build_generator() -> Any:
+                # beside other ranks, vLLM must not see their process group: its own process
+                return make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
+                                      own_process=world > 1, wait=False)
+
             generator = None
-            if rank == 0:
-                # beside other ranks, vLLM must not see their process group: its own process.
-                # Engines in child processes start while this process builds the learner.
-                generator = make_generator(model_path, g, cfg.model.dtype, max_prompt + g.max_tokens + 8, cfg.run.seed,
-                                           own_process=world > 1, wait=False)
+            # Engines in child processes start while this process builds the learner; an engine
+            # in this process comes after the learner, as it always did (vLLM seeds the global
+            # generators when it starts).
+            in_children = g.engine == "vllm" and (world > 1 or g.local_engines > 1)
+            if rank == 0 and in_children:
+                generator = build_generator()
             try:
                 learner = DeepSpeedLearner(model_path, cfg, lr, cfg.run.steps * a.mini_batches, seed=cfg.run.seed)
+                if rank == 0 and generator is None:
+                    generator = build_generator()
                 wait_started(generator)
             except BaseException:
                 if generator is not None:
