@@ -132,6 +132,18 @@ RED_TEAM = [
     # A number word inside \text{} was text, though the bare word was a number.
     ("3", "\\boxed{\\text{three}}", True),
     ("4", "\\boxed{\\text{three}}", False),
+    # Full-width digits and operators (a CJK input method's) were not numbers.
+    ("42", "\\boxed{４２}", True),
+    ("-3.5", "\\boxed{－３．５}", True),
+    ("1", "\\boxed{（１＋２）／３}", True),
+    ("43", "\\boxed{４２}", False),
+    # Multiple choice stated in prose: "option is" / "choice is" (a choice label only).
+    ("A", "The correct option is (A)", True),
+    ("B", "The correct option is (A)", False),
+    ("C", "So the best choice is C.", True),
+    ("12", "So x = 12. Another option is to substitute back.", True),
+    ("B", "The answer is (A). On reflection, the correct option is (B).", True),
+    ("A", "The answer is (A). On reflection, the correct option is (B).", False),
 ]
 
 

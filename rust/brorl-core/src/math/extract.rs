@@ -11,7 +11,8 @@ struct Boxed {
 /// The answer in `response`: the last `\boxed{}`/`\fbox{}` (adjacent boxes joined as a
 /// list; a "Final Answer:" written after the last box wins), else the last
 /// `<answer>...</answer>`, else the text after the last "final answer is"/"final answer:",
-/// else (when `fallback` is set) the text after the last "answer is", else the last complete
+/// else (when `fallback` is set) the text after the last "answer is" (or "option is", "choice
+/// is"), else the last complete
 /// math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or a number written after it.
 pub fn extract_answer(response: &str, fallback: bool) -> Option<String> {
     if let Some(tail) = after_thinking(response) {
@@ -61,7 +62,7 @@ pub fn extract_marked(response: &str) -> Option<String> {
 /// number written after it ("the volume of $ABCD$ is 120"), else the last standalone number.
 pub fn extract_unmarked(response: &str) -> Option<String> {
     let window = tail_window(response);
-    if let Some(a) = phrase_after(window, "answer is") {
+    if let Some(a) = last_answer_phrase(window) {
         return Some(a);
     }
     let span = last_math_span(window);
@@ -294,9 +295,47 @@ fn final_answer_phrase(s: &str) -> Option<(usize, String)> {
 }
 
 /// The answer after the last `marker` (ASCII, case-insensitive), cleaned.
-fn phrase_after(s: &str, marker: &str) -> Option<String> {
-    let at = rfind_ascii_ci(s, marker)?;
-    phrase_at(s, at + marker.len())
+/// Prose that introduces an answer: "the answer is 42", and for multiple choice "the correct
+/// option is (A)", "the right choice is C". The last one written wins; after "option is" or
+/// "choice is" only a choice label counts ("another option is to substitute" is not an answer).
+const ANSWER_PHRASES: [&str; 3] = ["answer is", "option is", "choice is"];
+
+fn last_answer_phrase(s: &str) -> Option<String> {
+    // ASCII lowercasing keeps byte offsets aligned with `s`.
+    let lower = s.to_ascii_lowercase();
+    let mut found: Vec<(usize, &str)> = ANSWER_PHRASES
+        .iter()
+        .filter_map(|m| lower.rfind(m).map(|at| (at, *m)))
+        .collect();
+    found.sort_by_key(|&(at, _)| std::cmp::Reverse(at));
+    for (at, marker) in found {
+        let Some(a) = phrase_at(s, at + marker.len()) else {
+            continue;
+        };
+        if marker == "answer is" || is_choice_label(&a) {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// "A", "(b)", "$\text{(C)}$", "**D**", "3": one letter or a short number, in any of the
+/// usual wrappings.
+fn is_choice_label(a: &str) -> bool {
+    let mut t = a.trim_matches(|c: char| c == '$' || c == '*' || c == '.' || c.is_whitespace());
+    for wrap in ["\\textbf{", "\\text{", "\\mathrm{"] {
+        if let Some(inner) = t.strip_prefix(wrap).and_then(|r| r.strip_suffix('}')) {
+            t = inner.trim();
+        }
+    }
+    let t = t
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(t)
+        .trim();
+    let t = t.strip_suffix(')').unwrap_or(t);
+    (t.len() == 1 && t.chars().all(|c| c.is_ascii_alphabetic()))
+        || (!t.is_empty() && t.len() <= 3 && t.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn rfind_ascii_ci(s: &str, marker: &str) -> Option<usize> {
@@ -662,6 +701,26 @@ mod tests {
         assert_eq!(x("so $10,200 + $255 = $10,455.").as_deref(), Some("10,455"));
         assert_eq!(x("the volume of $ABCD$ is 120.").as_deref(), Some("120"));
         assert_eq!(x("So the answer is 42.").as_deref(), Some("42"));
+        assert_eq!(x("The correct option is (A)").as_deref(), Some("(A)"));
+        assert_eq!(x("Hence the right Choice is C.").as_deref(), Some("C"));
+        // the last phrase written wins, whichever it is
+        assert_eq!(
+            x("The answer is 5. No: the correct option is (B)").as_deref(),
+            Some("(B)")
+        );
+        assert_eq!(
+            x("One option is 5, but the answer is 7.").as_deref(),
+            Some("7")
+        );
+        // after "option is" only a choice label: otherwise the usual fallbacks
+        assert_eq!(
+            x("So x = 12. Another option is to substitute back.").as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            x("The best choice is $\\text{(D)}$.").as_deref(),
+            Some("\\text{(D)}")
+        );
         assert_eq!(x("it comes to 2^{10} in all"), None);
         assert_eq!(x("it simplifies to 2x"), None);
         assert_eq!(x("it is 1,000.99m² or 3 cm").as_deref(), Some("3"));

@@ -254,10 +254,21 @@ struct Lexer<'a> {
     budget: &'a mut Budget,
 }
 
+/// The ASCII character a full-width form stands for (U+FF01..=U+FF5E: "４２", "（Ａ）", "＋"),
+/// a space for the ideographic space; any other character unchanged. Answers typed with a CJK
+/// input method write digits and operators this way and mean the same values.
+fn fold_fullwidth(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
+}
+
 /// Tokenizes `s`. Fails with `Budget` past the token or digit caps.
 pub fn lex(s: &str, mode: LexMode, limits: &Limits, budget: &mut Budget) -> Result<Vec<Tok>, Fail> {
     let mut lx = Lexer {
-        c: s.chars().collect(),
+        c: s.chars().map(fold_fullwidth).collect(),
         i: 0,
         out: Vec::new(),
         mode,
@@ -835,6 +846,19 @@ mod tests {
         assert_eq!(
             toks("0.\\bar{3}", LexMode::STANDARD),
             toks("0.\\overline{3}", LexMode::STANDARD)
+        );
+    }
+
+    #[test]
+    fn fullwidth_forms_read_as_ascii() {
+        assert_eq!(toks("４２", LexMode::STANDARD), vec![num("42", "", 0)]);
+        assert_eq!(
+            toks("\u{3000}４２．５", LexMode::STANDARD),
+            toks("42.5", LexMode::STANDARD)
+        );
+        assert_eq!(
+            toks("（１＋２）／３", LexMode::STANDARD),
+            toks("(1+2)/3", LexMode::STANDARD)
         );
     }
 
