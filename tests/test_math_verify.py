@@ -144,6 +144,11 @@ RED_TEAM = [
     ("12", "So x = 12. Another option is to substitute back.", True),
     ("B", "The answer is (A). On reflection, the correct option is (B).", True),
     ("A", "The answer is (A). On reflection, the correct option is (B).", False),
+    # Plain TeX's infix binomial was not read.
+    ("6", "\\boxed{{4 \\choose 2}}", True),
+    ("7", "\\boxed{{4 \\choose 2}}", False),
+    ("\\frac{n(n-1)}{2}", "\\boxed{{n \\choose 2}}", True),
+    ("3", "\\boxed{{3 \\choose}}", False),
 ]
 
 

@@ -276,7 +276,58 @@ pub fn lex(s: &str, mode: LexMode, limits: &Limits, budget: &mut Budget) -> Resu
         budget,
     };
     lx.run()?;
-    Ok(lx.out)
+    let mut out = lx.out;
+    infix_choose(&mut out, lx.budget)?;
+    Ok(out)
+}
+
+/// `{n \choose k}` (plain TeX's infix binomial) becomes `\binom{n}{k}`: the braces around
+/// `\choose` delimit its two sides (the whole input when there are none, as in `n \choose k`).
+fn infix_choose(toks: &mut Vec<Tok>, budget: &mut Budget) -> Result<(), Fail> {
+    let is_choose = |t: &Tok| matches!(t, Tok::Cmd(c) if c == "choose");
+    while let Some(k) = toks.iter().position(is_choose) {
+        budget.tick(toks.len() as u64)?; // each rewrite scans the tokens once
+        let mut depth = 0usize;
+        let mut open = None;
+        for j in (0..k).rev() {
+            match toks[j] {
+                Tok::RBrace => depth += 1,
+                Tok::LBrace if depth == 0 => {
+                    open = Some(j);
+                    break;
+                }
+                Tok::LBrace => depth -= 1,
+                _ => {}
+            }
+        }
+        depth = 0;
+        let mut close = None;
+        for (j, t) in toks.iter().enumerate().skip(k + 1) {
+            match t {
+                Tok::LBrace => depth += 1,
+                Tok::RBrace if depth == 0 => {
+                    close = Some(j);
+                    break;
+                }
+                Tok::RBrace => depth -= 1,
+                _ => {}
+            }
+        }
+        let (lo, hi) = match (open, close) {
+            (Some(a), Some(b)) => (a + 1, b),
+            (None, None) => (0, toks.len()),
+            _ => return Err(Fail::Unparseable), // unbalanced braces around it
+        };
+        let upper: Vec<Tok> = toks[lo..k].to_vec();
+        let lower: Vec<Tok> = toks[k + 1..hi].to_vec();
+        let mut binom = vec![Tok::Cmd("binom".into()), Tok::LBrace];
+        binom.extend(upper);
+        binom.extend([Tok::RBrace, Tok::LBrace]);
+        binom.extend(lower);
+        binom.push(Tok::RBrace);
+        toks.splice(lo..hi, binom);
+    }
+    Ok(())
 }
 
 impl Lexer<'_> {
@@ -699,6 +750,7 @@ impl Lexer<'_> {
         let t = match name.as_str() {
             "frac" | "dfrac" | "tfrac" | "cfrac" => Tok::Cmd("frac".into()),
             "binom" | "dbinom" | "tbinom" => Tok::Cmd("binom".into()),
+            "choose" => Tok::Cmd("choose".into()),
             "pi" | "infty" | "sqrt" => Tok::Cmd(name),
             n if FUNCTIONS.contains(&n) => Tok::Cmd(name),
             n if GREEK.contains(&n) => Tok::Ident(name),
@@ -847,6 +899,20 @@ mod tests {
             toks("0.\\bar{3}", LexMode::STANDARD),
             toks("0.\\overline{3}", LexMode::STANDARD)
         );
+    }
+
+    #[test]
+    fn infix_choose_becomes_binom() {
+        let binom = toks("\\binom{4}{2}", LexMode::STANDARD);
+        let mut grouped = vec![Tok::LBrace];
+        grouped.extend(binom.clone());
+        grouped.push(Tok::RBrace);
+        assert_eq!(toks("{4 \\choose 2}", LexMode::STANDARD), grouped);
+        assert_eq!(toks("4 \\choose 2", LexMode::STANDARD), binom);
+        let mut nested = vec![Tok::LBrace];
+        nested.extend(toks("\\binom{{n}}{{k}}", LexMode::STANDARD));
+        nested.push(Tok::RBrace);
+        assert_eq!(toks("{{n} \\choose {k}}", LexMode::STANDARD), nested);
     }
 
     #[test]
