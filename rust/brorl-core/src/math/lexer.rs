@@ -287,47 +287,50 @@ fn infix_choose(toks: &mut Vec<Tok>, budget: &mut Budget) -> Result<(), Fail> {
     let is_choose = |t: &Tok| matches!(t, Tok::Cmd(c) if c == "choose");
     while let Some(k) = toks.iter().position(is_choose) {
         budget.tick(toks.len() as u64)?; // each rewrite scans the tokens once
-        let mut depth = 0usize;
-        let mut open = None;
-        for j in (0..k).rev() {
-            match toks[j] {
-                Tok::RBrace => depth += 1,
-                Tok::LBrace if depth == 0 => {
-                    open = Some(j);
-                    break;
-                }
-                Tok::LBrace => depth -= 1,
-                _ => {}
-            }
-        }
-        depth = 0;
-        let mut close = None;
-        for (j, t) in toks.iter().enumerate().skip(k + 1) {
-            match t {
-                Tok::LBrace => depth += 1,
-                Tok::RBrace if depth == 0 => {
-                    close = Some(j);
-                    break;
-                }
-                Tok::RBrace => depth -= 1,
-                _ => {}
-            }
-        }
+        let open = first_unmatched(
+            toks[..k].iter().enumerate().rev(),
+            &Tok::RBrace,
+            &Tok::LBrace,
+        );
+        let close = first_unmatched(
+            toks.iter().enumerate().skip(k + 1),
+            &Tok::LBrace,
+            &Tok::RBrace,
+        );
         let (lo, hi) = match (open, close) {
             (Some(a), Some(b)) => (a + 1, b),
             (None, None) => (0, toks.len()),
             _ => return Err(Fail::Unparseable), // unbalanced braces around it
         };
-        let upper: Vec<Tok> = toks[lo..k].to_vec();
-        let lower: Vec<Tok> = toks[k + 1..hi].to_vec();
         let mut binom = vec![Tok::Cmd("binom".into()), Tok::LBrace];
-        binom.extend(upper);
+        binom.extend(toks[lo..k].iter().cloned());
         binom.extend([Tok::RBrace, Tok::LBrace]);
-        binom.extend(lower);
+        binom.extend(toks[k + 1..hi].iter().cloned());
         binom.push(Tok::RBrace);
         toks.splice(lo..hi, binom);
     }
     Ok(())
+}
+
+/// The index of the first `end` token not closed by a matching `nest` token, walking `toks`
+/// in the order given (left to right for a closing brace, right to left for an opening one).
+fn first_unmatched<'a>(
+    toks: impl Iterator<Item = (usize, &'a Tok)>,
+    nest: &Tok,
+    end: &Tok,
+) -> Option<usize> {
+    let mut depth = 0usize;
+    for (j, t) in toks {
+        if t == nest {
+            depth += 1;
+        } else if t == end {
+            if depth == 0 {
+                return Some(j);
+            }
+            depth -= 1;
+        }
+    }
+    None
 }
 
 impl Lexer<'_> {
