@@ -149,6 +149,53 @@ RED_TEAM = [
     ("7", "\\boxed{{4 \\choose 2}}", False),
     ("\\frac{n(n-1)}{2}", "\\boxed{{n \\choose 2}}", True),
     ("3", "\\boxed{{3 \\choose}}", False),
+    # Words that offer a second value, bound, scale or negate the quantity were dropped as
+    # annotations, so these all scored as the bare number.
+    ("3", "\\boxed{3 \\text{ (or 4)}}", False),
+    ("5", "\\boxed{5 \\text{ million}}", False),
+    ("5", "\\boxed{5 \\text{ thousand}}", False),
+    ("5", "\\boxed{5 \\text{ and a half}}", False),
+    ("5", "\\boxed{\\text{negative } 5}", False),
+    ("5", "\\boxed{\\text{minus } 5}", False),
+    ("5", "\\boxed{\\text{almost } 5}", False),
+    ("5", "\\boxed{\\text{under } 5}", False),
+    ("5", "\\boxed{\\text{over } 5}", False),
+    ("5", "\\boxed{5 \\text{ units squared}}", True),
+    ("5", "\\boxed{\\text{about } 5}", True),
+    # A hedge over choices matched the gold choice it started with.
+    ("A", "The answer is (A) or (B)", False),
+    ("A", "\\boxed{(A)(B)}", False),
+    ("A", "\\boxed{(A) 5}", True),
+    # A script on \mathbb{R} names another set.
+    ("\\mathbb{R}", "\\boxed{\\mathbb{R}^+}", False),
+    ("\\mathbb{R}", "\\boxed{(-\\infty, \\infty)}", True),
+    # A prime on a name was dropped like a prime after a number (feet, minutes).
+    ("x'", "\\boxed{x}", False),
+    ("f'(x)", "\\boxed{f(x)}", False),
+    ("f'(x)", "\\boxed{f'(x)}", True),
+    ("5", "\\boxed{5'}", True),
+    # High precision saw a tiny value as rounding noise beside 0 when a huge value was computed
+    # on the way (e^{100} for e^{-100}).
+    ("0", "\\boxed{e^{-100}}", False),
+    ("0", "\\boxed{\\pi \\cdot 10^{-50}}", False),
+    ("0", "\\boxed{\\sin(\\pi)}", True),
+    # The decimal rule ran in f64, which cannot tell the 17th digit: wrong digits were accepted
+    # and long correct ones rejected.
+    ("\\pi", "\\boxed{3.1415926535897933}", False),
+    ("\\pi", "\\boxed{3.14159265358979323999}", False),
+    ("\\pi", "\\boxed{3.1415926535897932}", True),
+    ("\\pi", "\\boxed{3.14159265358979323846264338327950288}", True),
+    ("\\frac13", "\\boxed{0.333333333333333333333333333333333333}", True),
+    ("\\sin(\\pi/6)", "\\boxed{0.499}", False),
+    # Unicode superscripts, vulgar fractions and zero-width spaces were unparseable, and
+    # `x_{1}` did not name what `x_1` does.
+    ("9", "\\boxed{3\u00b2}", True),
+    ("32", "\\boxed{3\u00b2}", False),
+    ("x^{-1}", "\\boxed{x\u207b\u00b9}", True),
+    ("\\frac52", "\\boxed{2\u00bd}", True),
+    ("34", "\\boxed{3\u200b4}", True),
+    ("x_1", "\\boxed{x_{1}}", True),
+    ("x_1", "\\boxed{x_{2}}", False),
 ]
 
 

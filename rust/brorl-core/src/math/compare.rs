@@ -376,17 +376,47 @@ fn paren_choice(gold: &str) -> Option<char> {
     }
 }
 
-/// The choice an answer starts with: `(C)`, `C)`, `\textbf{(C)} 5`, or just `C`.
+/// The choice an answer starts with: `(C)`, `C)`, `\textbf{(C)} 5`, or just `C`. `'?'` (no
+/// choice letter) when the answer goes on to name another choice (`(A) or (B)`, `(A)(B)`), so
+/// a hedge over several options never matches the gold's.
 fn leading_choice(answer: &str) -> Option<char> {
     let t = unwrap_choice(answer);
-    let b: Vec<char> = t.chars().take(3).collect();
+    let b: Vec<char> = t.chars().collect();
     let is_letter = |c: &char| ('A'..='J').contains(c);
-    match b.as_slice() {
-        ['(', c, ')', ..] if is_letter(c) => Some(*c),
-        [c, ')' | '.' | ':', ..] if is_letter(c) => Some(*c),
-        [c] if is_letter(c) => Some(*c),
-        _ => None,
+    let (c, rest) = match b.as_slice() {
+        ['(', c, ')', rest @ ..] if is_letter(c) => (*c, rest),
+        [c, ')' | '.' | ':', rest @ ..] if is_letter(c) => (*c, rest),
+        [c] if is_letter(c) => (*c, &[][..]),
+        _ => return None,
+    };
+    Some(if names_another_choice(rest) { '?' } else { c })
+}
+
+/// Whether what follows a leading choice label names a choice again: a parenthesised label
+/// anywhere (`(A) or (B)`, `(A)(B)`), or a label right after a separator (`A) or B)`, `(A), B`).
+/// The content that follows a label (`(C) 5`, `(C) x^2`) names none.
+fn names_another_choice(rest: &[char]) -> bool {
+    let is_letter = |c: &char| ('A'..='J').contains(c);
+    if rest
+        .windows(3)
+        .any(|w| w[0] == '(' && is_letter(&w[1]) && w[2] == ')')
+    {
+        return true;
     }
+    let s: String = rest.iter().collect();
+    let lower = s.to_ascii_lowercase();
+    let after_sep = if let Some(x) = lower.strip_prefix("or").or(lower.strip_prefix("and")) {
+        &s[s.len() - x.len()..]
+    } else if let Some(x) = s.strip_prefix([',', '/', ';', '&']) {
+        x
+    } else {
+        return false;
+    };
+    let mut cs = after_sep.chars();
+    matches!(
+        (cs.next(), cs.next()),
+        (Some(c), None | Some(')' | '.' | ',' | ':')) if is_letter(&c)
+    )
 }
 
 /// `3,5` can be a list, a decimal comma or (with three digits) a thousands separator.
@@ -450,8 +480,10 @@ pub fn text_key(s: &str) -> String {
 /// When a side does not parse, word answers can still match as words.
 fn text_fallback(gold: &str, answer: &str) -> Status {
     let (g, a) = (text_key(gold), text_key(answer));
-    // Only word answers match as words: `1 @` is not the number 1.
-    if g.chars().any(char::is_alphabetic) && g == a {
+    // Only word answers match as words: `1 @` is not the number 1, and `\mathbb{R}^+` is not
+    // `\mathbb{R}` (a math operator that the key would drop changes what is named).
+    let operators = |s: &str| s.contains(['^', '_', '+', '=', '<', '>', '*', '/', '|']);
+    if g.chars().any(char::is_alphabetic) && g == a && !operators(gold) && !operators(answer) {
         Status::Correct
     } else {
         Status::Unparseable
@@ -946,7 +978,7 @@ fn close(x: Complex64, y: Complex64, tol: f64) -> bool {
 /// an exact value that cannot be written with that many decimals when it is that value
 /// rounded (half away from zero) or truncated to its own number of decimals.
 fn decimal_matches(x: &BigRational, decimals: u32, significant: u32, v: &Val) -> bool {
-    if significant < MIN_SIGNIFICANT || decimals > 30 {
+    if significant < MIN_SIGNIFICANT {
         return false;
     }
     let scale = BigRational::from_integer(num_traits::pow(BigInt::from(10u8), decimals as usize));
@@ -975,7 +1007,8 @@ fn decimal_matches(x: &BigRational, decimals: u32, significant: u32, v: &Val) ->
             m == t.trunc() || m == t.round()
         }
         Val::Approx(c) => {
-            if c.im.abs() > ABS_TOL {
+            // `f64` holds about 15 significant digits: past them it cannot tell the last one.
+            if c.im.abs() > ABS_TOL || significant > 15 || decimals > 15 {
                 return false;
             }
             let t = c.re * 10f64.powi(decimals as i32);
@@ -1353,16 +1386,31 @@ impl Cmp<'_> {
                 }
             }
             if let Some((x, d, s)) = decimal_literal(a) {
-                if decimal_matches(&x, d, s, &vg) {
+                if self.decimal_rounds(&x, d, s, g, &vg) {
                     return Ok(true);
                 }
             }
             if let Some((x, d, s)) = decimal_literal(g) {
-                return Ok(decimal_matches(&x, d, s, &va));
+                return Ok(self.decimal_rounds(&x, d, s, a, &va));
             }
             return Ok(false);
         }
         self.identity(g, a, &syms)
+    }
+
+    /// The precision rule for the decimal `x` against the value `v` of `other`. An approximate
+    /// value is decided at high precision, where `f64` cannot tell the 17th digit (so
+    /// `3.1415926535897933` is not π, and 40 correct digits of √2 are √2).
+    fn decimal_rounds(&mut self, x: &BigRational, d: u32, s: u32, other: &Node, v: &Val) -> bool {
+        if s < MIN_SIGNIFICANT {
+            return false;
+        }
+        if matches!(v, Val::Approx(c) if c.im.abs() <= ABS_TOL) {
+            if let Some(ok) = precise::decimal_matches(other, x, d, self.budget) {
+                return ok;
+            }
+        }
+        decimal_matches(x, d, s, v)
     }
 
     /// Evaluates both sides at the same points; `check` decides each point (None: skip it).
@@ -1485,6 +1533,57 @@ mod tests {
         assert_eq!(v("x=3, y=4", "\\boxed{4, 3}"), Status::Wrong);
         assert_eq!(v("x=3, y=4", "\\boxed{y=4, x=3}"), Status::Correct);
         assert_eq!(v("x=3, x=4", "\\boxed{4, 3}"), Status::Correct);
+    }
+
+    /// A hedge over choices (`(A) or (B)`) never matches one of them; a label with its
+    /// content does.
+    #[test]
+    fn a_hedge_over_choices_matches_none() {
+        assert_eq!(v("A", "The answer is (A) or (B)"), Status::Wrong);
+        assert_eq!(v("B", "The answer is (A) or (B)"), Status::Wrong);
+        assert_eq!(v("A", "\\boxed{(A)(B)}"), Status::Wrong);
+        assert_eq!(v("A", "\\boxed{A) or B)}"), Status::Wrong);
+        assert_eq!(v("A", "\\boxed{(A), B}"), Status::Wrong);
+        assert_eq!(v("A", "\\boxed{(A) 5}"), Status::Correct);
+        assert_eq!(v("C", "\\boxed{\\textbf{(C)} 12}"), Status::Correct);
+        assert_eq!(v("A", "\\boxed{(A) orange}"), Status::Correct);
+    }
+
+    /// Word answers compare by their words only when no math operator is dropped on the way.
+    #[test]
+    fn text_fallback_keeps_operators() {
+        assert_eq!(
+            v("\\mathbb{R}", "\\boxed{\\mathbb{R}^+}"),
+            Status::Unparseable
+        );
+        assert_eq!(
+            v("\\mathbb{R}", "\\boxed{\\mathbb{R}_{>0}}"),
+            Status::Unparseable
+        );
+        assert_eq!(v("\\text{Tuesday}", "\\boxed{Tuesday}"), Status::Correct);
+    }
+
+    /// Tiny values are not zero, and decimals are held to their digits past `f64`'s 16.
+    #[test]
+    fn precision_past_f64() {
+        assert_eq!(v("0", "e^{-100}"), Status::Wrong);
+        assert_eq!(v("0", "\\pi \\cdot 10^{-50}"), Status::Wrong);
+        assert_eq!(v("0", "\\sin(\\pi)"), Status::Correct);
+        assert_eq!(v("\\pi", "3.1415926535897932"), Status::Correct);
+        assert_eq!(v("\\pi", "3.1415926535897933"), Status::Wrong);
+        assert_eq!(v("\\pi", "3.14159265358979323999"), Status::Wrong);
+        assert_eq!(
+            v("\\pi", "3.14159265358979323846264338327950288"),
+            Status::Correct
+        );
+        assert_eq!(
+            v("\\frac13", "0.333333333333333333333333333333333333"),
+            Status::Correct
+        );
+        assert_eq!(v("\\sin(\\pi/6)", "0.499"), Status::Wrong);
+        assert_eq!(v("x'", "x"), Status::Wrong);
+        assert_eq!(v("f'(x)", "f(x)"), Status::Wrong);
+        assert_eq!(v("x_1", "x_{1}"), Status::Correct);
     }
 
     /// One comma-grouped answer has one value: `3,000` is not also `3.000` or the list `3, 0`,

@@ -265,10 +265,81 @@ fn fold_fullwidth(c: char) -> char {
     }
 }
 
+/// The digit or sign a Unicode superscript (`²`, `⁻`) or subscript (`₅`) stands for.
+fn script_char(c: char) -> Option<(char, char)> {
+    const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    if let Some(d) = SUP.iter().position(|&x| x == c) {
+        return Some(('^', char::from(b'0' + d as u8)));
+    }
+    match c {
+        '⁻' => Some(('^', '-')),
+        '⁺' => Some(('^', '+')),
+        '₀'..='₉' => Some(('_', char::from_u32(c as u32 - '₀' as u32 + '0' as u32)?)),
+        _ => None,
+    }
+}
+
+/// `½`, `¾`, ...: numerator and denominator of a Unicode vulgar fraction.
+fn vulgar_fraction(c: char) -> Option<(u8, u8)> {
+    Some(match c {
+        '½' => (1, 2),
+        '⅓' => (1, 3),
+        '⅔' => (2, 3),
+        '¼' => (1, 4),
+        '¾' => (3, 4),
+        '⅕' => (1, 5),
+        '⅖' => (2, 5),
+        '⅗' => (3, 5),
+        '⅘' => (4, 5),
+        '⅙' => (1, 6),
+        '⅚' => (5, 6),
+        '⅛' => (1, 8),
+        '⅜' => (3, 8),
+        '⅝' => (5, 8),
+        '⅞' => (7, 8),
+        _ => return None,
+    })
+}
+
+/// The characters the lexer reads: full-width forms folded to ASCII, zero-width characters
+/// (which a model or a copy-paste can slip between digits) removed, a run of superscript or
+/// subscript digits spelled `^{..}` / `_{..}` (`3²` is 9, `x⁻¹` is 1/x, never `32` or `x-1`),
+/// and a vulgar fraction spelled `\frac{1}{2}` (so `2½` is the mixed number 5/2).
+fn unicode_forms(s: &str) -> Vec<char> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars().map(fold_fullwidth).peekable();
+    while let Some(c) = chars.next() {
+        if matches!(
+            c,
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        ) {
+            continue;
+        }
+        if let Some((mark, first)) = script_char(c) {
+            out.extend([mark, '{', first]);
+            while let Some((m, d)) = chars.peek().and_then(|&n| script_char(n)) {
+                if m != mark {
+                    break;
+                }
+                out.push(d);
+                chars.next();
+            }
+            out.push('}');
+            continue;
+        }
+        if let Some((n, d)) = vulgar_fraction(c) {
+            out.extend(format!("\\frac{{{n}}}{{{d}}}").chars());
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Tokenizes `s`. Fails with `Budget` past the token or digit caps.
 pub fn lex(s: &str, mode: LexMode, limits: &Limits, budget: &mut Budget) -> Result<Vec<Tok>, Fail> {
     let mut lx = Lexer {
-        c: s.chars().map(fold_fullwidth).collect(),
+        c: unicode_forms(s),
         i: 0,
         out: Vec::new(),
         mode,
@@ -423,6 +494,9 @@ impl Lexer<'_> {
                 'π' => Tok::Cmd("pi".into()),
                 '∞' => Tok::Cmd("infty".into()),
                 '√' => Tok::Cmd("sqrt".into()),
+                // A prime on a name is part of it (`f'(x)`, `y''` are derivatives, `A'` another
+                // point); elsewhere (`5'`, feet or minutes) quotes and primes are dropped.
+                '\'' | '′' if self.prime_on_name() => continue,
                 '\'' | '"' | '`' | '′' => continue,
                 '€' | '£' | '¥' => continue,
                 _ => return Err(Fail::Unparseable),
@@ -430,6 +504,25 @@ impl Lexer<'_> {
             self.push(t)?;
         }
         Ok(())
+    }
+
+    /// When the prime just read (at `i - 1`) follows a name with nothing between (`f'`, `y''`),
+    /// marks the name primed and says so. A quoted letter (`'A'`) is no prime.
+    fn prime_on_name(&mut self) -> bool {
+        let is_quote = |c: char| matches!(c, '\'' | '′' | '`');
+        let at = self.i - 1;
+        let prev = if at >= 1 { self.c[at - 1] } else { ' ' };
+        let quoted = at >= 2 && is_quote(self.c[at - 2]);
+        match self.out.last_mut() {
+            Some(Tok::Ident(name))
+                if (prev.is_ascii_alphabetic() && !quoted)
+                    || (is_quote(prev) && name.ends_with('\'')) =>
+            {
+                name.push('\'');
+                true
+            }
+            _ => false,
+        }
     }
 
     /// After `^`: `^\circ`, `^{\circ}`, `^{ \circ }` are degree signs, which we drop.
@@ -676,6 +769,15 @@ impl Lexer<'_> {
         None
     }
 
+    /// Whether a superscript or subscript comes next (after spaces).
+    fn script_follows(&self) -> bool {
+        let mut k = self.i;
+        while self.c.get(k) == Some(&' ') {
+            k += 1;
+        }
+        matches!(self.c.get(k), Some('^' | '_'))
+    }
+
     fn peek_brace_arg(&mut self) -> Option<String> {
         let save = self.i;
         let r = self.brace_arg();
@@ -811,8 +913,10 @@ impl Lexer<'_> {
             }
             "mathbb" => {
                 // `\mathbb{R}` is the real line; other blackboard sets are not answers we compare.
+                // A script on it names a different set (`\mathbb{R}^+`, `\mathbb{R}_{>0}`,
+                // `\mathbb{R}^2`), which is not the real line either.
                 return match self.brace_arg().as_deref().map(str::trim) {
-                    Some("R") => self.push(Tok::Cmd("reals".into())),
+                    Some("R") if !self.script_follows() => self.push(Tok::Cmd("reals".into())),
                     _ => Err(Fail::Unparseable),
                 };
             }
@@ -916,6 +1020,37 @@ mod tests {
         nested.extend(toks("\\binom{{n}}{{k}}", LexMode::STANDARD));
         nested.push(Tok::RBrace);
         assert_eq!(toks("{{n} \\choose {k}}", LexMode::STANDARD), nested);
+    }
+
+    #[test]
+    fn unicode_scripts_fractions_and_zero_width_characters() {
+        let std = LexMode::STANDARD;
+        assert_eq!(toks("3²", std), toks("3^{2}", std));
+        assert_eq!(toks("x⁻¹", std), toks("x^{-1}", std));
+        assert_eq!(toks("10¹⁰", std), toks("10^{10}", std));
+        assert_eq!(toks("x₁", std), toks("x_{1}", std));
+        assert_eq!(toks("2½", std), toks("2\\frac{1}{2}", std));
+        assert_eq!(toks("3\u{200B}4", std), toks("34", std));
+    }
+
+    #[test]
+    fn primes_stay_on_names() {
+        let std = LexMode::STANDARD;
+        assert_eq!(toks("f'", std), vec![Tok::Ident("f'".into())]);
+        assert_eq!(toks("y''", std), vec![Tok::Ident("y''".into())]);
+        // A quoted letter and a prime after a number (feet, minutes) are not primes on a name.
+        assert_eq!(toks("'A'", std), vec![Tok::Ident("A".into())]);
+        assert_eq!(toks("5'", std), vec![num("5", "", 0)]);
+    }
+
+    #[test]
+    fn only_the_bare_real_line_is_a_set() {
+        let limits = Limits::default();
+        let lex_ok = |s: &str| lex(s, LexMode::STANDARD, &limits, &mut Budget::new(10_000)).is_ok();
+        assert!(lex_ok("\\mathbb{R}"));
+        assert!(!lex_ok("\\mathbb{R}^+"));
+        assert!(!lex_ok("\\mathbb{R}_{>0}"));
+        assert!(!lex_ok("\\mathbb{R} ^2"));
     }
 
     #[test]

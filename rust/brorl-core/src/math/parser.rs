@@ -587,15 +587,19 @@ impl Parser<'_> {
         match self.peek().cloned() {
             Some(Tok::LBrace) => {
                 self.pos += 1;
-                let mut s = String::new();
+                let mut parts = Vec::new();
                 while self.peek() != Some(&Tok::RBrace) {
                     let t = self.peek().ok_or(Fail::Unparseable)?;
-                    s.push_str(&one(t).ok_or(Fail::Unparseable)?);
-                    s.push(' ');
+                    parts.push(one(t).ok_or(Fail::Unparseable)?);
                     self.pos += 1;
                 }
                 self.pos += 1;
-                Ok(s)
+                // `x_{1}` names what `x_1` does; longer subscripts keep their token boundaries.
+                Ok(if parts.len() == 1 {
+                    parts.remove(0)
+                } else {
+                    parts.iter().map(|p| format!("{p} ")).collect()
+                })
             }
             Some(t) => {
                 self.pos += 1;
@@ -781,8 +785,10 @@ impl Parser<'_> {
 }
 
 /// Words that negate or bound the quantity beside them (`\text{not } 3`, `3 \text{ or more}`,
-/// `\text{at least } 3`): such a phrase is not an annotation to drop, so the answer is not the
-/// bare number. `3 \text{ more apples}` (the answer to "how many more") stays an annotation.
+/// `\text{at least } 3`), offer another value (`3 \text{ (or 4)}`), scale it (`5 \text{
+/// million}`) or flip its sign (`\text{negative } 5`): such a phrase is not an annotation to
+/// drop, so the answer is not the bare number. `3 \text{ more apples}` (the answer to "how many
+/// more") stays an annotation.
 fn changes_meaning(text: &str) -> bool {
     const WORDS: [&str; 18] = [
         "not",
@@ -804,20 +810,56 @@ fn changes_meaning(text: &str) -> bool {
         "impossible",
         "neither",
     ];
-    const BOUNDS: [&str; 7] = [
-        "more", "less", "fewer", "greater", "higher", "lower", "above",
+    // Another value offered beside the first (`3 \text{ (or 4)}`, `3 \text{ or more}`; a bare
+    // `\text{ or }` between two values is a list separator, read before this), or a bound without
+    // "than" (`\text{under } 5`, `\text{almost } 5`).
+    const HEDGES_AND_BOUNDS: [&str; 13] = [
+        "or",
+        "either",
+        "over",
+        "under",
+        "below",
+        "above",
+        "beyond",
+        "almost",
+        "nearly",
+        "within",
+        "without",
+        "exceed",
+        "exceeding",
     ];
+    // Scale and sign words: `5 \text{ million}` is not 5, `\text{negative } 5` is not 5.
+    const SCALES_AND_SIGNS: [&str; 14] = [
+        "hundred",
+        "hundreds",
+        "thousand",
+        "thousands",
+        "million",
+        "millions",
+        "billion",
+        "billions",
+        "trillion",
+        "trillions",
+        "half",
+        "negative",
+        "minus",
+        "plus",
+    ];
+    // A number inside the words is another quantity (`3 \text{ (or 4)}`), never an annotation.
+    if text.chars().any(|c| c.is_ascii_digit()) {
+        return true;
+    }
     let words: Vec<String> = text
         .split(|c: char| !c.is_ascii_alphabetic() && c != '\'')
         .filter(|w| !w.is_empty())
         .map(|w| w.to_ascii_lowercase())
         .collect();
-    words
-        .iter()
-        .any(|w| WORDS.contains(&w.as_str()) || w.ends_with("n't"))
-        || words
-            .windows(2)
-            .any(|p| (p[0] == "or" && BOUNDS.contains(&p[1].as_str())) || p == ["up", "to"])
+    words.iter().any(|w| {
+        WORDS.contains(&w.as_str())
+            || HEDGES_AND_BOUNDS.contains(&w.as_str())
+            || SCALES_AND_SIGNS.contains(&w.as_str())
+            || w.ends_with("n't")
+    }) || words.windows(2).any(|p| p == ["up", "to"])
 }
 
 fn is_infinite(n: &Node) -> bool {
@@ -933,9 +975,25 @@ mod tests {
             "\\text{No solution, not } 3",
             "3 \\text{ isn't right}",
             "3 \\text{ apples and } 4",
+            "3 \\text{ (or 4)}",
+            "5 \\text{ million}",
+            "5 \\text{ thousand}",
+            "\\text{negative } 5",
+            "\\text{minus } 5",
+            "\\text{almost } 5",
+            "\\text{under } 5",
+            "5 \\text{ and a half}",
         ] {
             assert!(value(s) != "3" && value(s) != "12", "{s}");
         }
+    }
+
+    #[test]
+    fn one_token_subscripts_need_no_braces() {
+        assert_eq!(p("x_{1}"), p("x_1"));
+        assert_eq!(p("a_{n}"), p("a_n"));
+        assert_ne!(p("x_{1}"), p("x_2"));
+        assert_ne!(p("a_{n+1}"), p("a_n"));
     }
 
     #[test]

@@ -283,7 +283,21 @@ fn is_odd(k: &BigFloat) -> Option<bool> {
     Some(!half.fract().is_zero())
 }
 
-/// Evaluates both sides at `p` bits; Some((difference exceeds the rounding scale, max exponent)).
+/// One evaluation of both sides at `p` bits.
+struct Pass {
+    /// The difference exceeds the rounding scale of the largest intermediate value.
+    differ: bool,
+    /// Largest binary exponent of any intermediate value.
+    max_exp: i64,
+    /// The difference of the two sides.
+    d: BigFloat,
+    /// Whether the difference is large beside the values themselves (more than 2^-(p/2) of the
+    /// larger one), so that only the absolute rounding scale made it count as equal: `0`
+    /// against `e^{-100}`, or `\sin\pi` (rounding noise) against `0`.
+    relatively_large: bool,
+}
+
+/// Evaluates both sides at `p` bits.
 fn differ_at(
     g: &Node,
     a: &Node,
@@ -291,7 +305,7 @@ fn differ_at(
     budget: &mut Budget,
     cc: &mut Consts,
     p: usize,
-) -> Option<(bool, i64)> {
+) -> Option<Pass> {
     let mut ev = Eval {
         p,
         cc,
@@ -308,11 +322,43 @@ fn differ_at(
     }
     let max_exp = ev.max_exp;
     if d.is_zero() {
-        return Some((false, max_exp));
+        return Some(Pass {
+            differ: false,
+            max_exp,
+            d,
+            relatively_large: false,
+        });
     }
     let de = d.exponent()? as i64;
-    // Rounding error is at most a few ulps of the largest intermediate value per operation.
-    Some((de > max_exp - p as i64 + SLACK_BITS, max_exp))
+    let mag = [&x, &y]
+        .iter()
+        .filter(|v| !v.is_zero())
+        .filter_map(|v| v.exponent())
+        .map(i64::from)
+        .max()
+        .unwrap_or(i64::MIN / 2);
+    Some(Pass {
+        // Rounding error is at most a few ulps of the largest intermediate value per operation.
+        differ: de > max_exp - p as i64 + SLACK_BITS,
+        max_exp,
+        d,
+        relatively_large: de > mag - (p / 2) as i64,
+    })
+}
+
+/// Whether two differences computed at different precisions are the same number to 32 bits:
+/// a real difference of the values stays put as the precision grows, rounding noise does not
+/// (it shrinks with the precision).
+fn same_difference(d1: &BigFloat, d2: &BigFloat, p: usize) -> bool {
+    if d1.is_zero() || d2.is_zero() {
+        return false;
+    }
+    let gap = d1.sub(d2, p, RM);
+    match (gap.exponent(), d1.exponent()) {
+        _ if gap.is_zero() => true,
+        (Some(g), Some(e)) => i64::from(g) < i64::from(e) - 32,
+        _ => false,
+    }
 }
 
 /// Some(false) when the two expressions provably differ at this point at high precision,
@@ -322,23 +368,111 @@ pub fn agree(g: &Node, a: &Node, env: &HashMap<String, Val>, budget: &mut Budget
     CONSTS.with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let cc = slot.as_mut()?;
-        let (differ, max_exp) = differ_at(g, a, env, budget, cc, BASE_BITS)?;
-        if differ {
+        let mut pass = differ_at(g, a, env, budget, cc, BASE_BITS)?;
+        let mut p = BASE_BITS;
+        if pass.differ {
             return Some(false);
         }
         // Huge intermediates (e^{256}) swamp a small difference at the base precision: look
         // again with enough bits to see units.
-        if max_exp > 64 {
-            let p = BASE_BITS + max_exp as usize;
+        if pass.max_exp > 64 {
+            p = BASE_BITS + pass.max_exp as usize;
             // Past the cap the units are below the rounding error (`1 + e^{2981}` rounds to
             // `e^{2981}`), so agreement there proves nothing.
             if p > MAX_BITS {
                 return None;
             }
-            let (differ, _) = differ_at(g, a, env, budget, cc, p)?;
-            return Some(!differ);
+            pass = differ_at(g, a, env, budget, cc, p)?;
+            if pass.differ {
+                return Some(false);
+            }
+        }
+        // Below the rounding scale of the intermediates, a difference as large as the values
+        // may still be real (`e^{-100}` is no rounding noise beside `0`, though `e^{100}` was
+        // computed on the way): at twice the precision a real difference stays the same.
+        if pass.relatively_large {
+            if 2 * p > MAX_BITS {
+                return None;
+            }
+            let again = differ_at(g, a, env, budget, cc, 2 * p)?;
+            if same_difference(&pass.d, &again.d, 2 * p) {
+                return Some(false);
+            }
         }
         Some(true)
+    })
+}
+
+/// The decimal rule at high precision: whether the decimal `x` (with `decimals` places) is the
+/// value of `n` rounded half away from zero or truncated to that many places. A value within
+/// rounding error of a boundary between two such decimals has a finite decimal expansion
+/// there, which must be written exactly, so it matches only when `x` is that value. None when
+/// `n` cannot be evaluated here (complex, unsupported, budget, or past the precision cap).
+pub fn decimal_matches(
+    n: &Node,
+    x: &BigRational,
+    decimals: u32,
+    budget: &mut Budget,
+) -> Option<bool> {
+    let scale = num_traits::pow(BigInt::from(10u8), decimals as usize);
+    let m = x * BigRational::from_integer(scale.clone());
+    if !m.is_integer() {
+        return Some(false);
+    }
+    let m = m.to_integer();
+    // log2(10) < 10/3: bits for the decimals, for the digits of the decimal, and headroom.
+    let digit_bits = decimals as usize * 10 / 3 + 1;
+    let need = BASE_BITS + digit_bits + m.bits() as usize;
+    let env = HashMap::new();
+    CONSTS.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let cc = slot.as_mut()?;
+        let mut p = need;
+        for _ in 0..2 {
+            if p > MAX_BITS {
+                return None;
+            }
+            let mut ev = Eval {
+                p,
+                cc: &mut *cc,
+                env: &env,
+                budget: &mut *budget,
+                max_exp: i64::MIN / 2,
+                exhausted: false,
+            };
+            let v = ev.eval(n)?;
+            let max_exp = ev.max_exp;
+            if max_exp > 64 && p == need {
+                // Huge intermediates: evaluate again with bits to spare for them.
+                p = need + max_exp as usize;
+                continue;
+            }
+            let t = v.mul(&ev.big_int(&scale), p, RM);
+            let mf = ev.big_int(&m);
+            let mut e = t.sub(&mf, p, RM);
+            if t.is_negative() {
+                e = e.neg();
+            }
+            // Absolute error of t: rounding of the largest intermediate, scaled by 10^decimals.
+            let err = max_exp.max(0) - p as i64 + SLACK_BITS + digit_bits as i64 + 1;
+            let within =
+                |z: &BigFloat| z.is_zero() || z.exponent().is_some_and(|k| i64::from(k) <= err);
+            let one = BigFloat::from_u64(1, p);
+            let half = one.div(&BigFloat::from_u64(2, p), p, RM);
+            let to_one = e.sub(&one, p, RM);
+            let to_half = e.add(&half, p, RM);
+            if within(&e) {
+                return Some(true);
+            }
+            if within(&to_one) || within(&to_half) {
+                return Some(false);
+            }
+            // m is t rounded half away from zero (e in [-1/2, 1/2]) or truncated (e in [0, 1)).
+            let above_minus_half = e.cmp(&half.neg()).is_some_and(|c| c > 0);
+            let below_one = e.cmp(&one).is_some_and(|c| c < 0);
+            return Some(above_minus_half && below_one);
+        }
+        None
     })
 }
 
@@ -355,6 +489,47 @@ mod tests {
         let g = parse(g, LexMode::STANDARD, &limits, &mut b).unwrap();
         let a = parse(a, LexMode::STANDARD, &limits, &mut b).unwrap();
         agree(&g, &a, &HashMap::new(), &mut b)
+    }
+
+    #[test]
+    fn a_difference_that_stays_is_real() {
+        // `e^{100}` on the way made `e^{-100}` look like rounding noise beside 0.
+        assert_eq!(agree_str("0", "e^{-100}"), Some(false));
+        assert_eq!(agree_str("0", "e^{-1000}"), Some(false));
+        assert_eq!(agree_str("0", "\\pi \\cdot 10^{-50}"), Some(false));
+        // Rounding noise shrinks with the precision: still equal.
+        assert_eq!(agree_str("0", "\\sin(\\pi)"), Some(true));
+        assert_eq!(agree_str("0", "\\cos(\\frac{\\pi}{2})"), Some(true));
+    }
+
+    #[test]
+    fn decimals_are_checked_digit_for_digit() {
+        let limits = Limits::default();
+        let check = |g: &str, x: &str| {
+            let mut b = Budget::new(1_000_000);
+            let g = parse(g, LexMode::STANDARD, &limits, &mut b).unwrap();
+            let (int, frac) = x.split_once('.').unwrap();
+            let q = BigRational::new(
+                format!("{int}{frac}").parse::<BigInt>().unwrap(),
+                num_traits::pow(BigInt::from(10u8), frac.len()),
+            );
+            decimal_matches(&g, &q, frac.len() as u32, &mut b)
+        };
+        assert_eq!(check("\\pi", "3.1415926535897932"), Some(true)); // truncated
+        assert_eq!(check("\\pi", "3.1415926535897933"), Some(false));
+        assert_eq!(check("\\sqrt2", "1.41421356237309504880"), Some(true));
+        assert_eq!(check("\\sqrt2", "1.41421356237309504881"), Some(false));
+        assert_eq!(check("\\sqrt2", "1.414213562373095048802"), Some(true)); // rounded
+        assert_eq!(check("\\sqrt2", "1.414213562373095048803"), Some(false));
+        assert_eq!(check("-\\sqrt2", "-1.414"), Some(true));
+        assert_eq!(check("-\\sqrt3", "-1.732"), Some(true)); // rounded (1.73205...)
+        assert_eq!(check("-\\sqrt3", "-1.733"), Some(false));
+        assert_eq!(check("-\\sqrt2", "-1.415"), Some(false));
+        assert_eq!(check("-\\sqrt2", "-1.413"), Some(false));
+        // At a boundary the value has a finite expansion there and needs it exactly.
+        assert_eq!(check("\\sin(\\frac{\\pi}{6})", "0.499"), Some(false));
+        assert_eq!(check("\\sin(\\frac{\\pi}{6})", "0.500"), Some(true));
+        assert_eq!(check("\\sqrt{-1}", "1.000"), None);
     }
 
     #[test]
