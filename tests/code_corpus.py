@@ -544,6 +544,26 @@ def _unix_sockets() -> set[str]:
         return set()
 
 
+# humaneval programs run both ways: by default (a test of literal assertions is read as calls,
+# answered in one process and compared by brorl) and, as `<name>@test_process`, with every test
+# in a test process of its own (`literal_tests=False`).
+def attack_runs(ctx: dict) -> dict[str, tuple[int, dict, str]]:
+    runs = hostile(ctx)
+    in_sequence = {n for seq in SEQUENCES for n in seq}
+    for name, (cls, item, want) in list(runs.items()):
+        if item["kind"] == "humaneval" and name not in in_sequence:
+            runs[name + "@test_process"] = (cls, dict(item, literal_tests=False), want)
+    return runs
+
+
+def honest_runs() -> dict[str, dict]:
+    runs = honest()
+    for name, item in list(runs.items()):
+        if item["kind"] == "humaneval":
+            runs[name + "@test_process"] = dict(item, literal_tests=False)
+    return runs
+
+
 def run_corpus(isolation: str, tmpdir: str, workers: int = 2) -> dict:
     """Runs every honest program and every attack in one batch, an honest sample before and
     after each attack; returns what was seen (JSON-able)."""
@@ -562,15 +582,17 @@ def run_corpus(isolation: str, tmpdir: str, workers: int = 2) -> dict:
     token = "SECRET-" + os.urandom(12).hex()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ctx = {"outside": outside, "sock": sock_path, "repo": repo, "token": token}
-    attacks = hostile(ctx)
+    attacks = attack_runs(ctx)
+    in_sequence = {n for seq in SEQUENCES for n in seq}
     mode_probe = brorl.verify_code(STDIO_GOOD, STDIO_TESTS, kind="stdio", isolation=isolation)
     namespaces = mode_probe.sandbox.startswith("namespaces")
     cgroup = "cgroup" in mode_probe.sandbox
-    skipped = sorted((set() if namespaces else NEEDS_NAMESPACES) | (set() if cgroup else NEEDS_CGROUP))
+    skipped = (set() if namespaces else NEEDS_NAMESPACES) | (set() if cgroup else NEEDS_CGROUP)
+    skipped = sorted(skipped | {n + "@test_process" for n in skipped})
     # An environment under /tmp or /dev/shm (which samples get fresh) has its site-packages
     # bound at /.brorl/site/N, so the numpy programs run wherever it lives: none skipped.
     skipped_honest = []
-    honest_items = {k: v for k, v in honest().items() if k not in skipped_honest}
+    honest_items = {k: v for k, v in honest_runs().items() if k not in skipped_honest}
     # The sample whose output the class-3 attacks try to steal.
     leaker = {
         "stdio": stdio(f"print({token!r})\n", tests=[{"input": "", "output": token}]),
@@ -581,7 +603,6 @@ def run_corpus(isolation: str, tmpdir: str, workers: int = 2) -> dict:
     sysv_before, socks_before = _sysv(), _unix_sockets()
     outside_before = sorted(os.listdir(tmpdir))
     plan: list[tuple[str, str, dict]] = []  # (role, name, item)
-    in_sequence = {n for seq in SEQUENCES for n in seq}
     honest_cycle = list(honest_items.items())
     k = 0
 

@@ -269,7 +269,7 @@ def test_corpus_covers_every_class_and_kind():
     assert {i["kind"] for i in honest.values()} == {"humaneval", "call", "stdio"}
 
 
-@pytest.mark.parametrize("name", sorted(code_corpus.hostile(_CTX)))
+@pytest.mark.parametrize("name", sorted(code_corpus.attack_runs(_CTX)))
 def test_corpus_attack_scores_zero(corpus, name):
     if name in corpus["skipped"]:
         pytest.skip(f"not claimed in this sandbox ({corpus['sandbox']})")
@@ -278,7 +278,7 @@ def test_corpus_attack_scores_zero(corpus, name):
     assert got["status"] in got["expected"].split("|") and got["reward"] == 0.0, got
 
 
-@pytest.mark.parametrize("name", sorted(code_corpus.honest()))
+@pytest.mark.parametrize("name", sorted(code_corpus.honest_runs()))
 def test_corpus_honest_program_scores_one(corpus, name):
     if name in corpus.get("skipped_honest", ()):
         pytest.skip("the environment lives under /tmp or /dev/shm, which samples get fresh (README: Code verifier)")
@@ -406,6 +406,17 @@ def test_candidate_holds_only_its_own_descriptors():
     prog = (
         "import os\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
         "def double(x):\n    return 2 * x if {0, 1, 2, 5} <= set(fds) and len(fds) == 5 else str(fds)\n"
+    )
+    r = he(prog, literal_tests=False)
+    assert r.statuses == ["passed"], r.stderr
+
+
+def test_a_literal_test_runs_one_process_with_no_test_process_descriptors():
+    # The same test read as literal calls: one process (the `call` harness), holding stdin,
+    # stdout, stderr and its result channel (which can only claim return values).
+    prog = (
+        "import os\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+        "def double(x):\n    return 2 * x if {0, 1, 2, 4} <= set(fds) and len(fds) == 5 else str(fds)\n"
     )
     r = he(prog)
     assert r.statuses == ["passed"], r.stderr

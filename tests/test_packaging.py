@@ -53,7 +53,9 @@ def test_cli_help_is_light():
 
 
 def _tool(name: str) -> str:
-    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+    # the environment's own tool first: a global shim (pyenv's) may stand first on PATH
+    mine = Path(sys.executable).with_name(name)
+    return str(mine) if mine.exists() else shutil.which(name) or str(mine)
 
 
 def test_release_workflow_builds_both_platforms():

@@ -151,6 +151,7 @@ def verify_code(
     float_tol: float | None = None,
     isolation: str = "auto",
     prompt: str | None = None,
+    literal_tests: bool = True,
 ) -> CodeResult: ...
 def verify_code_batch(
     items: Sequence[Mapping[str, Any]],

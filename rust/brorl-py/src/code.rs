@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use brorl_core::code::{
-    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, Plain, Pool,
-    RewardMode, SandboxConfig, StdioCase,
+    self as core_code, CallCase, CodeError, CodeRequest, CodeTests, Isolation, Limits, LiteralCall,
+    LiteralCheck, Plain, Pool, RewardMode, SandboxConfig, StdioCase,
 };
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -217,6 +217,35 @@ fn case_dicts<'py>(
     Ok(out)
 }
 
+/// A humaneval test read as literal calls by `brorl._literal_tests` (None: the test is more
+/// than literal assertions, and runs in a test process of its own).
+fn literal_calls(
+    py: Python<'_>,
+    source: &str,
+    entry_point: &str,
+) -> PyResult<Option<Vec<LiteralCall>>> {
+    let read = py
+        .import("brorl._literal_tests")?
+        .getattr("literal_calls")?
+        .call1((source, entry_point))?;
+    if read.is_none() {
+        return Ok(None);
+    }
+    let mut calls = Vec::new();
+    for item in read.try_iter()? {
+        let (args, check, expected): (String, String, Bound<'_, PyAny>) = item?.extract()?;
+        let plain = |v: &Bound<'_, PyAny>| to_plain(py, v, "a literal test's expected value", 0);
+        let check = match check.as_str() {
+            "eq" => LiteralCheck::Eq(plain(&expected)?),
+            "is" => LiteralCheck::Is(plain(&expected)?),
+            "truthy" => LiteralCheck::Truthy,
+            _ => LiteralCheck::Falsy,
+        };
+        calls.push(LiteralCall { args, check });
+    }
+    Ok(Some(calls))
+}
+
 /// Builds the core request from Python arguments (under the GIL).
 #[allow(clippy::too_many_arguments)]
 fn build_request(
@@ -231,6 +260,7 @@ fn build_request(
     reward: &str,
     float_tol: Option<f64>,
     prompt: Option<String>,
+    literal_tests: bool,
 ) -> PyResult<CodeRequest> {
     // None: the response had no code (see `extract_code`); checked like the rest, never run.
     let program = match program {
@@ -253,8 +283,8 @@ fn build_request(
         })
     };
     let tests = match kind {
-        "humaneval" => CodeTests::HumanEval {
-            source: utf8(
+        "humaneval" => {
+            let source = utf8(
                 py,
                 "tests",
                 tests.cast::<PyString>().map_err(|_| {
@@ -266,10 +296,20 @@ fn build_request(
                     )
                 })?,
             )?
-            .to_string(),
-            entry_point: need_entry(entry_point)?,
-            prompt,
-        },
+            .to_string();
+            let entry_point = need_entry(entry_point)?;
+            let literal_calls = if literal_tests {
+                literal_calls(py, &source, &entry_point)?
+            } else {
+                None
+            };
+            CodeTests::HumanEval {
+                source,
+                entry_point,
+                prompt,
+                literal_calls,
+            }
+        }
         "stdio" => {
             let mut cases = Vec::new();
             for (i, d) in case_dicts(py, tests)?.iter().enumerate() {
@@ -459,7 +499,7 @@ fn explain_entry_point(
 #[pyfunction]
 #[pyo3(signature = (program, tests, *, kind, entry_point = None, timeout_s = 3.0,
     total_timeout_s = 5.0, memory_mb = 1024, reward = "fraction", float_tol = None,
-    isolation = "auto", prompt = None))]
+    isolation = "auto", prompt = None, literal_tests = true))]
 #[allow(clippy::too_many_arguments)]
 pub fn verify_code(
     py: Python<'_>,
@@ -474,6 +514,7 @@ pub fn verify_code(
     float_tol: Option<f64>,
     isolation: &str,
     prompt: Option<String>,
+    literal_tests: bool,
 ) -> PyResult<CodeResult> {
     let entry = opt_str_arg(py, "entry_point", entry_point)?;
     let program = program.filter(|p| !p.is_none());
@@ -489,6 +530,7 @@ pub fn verify_code(
         reward,
         float_tol,
         prompt,
+        literal_tests,
     )?;
     if program.is_none() {
         return Ok(no_program(&req));
@@ -528,6 +570,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
         "reward",
         "float_tol",
         "prompt",
+        "literal_tests",
     ];
     for key in d.keys() {
         let k = text(py, &format!("items[{i}] key"), &key)?;
@@ -577,6 +620,11 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
     }
     let program = opt("program")?;
     let prompt = opt_str_arg(py, &named("prompt"), opt("prompt")?.as_ref())?;
+    let literal_tests = opt("literal_tests")?.map_or(Ok(true), |v| {
+        v.cast::<PyBool>()
+            .map(|b| b.is_true())
+            .map_err(|_| type_err(py, &named("literal_tests"), &v, "a bool"))
+    })?;
     let built = build_request(
         py,
         program.as_ref(),
@@ -589,6 +637,7 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
         &reward,
         float_tol,
         prompt,
+        literal_tests,
     )
     .map_err(|e| {
         let msg = e.value(py).to_string();

@@ -132,6 +132,39 @@ impl CallCase {
     }
 }
 
+/// What one literal assertion of a humaneval test checks of the returned value.
+#[derive(Clone, Debug)]
+pub enum LiteralCheck {
+    /// `== expected`, with Python's equality on plain data (`plain::python_eq`).
+    Eq(Plain),
+    /// `is None`, `is True`, `is False`.
+    Is(Plain),
+    /// `assert candidate(...)`: the value is true in Python's sense.
+    Truthy,
+    /// `assert not candidate(...)`.
+    Falsy,
+}
+
+/// One call of a humaneval test made only of literal assertions: the arguments as JSON text
+/// (as a `call` test's) and what the returned value must satisfy.
+#[derive(Clone, Debug)]
+pub struct LiteralCall {
+    pub args: String,
+    pub check: LiteralCheck,
+}
+
+impl LiteralCheck {
+    /// Whether the returned value `got` passes.
+    pub fn holds(&self, got: &Plain) -> bool {
+        match self {
+            Self::Eq(want) => plain::python_eq(got, want),
+            Self::Is(want) => got == want,
+            Self::Truthy => plain::truthy(got),
+            Self::Falsy => !plain::truthy(got),
+        }
+    }
+}
+
 /// The tests of one sample, by kind.
 #[derive(Clone, Debug)]
 pub enum CodeTests {
@@ -142,6 +175,10 @@ pub enum CodeTests {
         source: String,
         entry_point: String,
         prompt: Option<String>,
+        /// The test read as calls when it is only literal assertions (`assert
+        /// candidate(<literals>) == <literal>`, read by brorl's Python side): then no test
+        /// process runs; the program answers the calls in one process and brorl compares.
+        literal_calls: Option<Vec<LiteralCall>>,
     },
     /// APPS/CodeContests style; `float_tol` lets tokens whose expected text is a float
     /// literal differ by that (relative); integer tokens compare exactly.

@@ -227,6 +227,131 @@ pub fn matches(got: &Plain, want: &Plain, tol: f64) -> bool {
     }
 }
 
+/// Hex of an integral, finite float, exactly (`1e25` is `0x84595161401484a000000`).
+fn integral_float_hex(f: f64) -> String {
+    if f.abs() < 9007199254740992.0 {
+        return canon_hex(f < 0.0, &format!("{:x}", f.abs() as u64));
+    }
+    // |f| >= 2^53: mantissa x 2^e with e > 0, written as (mantissa << e % 4) then e / 4 zeros.
+    let bits = f.to_bits();
+    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let e = ((bits >> 52) & 0x7ff) as u32 - 1075;
+    let digits = format!("{:x}{}", mantissa << (e % 4), "0".repeat((e / 4) as usize));
+    canon_hex(f < 0.0, &digits)
+}
+
+/// A number as Python compares it: `True` is `1`, an integral float is its integer.
+enum Number {
+    Int(String),
+    Float(f64),
+}
+
+fn number(v: &Plain) -> Option<Number> {
+    match v {
+        Plain::Bool(b) => Some(Number::Int(if *b { "1" } else { "0" }.into())),
+        Plain::Int(h) => Some(Number::Int(h.clone())),
+        Plain::Float(f) if f.is_finite() && f.fract() == 0.0 => {
+            Some(Number::Int(integral_float_hex(*f)))
+        }
+        Plain::Float(f) => Some(Number::Float(*f)),
+        _ => None,
+    }
+}
+
+/// The hash-and-equality class of a set item or dict key under Python's `==` (`1`, `1.0` and
+/// `True` are one key); None for a key that equals nothing, not even itself (NaN: two NaN
+/// objects are never the same key).
+fn python_key(v: &Plain, out: &mut Vec<u8>) -> Option<()> {
+    match (number(v), v) {
+        (Some(Number::Int(h)), _) => {
+            out.push(b'i');
+            out.extend_from_slice(h.as_bytes());
+            out.push(b';');
+        }
+        (Some(Number::Float(f)), _) if f.is_nan() => return None,
+        (Some(Number::Float(f)), _) => {
+            out.push(b'f');
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        (None, Plain::Tuple(items)) => {
+            out.extend_from_slice(format!("t{}:", items.len()).as_bytes());
+            for x in items {
+                python_key(x, out)?;
+            }
+        }
+        (None, other) => other.encode(out),
+    }
+    Some(())
+}
+
+fn python_keys<'a>(items: impl Iterator<Item = &'a Plain>) -> Option<Vec<Vec<u8>>> {
+    items
+        .map(|x| {
+            let mut k = Vec::new();
+            python_key(x, &mut k).map(|_| k)
+        })
+        .collect()
+}
+
+/// Whether `got == want` in Python, for plain data: numbers by value across `bool`, `int` and
+/// `float` (exactly: `10**25 != 1e25`; NaN equals nothing), a list never equals a tuple, sets
+/// and dicts by their keys' classes (`{1: "a"} == {1.0: "a"}`). Used for humaneval tests read
+/// as literal assertions, where the test itself would have compared with `==`.
+pub fn python_eq(got: &Plain, want: &Plain) -> bool {
+    use Plain::*;
+    if let (Some(a), Some(b)) = (number(got), number(want)) {
+        return match (a, b) {
+            (Number::Int(x), Number::Int(y)) => x == y,
+            (Number::Float(x), Number::Float(y)) => x == y,
+            _ => false, // an integer never equals a non-integral float (or inf, NaN)
+        };
+    }
+    match (got, want) {
+        (List(a), List(b)) | (Tuple(a), Tuple(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| python_eq(x, y))
+        }
+        (Set(a), Set(b)) => {
+            let (Some(ka), Some(kb)) = (python_keys(a.iter()), python_keys(b.iter())) else {
+                return false;
+            };
+            let have: std::collections::HashSet<&Vec<u8>> = ka.iter().collect();
+            a.len() == b.len() && have.len() == a.len() && kb.iter().all(|k| have.contains(k))
+        }
+        (Dict(a), Dict(b)) => {
+            let (Some(ka), Some(kb)) = (
+                python_keys(a.iter().map(|(k, _)| k)),
+                python_keys(b.iter().map(|(k, _)| k)),
+            ) else {
+                return false;
+            };
+            let by_key: HashMap<&Vec<u8>, &Plain> =
+                ka.iter().zip(a.iter().map(|(_, v)| v)).collect();
+            a.len() == b.len()
+                && by_key.len() == a.len()
+                && kb
+                    .iter()
+                    .zip(b.iter().map(|(_, v)| v))
+                    .all(|(k, y)| by_key.get(k).is_some_and(|x| python_eq(x, y)))
+        }
+        (None, None) => true,
+        (Str(a), Str(b)) | (Bytes(a), Bytes(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a plain value is true in Python's sense (`bool(value)`).
+pub fn truthy(v: &Plain) -> bool {
+    match v {
+        Plain::None => false,
+        Plain::Bool(b) => *b,
+        Plain::Int(h) => h != "0",
+        Plain::Float(f) => *f != 0.0,
+        Plain::Str(x) | Plain::Bytes(x) => !x.is_empty(),
+        Plain::List(x) | Plain::Tuple(x) | Plain::Set(x) => !x.is_empty(),
+        Plain::Dict(x) => !x.is_empty(),
+    }
+}
+
 struct Decoder<'a> {
     b: &'a [u8],
     i: usize,
@@ -444,6 +569,50 @@ impl JsonParser<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn python_eq_numbers_across_types() {
+        let int = |t: &str| Plain::from_json(t).unwrap();
+        assert!(python_eq(&Plain::Bool(true), &int("1")));
+        assert!(python_eq(&Plain::Float(1.0), &Plain::Bool(true)));
+        assert!(python_eq(&Plain::Float(-0.0), &int("0")));
+        assert!(python_eq(
+            &Plain::Float(1e25),
+            &int("10000000000000000905969664")
+        ));
+        assert!(!python_eq(
+            &Plain::Float(1e25),
+            &int("10000000000000000000000000")
+        ));
+        assert!(!python_eq(
+            &Plain::Float(9007199254740992.0),
+            &int("9007199254740993")
+        ));
+        assert!(!python_eq(&Plain::Float(f64::NAN), &Plain::Float(f64::NAN)));
+        assert!(python_eq(
+            &Plain::Float(f64::INFINITY),
+            &Plain::Float(f64::INFINITY)
+        ));
+        assert!(!python_eq(&Plain::Float(0.5), &int("0")));
+        assert_eq!(integral_float_hex(-2f64.powi(64)), "-10000000000000000");
+    }
+
+    #[test]
+    fn python_eq_containers() {
+        let p = |t: &str| Plain::from_json(t).unwrap();
+        assert!(!python_eq(&Plain::Tuple(vec![p("1")]), &p("[1]")));
+        // {1: "a"} == {1.0: "a"} == {True: "a"}
+        let d = |k: Plain| Plain::Dict(vec![(k, Plain::str("a"))]);
+        assert!(python_eq(&d(Plain::Float(1.0)), &d(p("1"))));
+        assert!(python_eq(&d(Plain::Bool(true)), &d(p("1"))));
+        // a set written with a repeated key (only a forged record can hold one) equals nothing
+        let forged = Plain::Set(vec![p("1"), Plain::Float(1.0)]);
+        assert!(!python_eq(&forged, &Plain::Set(vec![p("1"), p("2")])));
+        let nan_key = Plain::Set(vec![Plain::Float(f64::NAN)]);
+        assert!(!python_eq(&nan_key, &nan_key));
+        assert!(!python_eq(&Plain::str("a"), &Plain::Bytes(b"a".to_vec())));
+        assert!(truthy(&Plain::Float(f64::NAN)) && !truthy(&Plain::Float(-0.0)));
+    }
 
     #[test]
     fn big_integers_are_exact() {

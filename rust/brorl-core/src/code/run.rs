@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::plain::{self, Plain};
 use super::worker::{memfd, read_capped, sealed, stream_pair, Worker, WorkerError};
-use super::{compare, CodeRequest, CodeResult, CodeTests, TestStatus};
+use super::{compare, CodeRequest, CodeResult, CodeTests, LiteralCall, TestStatus};
 
 /// Largest output kept from one run: stdout of a stdio test, or all return values of a call
 /// sample. Bounded anyway by the file-size limit (`fsize_mb`, 16 MiB by default).
@@ -251,10 +251,14 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
         source,
         entry_point,
         prompt,
+        literal_calls,
     } = &req.tests
     else {
         unreachable!("humaneval request")
     };
+    if let Some(calls) = literal_calls {
+        return humaneval_literal(w, req, entry_point, calls);
+    }
     let check_job = job_bytes(&[
         ("tests", Some(source)),
         ("entry", Some(entry_point)),
@@ -305,6 +309,56 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
         total_timed_out: false,
         stdout: Proc::excerpt(&cand.stdout),
         stderr,
+    })
+}
+
+/// A humaneval test made only of literal assertions: the program answers its calls in one
+/// process (the `call` harness), and the test's verdict is that of its first assertion that
+/// does not hold, judged here. The same verdicts as the two-process run, one process fewer.
+fn humaneval_literal(
+    w: &mut Worker,
+    req: &CodeRequest,
+    entry_point: &str,
+    calls: &[LiteralCall],
+) -> Result<Verdict, WorkerError> {
+    let args = json!(calls.iter().map(|c| c.args.clone()).collect::<Vec<_>>()).to_string();
+    let wall = req.limits.timeout_s.min(req.limits.total_timeout_s);
+    let timeout = wall.to_string();
+    let job = job_bytes(&[
+        ("program", Some(&req.program)),
+        ("entry", Some(entry_point)),
+        ("args", Some(&args)),
+        ("timeout_s", Some(&timeout)),
+        // a value that is not plain data fails the test as an error, as it does in the
+        // test process (a TypeError there)
+        ("not_plain", Some("runtime_error")),
+    ]);
+    let mut procs = [Proc::new("call", &job, b"")?];
+    let ran = run_procs(w, req, &mut procs, wall)?;
+    let p = &procs[0];
+    let (data, _) = read_capped(&p.result, OUTPUT_CAP);
+    let records = parse_records(&data, calls.len());
+    // The assertions in order: the first one that fails decides, as it ends `check`.
+    let first_failure = records.tests.iter().zip(calls).find_map(|(r, c)| match r {
+        Some(Ok(v)) if c.check.holds(v) => None,
+        Some(Ok(_)) => Some(TestStatus::WrongAnswer),
+        Some(Err(s)) => Some(*s),
+        None if ran.timed_out => Some(TestStatus::Timeout),
+        None => Some(ran.death(0)),
+    });
+    let status = if records.compile_error.is_some() {
+        TestStatus::CompileError
+    } else if ran.oom {
+        TestStatus::MemoryExceeded
+    } else {
+        first_failure.unwrap_or(TestStatus::Passed)
+    };
+    Ok(Verdict {
+        statuses: vec![status],
+        compile_error: records.compile_error,
+        total_timed_out: false,
+        stdout: Proc::excerpt(&p.stdout),
+        stderr: Proc::excerpt(&p.stderr),
     })
 }
 

@@ -27,6 +27,7 @@ fn humaneval(program: &str) -> CodeRequest {
             source: "def check(f):\n    assert f(2) == 4\n    assert f(3) == 6\n".into(),
             entry_point: "double".into(),
             prompt: None,
+            literal_calls: None,
         },
         limits: Limits {
             timeout_s: 2.0,
@@ -198,6 +199,7 @@ fn bad_arguments_name_the_field() {
         source: String::new(),
         entry_point: "1x".into(),
         prompt: None,
+        literal_calls: None,
     };
     assert!(verify(&p, &req)
         .unwrap_err()
