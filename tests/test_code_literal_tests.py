@@ -72,6 +72,8 @@ def test_reads_literal_assertions_in_order():
         "def check(candidate):\n    assert candidate(1) == 2\ndef check(candidate):\n    pass\n",
         "def check(candidate):\n    assert candidate(1) ==\n",  # not Python
         "print('side effect')\ndef check(candidate):\n    assert candidate(1) == 2\n",
+        "def check(candidate):\n    assert candidate(1) == '\\ud800'\n",  # a lone surrogate
+        "def check(candidate):\n    assert candidate(1) == " + "[" * 150 + "]" * 150 + "\n",  # too deep
     ],
 )
 def test_declines_anything_more(src):

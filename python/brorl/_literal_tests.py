@@ -24,7 +24,9 @@ from typing import Any
 __all__ = ["literal_calls", "MAX_CALLS"]
 
 MAX_CALLS = 10_000  # more asserts than this: the test process handles it
-_SOURCE_LIMIT = 1 << 20  # a longer test source is not parsed here
+# A longer test source is not parsed here; with the cache's size this bounds what the cache
+# holds (sources and their calls) to a few hundred MB in the worst case.
+_SOURCE_LIMIT = 256 << 10
 _EXPECT_OPS = ("eq", "is", "truthy", "falsy")
 
 
@@ -56,12 +58,22 @@ def _json_exact(v: Any, depth: int = 0) -> bool:
     return False
 
 
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _plain(v: Any, depth: int = 0) -> bool:
     """Whether ``v`` is plain data (what brorl can compare exactly): no complex, frozenset, ..."""
     if depth > 100:
         return False
     t = type(v)
-    if v is None or t in (bool, int, float, str, bytes):
+    if t is str:
+        return v.isascii() or _utf8(v)  # a lone surrogate is not a str brorl can hold
+    if v is None or t in (bool, int, float, bytes):
         return True
     if t in (list, tuple, set):
         return all(_plain(x, depth + 1) for x in v)
@@ -114,7 +126,7 @@ def _assertion(test: ast.AST, candidate: str) -> tuple[str, str, Any] | None:
     raise _NotLiteral
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def literal_calls(source: str, entry_point: str) -> tuple[tuple[str, str, Any], ...] | None:
     """The calls of a test made only of literal assertions, in order, as
     ``(arguments JSON, check, expected)`` with check one of ``eq`` (``==``), ``is``
