@@ -196,6 +196,52 @@ RED_TEAM = [
     ("34", "\\boxed{3\u200b4}", True),
     ("x_1", "\\boxed{x_{1}}", True),
     ("x_1", "\\boxed{x_{2}}", False),
+    # Second round (answer formats of RL datasets and other graders).
+    # GSM8K's `#### 42` line was no marker: "the answer is" before it, or a number written
+    # after it, won; a GSM8K gold (the worked solution ending in `#### 72`) was unparseable.
+    ("41", "The answer is 41.\n#### 42", False),
+    ("42", "The answer is 41.\n#### 42", True),
+    ("43", "#### 42\nNote that 43 is not possible.", False),
+    ("42", "#### 42\nNote that 43 is not possible.", True),
+    ("40", "\\boxed{40}\n#### 42", False),
+    ("42", "\\boxed{40}\n#### 42", True),
+    ("C", "#### C", True),
+    ("5", "\\boxed{5}\n\n#### Verification\nCheck: 2+3=5.", True),
+    ("48/2 = <<48/2=24>>24 clips in May.\n#### 72", "\\boxed{72}", True),
+    ("48/2 = <<48/2=24>>24 clips in May.\n#### 72", "\\boxed{24}", False),
+    # "Answer:" lines: a number mentioned after the answer won, and a letter had no answer.
+    ("43", "Answer: 42. Note that 43 is not possible.", False),
+    ("42", "Answer: 42. Note that 43 is not possible.", True),
+    ("C", "Answer: C", True),
+    ("C", "**Answer:** (C)", True),
+    ("C", "**Answer: C**", True),
+    ("C", "Answer: D", False),
+    ("C", "Answer: C or D", False),
+    ("42", "The answer is **42** apples.", True),
+    ("42", "<answer> The answer is 42 </answer>", True),
+    ("42", "<answer>It is not 42</answer>", False),
+    # `0.(3)` (a period in parentheses) was the product 0 * 3.
+    ("0", "\\boxed{0.(3)}", False),
+    ("6", "\\boxed{1.(6)}", False),
+    ("\\frac13", "\\boxed{0.(3)}", True),
+    ("\\frac53", "\\boxed{1.(6)}", True),
+    # f64 underflow read as 0: a tiny nonzero value equalled 0 and twice itself.
+    ("0", "\\boxed{10^{-10^{10}}}", False),
+    ("10^{-10^{10}}", "\\boxed{0}", False),
+    ("10^{-10^{10}}", "\\boxed{2 \\cdot 10^{-10^{10}}}", False),
+    ("2^{-2^{64}}", "\\boxed{0}", False),
+    ("10^{-10^{10}}", "\\boxed{10^{-10^{10}}}", True),
+    # Degrees in a trig argument were radians.
+    ("\\frac{\\sqrt3}{2}", "\\boxed{\\sin 60^\\circ}", True),
+    ("\\frac12", "\\boxed{\\cos(60°)}", True),
+    ("1", "\\boxed{\\tan 45 \\text{ degrees}}", True),
+    ("\\frac12", "\\boxed{\\sin 60^\\circ}", False),
+    ("\\frac{\\pi}{6}", "\\boxed{30^\\circ}", False),
+    # "No" was the product N * o.
+    ("no", "\\boxed{No}", True),
+    ("\\text{No}", "Answer: no", True),
+    ("yes", "\\boxed{No}", False),
+    ("no", "\\boxed{Yes}", False),
 ]
 
 

@@ -1648,6 +1648,37 @@ mod tests {
     }
 
     #[test]
+    fn formats_of_the_second_round() {
+        // Repeating decimals in parentheses right after the point.
+        assert_eq!(v("\\frac13", "\\boxed{0.(3)}"), Status::Correct);
+        assert_eq!(v("0", "\\boxed{0.(3)}"), Status::Wrong);
+        assert_eq!(v("6", "\\boxed{1.(6)}"), Status::Wrong);
+        // Underflow is no zero, and two underflows are not equal.
+        assert_eq!(v("0", "\\boxed{10^{-10^{10}}}"), Status::Wrong);
+        assert_eq!(
+            v("10^{-10^{10}}", "\\boxed{2 \\cdot 10^{-10^{10}}}"),
+            Status::Wrong
+        );
+        assert_eq!(v("0", "\\boxed{e^{-1000}}"), Status::Wrong);
+        // Degrees in a trig argument.
+        assert_eq!(
+            v("\\frac{\\sqrt3}{2}", "\\boxed{\\sin 60^\\circ}"),
+            Status::Correct
+        );
+        assert_eq!(v("\\frac12", "\\boxed{\\sin 60^\\circ}"), Status::Wrong);
+        assert_eq!(v("\\frac{\\pi}{6}", "\\boxed{30^\\circ}"), Status::Wrong);
+        // GSM8K golds and responses.
+        let gsm = "48/2 = <<48/2=24>>24 clips in May.\n#### 72";
+        assert_eq!(v(gsm, "\\boxed{72}"), Status::Correct);
+        assert_eq!(v(gsm, "\\boxed{24}"), Status::Wrong);
+        assert_eq!(v("41", "The answer is 41.\n#### 42"), Status::Wrong);
+        // Yes/no.
+        assert_eq!(v("no", "\\boxed{No}"), Status::Correct);
+        assert_eq!(v("\\text{no}", "No"), Status::Correct);
+        assert_eq!(v("yes", "\\boxed{No}"), Status::Wrong);
+    }
+
+    #[test]
     fn budget_cases_are_quick() {
         assert_eq!(v("5", "5^{5^{5^{5^5}}}"), Status::Wrong);
         let deep = format!("\\boxed{{{}1{}}}", "{".repeat(10_000), "}".repeat(10_000));

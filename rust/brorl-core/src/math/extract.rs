@@ -9,10 +9,10 @@ struct Boxed {
 }
 
 /// The answer in `response`: the last `\boxed{}`/`\fbox{}` (adjacent boxes joined as a
-/// list; a "Final Answer:" written after the last box wins), else the last
-/// `<answer>...</answer>`, else the text after the last "final answer is"/"final answer:",
-/// else (when `fallback` is set) the text after the last "answer is" (or "option is", "choice
-/// is"), else the last complete
+/// list; a "Final Answer:" or `#### 42` line written after the last box wins), else the last
+/// `<answer>...</answer>`, else the text after the last "final answer is"/"final answer:" or
+/// `####`, whichever is later, else (when `fallback` is set) the text after the last "answer
+/// is", "Answer:" (or "option is", "choice is"), else the last complete
 /// math span (`$...$`, `$$...$$`, `\(...\)`, `\[...\]`) or a number written after it.
 pub fn extract_answer(response: &str, fallback: bool) -> Option<String> {
     if let Some(tail) = after_thinking(response) {
@@ -47,7 +47,7 @@ pub fn extract_marked(response: &str) -> Option<String> {
     let bs = boxes(response);
     if let Some(last) = bs.last() {
         // "\boxed{200} ... \boxed{255} ... Final Answer: The final answer is $10,455$."
-        if let Some((_, ans)) = final_answer_phrase(&response[last.end..]) {
+        if let Some(ans) = final_marker(&response[last.end..]) {
             return Some(ans);
         }
         return Some(boxed_answer_of(response, &bs));
@@ -55,7 +55,45 @@ pub fn extract_marked(response: &str) -> Option<String> {
     if let Some(ans) = answer_tag(response) {
         return Some(ans);
     }
-    final_answer_phrase(response).map(|(_, a)| a)
+    final_marker(response)
+}
+
+/// The answer after the last closing marker: "final answer ..." or GSM8K's `#### 42` line,
+/// whichever is written later. Both state the answer the response ends on, so they outrank
+/// "the answer is" in the reasoning before them ("The answer is 41.\n#### 42" is 42).
+fn final_marker(s: &str) -> Option<String> {
+    match (final_answer_phrase(s), hash_answer_line(s)) {
+        (Some((at, a)), Some((hash_at, h))) => Some(if hash_at > at { h } else { a }),
+        (Some((_, a)), None) | (None, Some((_, a))) => Some(a),
+        (None, None) => None,
+    }
+}
+
+/// GSM8K's final-answer line, `#### 42` (its byte offset and the answer): the last line that
+/// starts with exactly four `#` and holds an answer. A Markdown heading (`#### Step 1: Solve`,
+/// `#### Verification`) is no answer: its words set it apart, so a line with a word of three
+/// or more letters outside math is skipped.
+fn hash_answer_line(s: &str) -> Option<(usize, String)> {
+    let mut end = s.len();
+    while let Some(at) = s[..end].rfind("####") {
+        end = at;
+        // Only spaces between the line start and the marker (a bounded look back, so a line of
+        // `#### #### ...` stays linear).
+        let before = s[..at].trim_end_matches([' ', '\t']);
+        let at_line_start = before.is_empty() || before.ends_with('\n');
+        let rest = &s[at + 4..];
+        if !at_line_start || rest.starts_with('#') || (at > 0 && s.as_bytes()[at - 1] == b'#') {
+            continue;
+        }
+        let line = rest.lines().next().unwrap_or("").trim();
+        if line.is_empty() || prose_words(line) > 0 {
+            continue;
+        }
+        if let Some(a) = phrase_at(s, at + 4) {
+            return Some((at, a));
+        }
+    }
+    None
 }
 
 /// Without a marker: "the answer is X", else the last complete math span, or a standalone
@@ -285,7 +323,18 @@ fn answer_tag(s: &str) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    Some(boxed_answer(body).unwrap_or_else(|| body.to_string()))
+    if let Some(b) = boxed_answer(body) {
+        return Some(b);
+    }
+    Some(phrase_in_tag(body).unwrap_or_else(|| body.to_string()))
+}
+
+/// An answer marker inside the answer tag ("<answer>The answer is 42</answer>",
+/// "<answer>Answer: 42</answer>", "<answer>#### 42</answer>") gives what it introduces. Only
+/// the markers count here: a number merely mentioned in a sentence is not taken
+/// ("<answer>It is not 42</answer>" stays a sentence).
+fn phrase_in_tag(body: &str) -> Option<String> {
+    final_marker(body).or_else(|| last_answer_phrase(body))
 }
 
 /// The answer after the last "final answer" (its byte offset and the cleaned text).
@@ -294,25 +343,32 @@ fn final_answer_phrase(s: &str) -> Option<(usize, String)> {
     phrase_at(s, at + "final answer".len()).map(|a| (at, a))
 }
 
-/// The answer after the last `marker` (ASCII, case-insensitive), cleaned.
-/// Prose that introduces an answer: "the answer is 42", and for multiple choice "the correct
+/// Prose that introduces an answer: "the answer is 42", the answer lines many prompts ask for
+/// ("Answer: C", "**Answer:** 42", "**Answer**: 42"), and for multiple choice "the correct
 /// option is (A)", "the right choice is C". The last one written wins; after "option is" or
 /// "choice is" only a choice label counts ("another option is to substitute" is not an answer).
-const ANSWER_PHRASES: [&str; 3] = ["answer is", "option is", "choice is"];
+/// The flag says whether any answer may follow the phrase.
+const ANSWER_PHRASES: [(&str, bool); 5] = [
+    ("answer is", true),
+    ("answer:", true),
+    ("answer**:", true),
+    ("option is", false),
+    ("choice is", false),
+];
 
 fn last_answer_phrase(s: &str) -> Option<String> {
     // ASCII lowercasing keeps byte offsets aligned with `s`.
     let lower = s.to_ascii_lowercase();
-    let mut found: Vec<(usize, &str)> = ANSWER_PHRASES
+    let mut found: Vec<(usize, &str, bool)> = ANSWER_PHRASES
         .iter()
-        .filter_map(|m| lower.rfind(m).map(|at| (at, *m)))
+        .filter_map(|&(m, any)| lower.rfind(m).map(|at| (at, m, any)))
         .collect();
-    found.sort_by_key(|&(at, _)| std::cmp::Reverse(at));
-    for (at, marker) in found {
+    found.sort_by_key(|&(at, _, _)| std::cmp::Reverse(at));
+    for (at, marker, any) in found {
         let Some(a) = phrase_at(s, at + marker.len()) else {
             continue;
         };
-        if marker == "answer is" || is_choice_label(&a) {
+        if any || is_choice_label(&a) {
             return Some(a);
         }
     }
@@ -348,6 +404,9 @@ fn rfind_ascii_ci(s: &str, marker: &str) -> Option<usize> {
 /// ("The volume of $ABCD$ is 120", "Jane started Sphere 3 hours ago").
 fn phrase_at(s: &str, from: usize) -> Option<String> {
     let mut rest = &s[from..];
+    if let Some(bold) = bold_answer(rest) {
+        return Some(bold);
+    }
     let filler = |c: char| c == '*' || c == ':' || c == '=' || c.is_whitespace();
     rest = rest.trim_start_matches(filler);
     if let Some(r) = rest.strip_prefix("is") {
@@ -361,7 +420,8 @@ fn phrase_at(s: &str, from: usize) -> Option<String> {
         Some(k) => &line[..k],
         None => line,
     };
-    let line = line.trim().trim_end_matches('.').trim();
+    // Markdown bold around the answer ("The answer is **42**.") is no part of it.
+    let line = line.trim().trim_end_matches(['.', '*']).trim();
     if line.is_empty() {
         return None;
     }
@@ -394,8 +454,30 @@ fn phrase_at(s: &str, from: usize) -> Option<String> {
     span.map(|(_, _, inner)| inner)
 }
 
+/// Markdown bold that opens the answer ("The answer is **42** apples", "is **(B)**."): the
+/// text between the `**` pair, so the words after it are no part of the answer. A `**` with a
+/// space after it closes the marker's own bold instead ("**Answer:** 42").
+fn bold_answer(rest: &str) -> Option<String> {
+    let t = rest.trim_start_matches([':', '=', ' ', '\t']);
+    let t = t.strip_prefix("is").map_or(t, str::trim_start);
+    let inner = t.strip_prefix("**")?;
+    if inner.starts_with(|c: char| c.is_whitespace() || c == '*' || c == ':') {
+        return None;
+    }
+    let line = inner.lines().next().unwrap_or("");
+    let close = line.find("**")?;
+    let a = line[..close].trim().trim_end_matches('.').trim();
+    let a = a.trim_matches('$').trim();
+    (a.chars().any(char::is_alphanumeric) && !is_prose(a)).then(|| a.to_string())
+}
+
 /// Two or more words of at least three letters outside math delimiters and commands: prose.
 fn is_prose(s: &str) -> bool {
+    prose_words(s) >= 2
+}
+
+/// The number of words of at least three letters outside math delimiters and commands.
+fn prose_words(s: &str) -> usize {
     let mut words = 0;
     let b = s.as_bytes();
     let mut i = 0;
@@ -425,7 +507,7 @@ fn is_prose(s: &str) -> bool {
             i += 1;
         }
     }
-    words >= 2
+    words
 }
 
 /// The last complete math span: `$$...$$`, `\[...\]` (may span lines), `$...$`, `\(...\)`
@@ -736,6 +818,54 @@ mod tests {
             x("\\boxed{200} then \\boxed{255}. Final Answer: The final answer is $10,455$.")
                 .as_deref(),
             Some("10,455")
+        );
+    }
+
+    #[test]
+    fn hash_lines_and_answer_lines() {
+        let x = |r: &str| extract_answer(r, true);
+        // GSM8K's `####` line is the final answer: it outranks "the answer is" before it, a
+        // number after it, and a box before it.
+        assert_eq!(x("The answer is 41.\n#### 42").as_deref(), Some("42"));
+        assert_eq!(
+            x("#### 42\nNote that 43 is not possible.").as_deref(),
+            Some("42")
+        );
+        assert_eq!(x("\\boxed{40}\n#### 42").as_deref(), Some("42"));
+        assert_eq!(x("#### 42\n\\boxed{40}").as_deref(), Some("40"));
+        assert_eq!(x("#### C").as_deref(), Some("C"));
+        assert_eq!(x("#### $1,000").as_deref(), Some("1,000"));
+        // A Markdown heading is no answer line.
+        assert_eq!(
+            x("\\boxed{5}\n\n#### Verification\nCheck: 2+3=5.").as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            x("#### Step 1\n2+3 = 5\n#### Step 2\nSo the answer is 5.").as_deref(),
+            Some("5")
+        );
+        // "Answer:" lines, with or without Markdown bold.
+        assert_eq!(x("Answer: C").as_deref(), Some("C"));
+        assert_eq!(x("**Answer:** (C)").as_deref(), Some("(C)"));
+        assert_eq!(x("**Answer**: C").as_deref(), Some("C"));
+        assert_eq!(x("**Answer: C**").as_deref(), Some("C"));
+        assert_eq!(
+            x("Answer: 42. Note that 43 is not possible.").as_deref(),
+            Some("42")
+        );
+        assert_eq!(x("The answer is **42** apples.").as_deref(), Some("42"));
+        assert_eq!(x("The answer is 2**10").as_deref(), Some("2**10"));
+        // A box still outranks a later "Answer:" line (only a final marker overrides it).
+        assert_eq!(x("\\boxed{42} Answer: 43").as_deref(), Some("42"));
+        // Markers inside the answer tag; a bare sentence there stays as written.
+        assert_eq!(
+            x("<answer> The answer is 42 </answer>").as_deref(),
+            Some("42")
+        );
+        assert_eq!(x("<answer>#### 42</answer>").as_deref(), Some("42"));
+        assert_eq!(
+            x("<answer>It is not 42</answer>").as_deref(),
+            Some("It is not 42")
         );
     }
 

@@ -443,7 +443,11 @@ impl Lexer<'_> {
                     continue;
                 }
                 // A period that does not start a number ends a sentence (`\boxed{5.}`).
-                c if c.is_whitespace() || c == '$' || c == '~' || c == '°' || c == '.' => continue,
+                c if c.is_whitespace() || c == '$' || c == '~' || c == '.' => continue,
+                '°' => {
+                    self.degree_mark()?;
+                    continue;
+                }
                 '{' => Tok::LBrace,
                 '}' => Tok::RBrace,
                 '(' => Tok::LParen,
@@ -457,6 +461,7 @@ impl Lexer<'_> {
                 '/' | '÷' => Tok::Slash,
                 '^' => {
                     if self.degree_sign() {
+                        self.degree_mark()?;
                         continue;
                     }
                     Tok::Caret
@@ -554,6 +559,61 @@ impl Lexer<'_> {
         true
     }
 
+    /// `(digits)` at `at`: the period of a repeating decimal when it follows the decimal point
+    /// directly (`0.(3)` is 1/3, `1.(6)` is 5/3; read as a product it was `0 \cdot 3`, so it
+    /// matched 0). After fraction digits (`0.1(6)`) the parentheses stay a product, as in
+    /// plain-text arithmetic.
+    fn paren_period_at(&self, at: usize) -> bool {
+        if self.c.get(at) != Some(&'(') {
+            return false;
+        }
+        let n = self.c[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        n > 0 && self.c.get(at + 1 + n) == Some(&')')
+    }
+
+    /// A degree mark just read (and dropped). On a number that is a trig function's whole
+    /// argument (`\sin 30^\circ`, `\cos(45°)`, `\tan 60 \text{ degrees}`) it turns the
+    /// number into radians, `(30 \cdot \pi / 180)`: read as 30 radians, `\sin 30^\circ`
+    /// did not match `\frac12`. Elsewhere the mark is just dropped (`90^\circ` is 90, as
+    /// answers in degrees mean it).
+    fn degree_mark(&mut self) -> Result<(), Fail> {
+        const TRIG: [&str; 6] = ["sin", "cos", "tan", "sec", "csc", "cot"];
+        let n = self.out.len();
+        let arg_at = match self.out.get(n.wrapping_sub(2)) {
+            Some(Tok::LParen) => n.wrapping_sub(3),
+            _ => n.wrapping_sub(2),
+        };
+        let on_trig_arg = matches!(self.out.last(), Some(Tok::Num(_)))
+            && matches!(self.out.get(arg_at), Some(Tok::Cmd(f)) if TRIG.contains(&f.as_str()));
+        if !on_trig_arg {
+            return Ok(());
+        }
+        let Some(num) = self.out.pop() else {
+            return Ok(());
+        };
+        let radians = [
+            Tok::LParen,
+            num,
+            Tok::Star,
+            Tok::Cmd("pi".into()),
+            Tok::Slash,
+            Tok::Num(NumLit {
+                int: "180".into(),
+                frac: String::new(),
+                exp: 0,
+                repeat: String::new(),
+            }),
+            Tok::RParen,
+        ];
+        for t in radians {
+            self.push(t)?;
+        }
+        Ok(())
+    }
+
     fn digits(&mut self) -> String {
         let mut d = String::new();
         while let Some(c) = self.peek(0).filter(char::is_ascii_digit) {
@@ -627,20 +687,27 @@ impl Lexer<'_> {
                 .find(|p| lx.starts_with(at, p))
                 .map_or(0, |p| p.len())
         };
+        // Only after a decimal point: in a list `1,(2)` is no period.
+        let dot = self.peek(0) == Some('.');
         if point
             && (self.peek(1).is_some_and(|c| c.is_ascii_digit())
-                || overline_next(self, self.i + 1) > 0)
+                || overline_next(self, self.i + 1) > 0
+                || (dot && self.paren_period_at(self.i + 1)))
         {
             self.i += 1;
             frac = self.digits();
         }
         let mut repeat = String::new();
-        let opener = overline_next(self, self.i);
+        let (opener, closer) = if dot && frac.is_empty() && self.paren_period_at(self.i) {
+            (1, ')')
+        } else {
+            (overline_next(self, self.i), '}')
+        };
         if opener > 0 && (point || !frac.is_empty()) {
             let save = self.i;
             self.i += opener;
             repeat = self.digits();
-            if self.peek(0) == Some('}') && !repeat.is_empty() {
+            if self.peek(0) == Some(closer) && !repeat.is_empty() {
                 self.i += 1;
             } else {
                 self.i = save;
@@ -688,7 +755,10 @@ impl Lexer<'_> {
             "inf" | "infty" | "infinity" => return self.push(Tok::Cmd("infty".into())),
             "and" | "or" => return self.push(Tok::Comma),
             "percent" => return self.push(Tok::Percent),
-            "deg" | "degree" | "degrees" => return Ok(()),
+            "deg" | "degree" | "degrees" => return self.degree_mark(),
+            // The answer "No" is a word, as "Yes" is, not the product N·o (it did not match a
+            // gold `no` or `\text{No}`). `NO` stays two names (a segment, `\frac{NO}{BO}`).
+            "no" if w != "NO" && w != "nO" => return self.push(Tok::Text(w)),
             _ => {}
         }
         if let Some(v) = NUMBER_WORDS.iter().position(|n| *n == lw) {
@@ -799,7 +869,7 @@ impl Lexer<'_> {
         match bare {
             "and" | "or" => return self.push(Tok::Comma),
             "percent" | "%" | "\\%" => return self.push(Tok::Percent),
-            "degree" | "degrees" | "\\circ" => return Ok(()),
+            "degree" | "degrees" | "\\circ" => return self.degree_mark(),
             _ => {}
         }
         if is_unit_phrase(bare, true) {
@@ -886,8 +956,8 @@ impl Lexer<'_> {
             "emptyset" | "varnothing" => Tok::EmptySet,
             "left" | "right" | "big" | "Big" | "bigg" | "Bigg" | "bigl" | "bigr" | "Bigl"
             | "Bigr" | "biggl" | "biggr" | "Biggl" | "Biggr" | "displaystyle" | "textstyle"
-            | "boxed" | "fbox" | "quad" | "qquad" | "circ" | "degree" | "limits" | "prime"
-            | "dollar" | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" | "angle"
+            | "boxed" | "fbox" | "quad" | "qquad" | "limits" | "prime" | "dollar"
+            | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" | "angle"
             | "measuredangle" | "triangle" | "overline" => {
                 // `\left.` is an invisible delimiter.
                 if (name == "left" || name == "right") && self.peek(0) == Some('.') {
@@ -895,6 +965,7 @@ impl Lexer<'_> {
                 }
                 return Ok(());
             }
+            "circ" | "degree" => return self.degree_mark(),
             // `0.333\ldots` is `0.333...`: an ellipsis right after a number is dropped as the
             // dots are (and the decimal rule decides it); elsewhere (`1 + \cdots + n`) it stays.
             "ldots" | "dots" | "cdots" if matches!(self.out.last(), Some(Tok::Num(_))) => {
@@ -1006,6 +1077,15 @@ mod tests {
             toks("0.\\bar{3}", LexMode::STANDARD),
             toks("0.\\overline{3}", LexMode::STANDARD)
         );
+        // A period in parentheses right after the point; after fraction digits a product.
+        assert_eq!(
+            toks("1.(6)", LexMode::STANDARD),
+            toks("1.\\overline{6}", LexMode::STANDARD)
+        );
+        assert_eq!(
+            toks("0.1(6)", LexMode::STANDARD),
+            vec![num("0", "1", 0), Tok::LParen, num("6", "", 0), Tok::RParen]
+        );
     }
 
     #[test]
@@ -1063,6 +1143,45 @@ mod tests {
         assert_eq!(
             toks("（１＋２）／３", LexMode::STANDARD),
             toks("(1+2)/3", LexMode::STANDARD)
+        );
+    }
+
+    #[test]
+    fn degrees_in_a_trig_argument_are_radians() {
+        let radians = |n: &str| {
+            vec![
+                Tok::Cmd("sin".into()),
+                Tok::LParen,
+                num(n, "", 0),
+                Tok::Star,
+                Tok::Cmd("pi".into()),
+                Tok::Slash,
+                num("180", "", 0),
+                Tok::RParen,
+            ]
+        };
+        for s in [
+            "\\sin 30^\\circ",
+            "\\sin 30°",
+            "\\sin30^{\\circ}",
+            "sin 30 degrees",
+        ] {
+            assert_eq!(toks(s, LexMode::STANDARD), radians("30"), "{s}");
+        }
+        let mut paren = radians("45");
+        paren.insert(1, Tok::LParen);
+        paren.push(Tok::RParen);
+        assert_eq!(toks("\\sin(45^\\circ)", LexMode::STANDARD), paren);
+        // Elsewhere the mark is dropped.
+        assert_eq!(toks("30^\\circ", LexMode::STANDARD), vec![num("30", "", 0)]);
+    }
+
+    #[test]
+    fn no_is_a_word() {
+        assert_eq!(toks("No", LexMode::STANDARD), vec![Tok::Text("No".into())]);
+        assert_eq!(
+            toks("NO", LexMode::STANDARD),
+            vec![Tok::Ident("N".into()), Tok::Ident("O".into())]
         );
     }
 

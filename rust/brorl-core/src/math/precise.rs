@@ -122,7 +122,12 @@ impl Eval<'_> {
                 let mut acc = self.int(1);
                 for t in v {
                     let y = self.eval(t)?;
-                    acc = self.ok(acc.mul(&y, p, RM))?;
+                    let product = acc.mul(&y, p, RM);
+                    acc = if acc.is_zero() || y.is_zero() {
+                        self.ok(product)?
+                    } else {
+                        self.ok(nonzero(product)?)?
+                    };
                 }
                 acc
             }
@@ -132,7 +137,10 @@ impl Eval<'_> {
                 if y.is_zero() {
                     return None;
                 }
-                x.div(&y, p, RM)
+                if x.is_zero() {
+                    return Some(x);
+                }
+                nonzero(x.div(&y, p, RM))?
             }
             Node::Percent(a) => {
                 let x = self.eval(a)?;
@@ -155,6 +163,9 @@ impl Eval<'_> {
                     let x = self.eval(a)?;
                     self.charge(false)?;
                     let m = x.powi(k.unsigned_abs() as usize, p, RM);
+                    if m.is_zero() && !x.is_zero() {
+                        return None;
+                    }
                     return if k >= 0 {
                         self.ok(m)
                     } else if m.is_zero() {
@@ -219,7 +230,7 @@ impl Eval<'_> {
     fn pow(&mut self, x: BigFloat, y: BigFloat) -> Option<BigFloat> {
         let p = self.p;
         if x.is_positive() {
-            return Some(x.pow(&y, p, RM, self.cc));
+            return nonzero(x.pow(&y, p, RM, self.cc));
         }
         // Zero or negative bases need an integer exponent for a real value.
         if y.int().cmp(&y) != Some(0) {
@@ -228,7 +239,7 @@ impl Eval<'_> {
         if x.is_zero() {
             return if y.is_positive() { Some(x) } else { None };
         }
-        let mag = x.abs().pow(&y, p, RM, self.cc);
+        let mag = nonzero(x.abs().pow(&y, p, RM, self.cc))?;
         Some(if is_odd(&y)? { mag.neg() } else { mag })
     }
 
@@ -274,6 +285,13 @@ impl Eval<'_> {
 }
 
 /// Whether an integer-valued float is odd (None when it is too large to tell cheaply).
+/// A power of a nonzero base or a product of nonzero factors that came out zero has left the
+/// exponent range (`10^{-10^{10}}`): no value, rather than a 0 that equals every other such
+/// underflow and 0 itself.
+fn nonzero(x: BigFloat) -> Option<BigFloat> {
+    (!x.is_zero()).then_some(x)
+}
+
 fn is_odd(k: &BigFloat) -> Option<bool> {
     let half = k.div(&BigFloat::from_u64(2, 128), 128, RM);
     let e = k.exponent()?;

@@ -59,6 +59,17 @@ impl Val {
         }
     }
 
+    /// `checked` for a result that cannot be zero (a product of nonzero factors, a power of a
+    /// nonzero base, `e^z`): a zero there is `f64` underflow, not a value. Read as 0 it made
+    /// `10^{-10^{10}}` equal to 0 and to `2 \cdot 10^{-10^{10}}`; undefined, it is left to
+    /// the high-precision pass, which does not accept what it cannot tell apart.
+    fn checked_nonzero(c: Complex64) -> Result<Val, EvalErr> {
+        if c.norm() == 0.0 {
+            return Err(EvalErr::Undefined);
+        }
+        Val::checked(c)
+    }
+
     pub fn is_zero(&self) -> bool {
         match self {
             Val::Exact(r) => r.is_zero(),
@@ -86,7 +97,12 @@ impl Evaluator<'_> {
         let words = b / 64;
         self.budget.tick(1 + words + words * words / 32)?;
         if b > self.limits.max_bits {
-            return Ok(Val::Approx(Complex64::new(to_f64(&r), 0.0)));
+            let c = Complex64::new(to_f64(&r), 0.0);
+            return if r.is_zero() {
+                Val::checked(c)
+            } else {
+                Val::checked_nonzero(c)
+            };
         }
         Ok(Val::Exact(r))
     }
@@ -253,7 +269,8 @@ impl Evaluator<'_> {
     fn mul(&mut self, a: Val, b: Val) -> Result<Val, EvalErr> {
         match (a, b) {
             (Val::Exact(x), Val::Exact(y)) => self.exact(x * y),
-            (a, b) => Val::checked(a.approx() * b.approx()),
+            (a, b) if a.is_zero() || b.is_zero() => Val::checked(a.approx() * b.approx()),
+            (a, b) => Val::checked_nonzero(a.approx() * b.approx()),
         }
     }
 
@@ -263,7 +280,8 @@ impl Evaluator<'_> {
         }
         match (a, b) {
             (Val::Exact(x), Val::Exact(y)) => self.exact(x / y),
-            (a, b) => Val::checked(a.approx() / b.approx()),
+            (a, b) if a.is_zero() => Val::checked(a.approx() / b.approx()),
+            (a, b) => Val::checked_nonzero(a.approx() / b.approx()),
         }
     }
 
@@ -282,13 +300,11 @@ impl Evaluator<'_> {
             };
         }
         // A real base to a real power stays real where the real answer exists
-        // (`(-8)^{1/3}` is read as -2, the way answers mean it).
+        // (`(-8)^{1/3}` is read as -2, the way answers mean it). The base is not zero here, so
+        // neither is the power.
         if x.im == 0.0 && y.im == 0.0 {
-            if x.re > 0.0 {
-                return Val::checked(Complex64::new(x.re.powf(y.re), 0.0));
-            }
-            if y.re.fract() == 0.0 {
-                return Val::checked(Complex64::new(x.re.powf(y.re), 0.0));
+            if x.re > 0.0 || y.re.fract() == 0.0 {
+                return Val::checked_nonzero(Complex64::new(x.re.powf(y.re), 0.0));
             }
             // A negative base to an exact p/q with odd q has a real value, the one `\sqrt[q]{}`
             // gives (`root` below): `(x^2-2)^{1/3}` must equal `\sqrt[3]{x^2-2}` where x^2 < 2,
@@ -297,11 +313,11 @@ impl Evaluator<'_> {
                 if e.denom().is_odd() {
                     let mag = (-x.re).powf(y.re);
                     let sign = if e.numer().is_odd() { -1.0 } else { 1.0 };
-                    return Val::checked(Complex64::new(sign * mag, 0.0));
+                    return Val::checked_nonzero(Complex64::new(sign * mag, 0.0));
                 }
             }
         }
-        Val::checked(x.powc(y))
+        Val::checked_nonzero(x.powc(y))
     }
 
     /// `x^y` exactly when y is an integer, or a fraction p/q whose q-th root is exact.
@@ -400,7 +416,8 @@ impl Evaluator<'_> {
                 }
                 z.ln()
             }
-            Func::Exp => z.exp(),
+            // e^z is never zero: a zero is underflow (`e^{-1000}`).
+            Func::Exp => return Val::checked_nonzero(z.exp()),
             Func::Abs => Complex64::new(z.norm(), 0.0),
             Func::Floor | Func::Ceil => {
                 if z.im != 0.0 {
@@ -504,5 +521,21 @@ mod tests {
         assert_eq!(ev("(-2)^{1/3}").unwrap(), ev("\\sqrt[3]{-2}").unwrap());
         // A power tower leaves the exact range and overflows: undefined, quickly.
         assert_eq!(ev("5^{5^{5^{5^5}}}"), Err(EvalErr::Undefined));
+    }
+
+    #[test]
+    fn underflow_is_no_zero() {
+        // A nonzero power, product or exponential that f64 rounds to 0 has no value here.
+        for s in [
+            "10^{-10^{10}}",
+            "2^{-2^{64}}",
+            "e^{-1000}",
+            "\\pi^{-400} \\cdot \\pi^{-400}",
+        ] {
+            assert_eq!(ev(s), Err(EvalErr::Undefined), "{s}");
+        }
+        // True zeros stay zero.
+        assert!(ev("0 \\cdot \\pi").unwrap().is_zero());
+        assert!(ev("0^{\\pi}").unwrap().is_zero());
     }
 }
