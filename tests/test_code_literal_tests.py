@@ -271,3 +271,92 @@ def test_literal_json_arguments_reach_the_program_exactly():
     assert literal_calls(tests, "f") is not None
     r = brorl.verify_code(program, tests, kind="humaneval", entry_point="f")
     assert r.statuses == ["passed"], (r.stderr, json.dumps(literal_calls(tests, "f"), default=str))
+
+
+def test_declines_what_only_the_test_process_can_judge():
+    check = "def check(candidate):\n    assert candidate(1) == 2\n"
+    # the test process binds the entry point's name to the proxy, so a `check` entry point
+    # replaces `check` there
+    assert literal_calls(check, "check") is None
+    # annotations are evaluated when `check` is defined, and may raise there
+    assert literal_calls(check.replace("(candidate)", "(candidate: undefined)"), "f") is None
+    assert literal_calls(check.replace("(candidate)", "(candidate) -> undefined"), "f") is None
+    # an integer argument beyond what `json` writes and reads (4300 digits): no exception
+    big = "def check(candidate):\n    assert candidate(0x" + "f" * 4000 + ") == 1\n"
+    assert literal_calls(big, "f") is None
+
+
+def _both_ways(cases, **kw):
+    """Statuses of each (program, test[, entry point]) with and without literal tests."""
+    items = [dict(program=c[0], tests=c[1], kind="humaneval", entry_point=(c[2:] or ("f",))[0],
+                  literal_tests=lt, **kw) for c in cases for lt in (True, False)]
+    rs = brorl.verify_code_batch(items)
+    return [(a.statuses[0], b.statuses[0]) for a, b in zip(rs[::2], rs[1::2])]
+
+
+def test_same_verdicts_at_the_proxys_limits():
+    def nest(n):
+        return "[" * n + "]" * n
+
+    def check(*lines):
+        return "def check(candidate):\n" + "".join(f"    {x}\n" for x in lines)
+
+    cases = [
+        # nesting: the proxy sends `(args, kwargs)` and replies `("ok", value)`
+        ("def f(x):\n    return 1\n", check(f"assert candidate({nest(99)}) == 1")),
+        ("def f(x):\n    return 1\n", check(f"assert candidate({nest(100)}) == 1")),
+        ("def f(x):\n    return 1\n", check(f"assert candidate(x={nest(100)}) == 1")),
+        (f"def f():\n    return {nest(100)}\n", check(f"assert candidate() == {nest(100)}")),
+        (f"def f():\n    return {nest(101)}\n", check(f"assert candidate() == {nest(101)}")),
+        (f"def f():\n    return {nest(101)}\n", check("assert candidate()")),
+        # a large true value (over the result channel's 16 MiB, under the proxy's 64 MiB)
+        ("def f(n):\n    return 'x' * n\n", check("assert candidate(20_000_000)")),
+        ("def f(n):\n    return 'x' * n\n", check(*["assert candidate(4_000_000)"] * 5)),
+        ("def f(n):\n    return 'x' * n\n", check("assert not candidate(20_000_000)")),
+        # the program's own alarm is not reset between calls
+        ("import signal, time\nsignal.alarm(1)\ndef f(x):\n    time.sleep(0.3)\n    return x\n",
+         check(*[f"assert candidate({i}) == {i}" for i in range(6)])),
+        ("import signal, time\ndef f(x):\n    if x == 0:\n        signal.alarm(1)\n    time.sleep(0.3)\n"
+         "    return x\n", check(*[f"assert candidate({i}) == {i}" for i in range(6)])),
+        # the entry point named `check`
+        ("def check(x):\n    return x + 1\n", check("assert candidate(1) == 2"), "check"),
+    ]
+    got = _both_ways(cases, timeout_s=10.0, total_timeout_s=10.0)
+    differ = [(i, a, b) for i, (a, b) in enumerate(got) if (a == "passed") != (b == "passed")]
+    assert differ == [], differ
+    assert [a == "passed" for a, _ in got] == [True, False, False, True, False, False, True, True, False,
+                                                False, False, False]
+
+
+def test_a_prompt_that_does_not_compile_fails_both_ways():
+    # the test process runs the prompt first and fails every program on one that does not compile;
+    # the literal reading declines such a prompt so the verdicts stay the same
+    tests = "def check(candidate):\n    assert candidate(1) == 2\n"
+    program = "def f(x):\n    return 2 * x\n"
+    assert literal_calls(tests, "f", "Write a function that doubles x.") is None
+    assert literal_calls(tests, "f", "def f(x):\n    '''doubles'''\n") is not None
+    for literal in (True, False):
+        r = brorl.verify_code(program, tests, kind="humaneval", entry_point="f", literal_tests=literal,
+                              prompt="Write a function that doubles x.")
+        assert r.reward == 0.0, (literal, r.statuses)
+
+
+@pytest.mark.parametrize("head", ["async def check(candidate):", "def check(candidate):\n    yield"])
+def test_a_check_that_runs_none_of_its_assertions_fails(head):
+    # an `async def check` or a generator `check` returns without running its body: a test that
+    # cannot fail is an error, not a pass for every program
+    tests = f"{head}\n    assert candidate(1) == 2\n"
+    r = brorl.verify_code("def f(x):\n    return 0\n", tests, kind="humaneval", entry_point="f")
+    assert r.statuses == ["runtime_error"], r.stderr
+
+
+def test_a_builtin_error_while_reading_an_item_keeps_its_type(monkeypatch):
+    import brorl._literal_tests as lt
+
+    def boom(*a, **k):
+        raise ValueError("reader broke")
+
+    monkeypatch.setattr(lt, "literal_calls", boom)
+    with pytest.raises(ValueError, match="reader broke"):
+        brorl.verify_code_batch([dict(program="x", tests="def check(c):\n    assert c(1) == 1\n",
+                                      kind="humaneval", entry_point="f")])

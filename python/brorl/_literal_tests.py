@@ -47,8 +47,10 @@ def _json_exact(v: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False
     t = type(v)
-    if v is None or t is bool or t is int or t is str:
+    if v is None or t is bool or t is str:
         return True
+    if t is int:  # beyond 4300 digits `json` refuses it (`sys.int_info.default_max_str_digits`)
+        return v.bit_length() <= 14000
     if t is float:
         return math.isfinite(v)
     if t is list:
@@ -95,9 +97,13 @@ def _call(node: ast.AST, candidate: str) -> str:
         args: Any = {k.arg: _literal(k.value) for k in node.keywords}
     else:
         args = [_literal(a) for a in node.args]
-    if not _json_exact(args):
+    # depth 1: the test process's proxy sends `(args, kwargs)`, each argument two levels down
+    if not _json_exact(args, 1):
         raise _NotLiteral
-    return json.dumps(args)
+    try:
+        return json.dumps(args)
+    except (ValueError, RecursionError):
+        raise _NotLiteral from None
 
 
 def _assertion(test: ast.AST, candidate: str) -> tuple[str, str, Any] | None:
@@ -127,7 +133,7 @@ def _assertion(test: ast.AST, candidate: str) -> tuple[str, str, Any] | None:
 
 
 @lru_cache(maxsize=1024)
-def literal_calls(source: str, entry_point: str) -> tuple[tuple[str, str, Any], ...] | None:
+def literal_calls(source: str, entry_point: str, prompt: str | None = None) -> tuple[tuple[str, str, Any], ...] | None:
     """The calls of a test made only of literal assertions, in order, as
     ``(arguments JSON, check, expected)`` with check one of ``eq`` (``==``), ``is``
     (``is None/True/False``), ``truthy`` (``assert candidate(...)``), ``falsy``
@@ -135,9 +141,20 @@ def literal_calls(source: str, entry_point: str) -> tuple[tuple[str, str, Any], 
 
     Accepted: at module level a docstring, assignments of literals (HumanEval's ``METADATA``)
     and one ``def check(candidate):`` whose body is a docstring and ``assert`` statements (their
-    messages are ignored: they only matter once the test has failed)."""
+    messages are ignored: they only matter once the test has failed).
+
+    ``prompt`` (the trusted code the test process would run first) must at least compile: the
+    test process fails every program on a prompt that does not, and so must this reading. A
+    prompt that compiles but fails when run (a missing import) is not caught here."""
     if len(source) > _SOURCE_LIMIT or "." in entry_point:
         return None  # a method of a class: the test process builds the instance
+    if prompt is not None:
+        try:
+            compile(prompt, "<prompt>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError):
+            return None
+    if entry_point == "check":
+        return None  # the test process binds the proxy to that name, replacing `check`: it judges
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
@@ -159,6 +176,8 @@ def literal_calls(source: str, entry_point: str) -> tuple[tuple[str, str, Any], 
     a = check.args
     if check.decorator_list or len(a.args) != 1 or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg or a.defaults:
         return None
+    if check.returns is not None or a.args[0].annotation is not None:
+        return None  # evaluated when `check` is defined: it may raise there
     candidate = a.args[0].arg
     calls = []
     try:

@@ -223,11 +223,12 @@ fn literal_calls(
     py: Python<'_>,
     source: &str,
     entry_point: &str,
+    prompt: Option<&str>,
 ) -> PyResult<Option<Vec<LiteralCall>>> {
     let read = py
         .import("brorl._literal_tests")?
         .getattr("literal_calls")?
-        .call1((source, entry_point))?;
+        .call1((source, entry_point, prompt))?;
     if read.is_none() {
         return Ok(None);
     }
@@ -299,7 +300,7 @@ fn build_request(
             .to_string();
             let entry_point = need_entry(entry_point)?;
             let literal_calls = if literal_tests {
-                literal_calls(py, &source, &entry_point)?
+                literal_calls(py, &source, &entry_point, prompt.as_deref())?
             } else {
                 None
             };
@@ -646,6 +647,11 @@ fn item_request(py: Python<'_>, i: usize, item: &Bound<'_, PyAny>) -> PyResult<I
             .name()
             .map(|n| n.to_string())
             .unwrap_or_default();
+        // brorl's own error classes get the item's index; anything else (a bug surfacing as a
+        // builtin exception) stays as it was raised
+        if !e.get_type(py).module().is_ok_and(|m| m == "brorl.errors") {
+            return e;
+        }
         raise(py, &class, format!("items[{i}]: {msg}"))
     })?;
     Ok(Item {

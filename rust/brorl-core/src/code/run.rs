@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::plain::{self, Plain};
 use super::worker::{memfd, read_capped, sealed, stream_pair, Worker, WorkerError};
-use super::{compare, CodeRequest, CodeResult, CodeTests, LiteralCall, TestStatus};
+use super::{compare, CodeRequest, CodeResult, CodeTests, LiteralCall, LiteralCheck, TestStatus};
 
 /// Largest output kept from one run: stdout of a stdio test, or all return values of a call
 /// sample. Bounded anyway by the file-size limit (`fsize_mb`, 16 MiB by default).
@@ -323,15 +323,19 @@ fn humaneval_literal(
 ) -> Result<Verdict, WorkerError> {
     let args = json!(calls.iter().map(|c| c.args.clone()).collect::<Vec<_>>()).to_string();
     let wall = req.limits.timeout_s.min(req.limits.total_timeout_s);
-    let timeout = wall.to_string();
+    // Per call, whether only the returned value's truth matters (`t`): see `py/harness_call.py`.
+    let literal: String = calls
+        .iter()
+        .map(|c| match c.check {
+            LiteralCheck::Truthy | LiteralCheck::Falsy => 't',
+            _ => 'v',
+        })
+        .collect();
     let job = job_bytes(&[
         ("program", Some(&req.program)),
         ("entry", Some(entry_point)),
         ("args", Some(&args)),
-        ("timeout_s", Some(&timeout)),
-        // a value that is not plain data fails the test as an error, as it does in the
-        // test process (a TypeError there)
-        ("not_plain", Some("runtime_error")),
+        ("literal", Some(&literal)),
     ]);
     let mut procs = [Proc::new("call", &job, b"")?];
     let ran = run_procs(w, req, &mut procs, wall)?;

@@ -56,7 +56,11 @@ def run_check():
         candidate = make_proxy(5, job["entry"])
         name = job["entry"].split(".")[0]
         g[name] = candidate  # tests that call the entry point by its name reach the proxy too
-        g["check"](candidate)
+        ran = g["check"](candidate)
+        if type(ran).__name__ in ("generator", "coroutine", "async_generator"):
+            # `async def check` or a `yield` in it: calling it ran none of its assertions
+            ran.close()
+            raise TypeError("check() must be a plain function: it returned a " + type(ran).__name__)
         status = "passed"
     except AssertionError:
         status = "wrong_answer"
