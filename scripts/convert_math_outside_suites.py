@@ -162,6 +162,13 @@ def main() -> None:
         key = "|".join([r["suite"], r["test"], r["gold"], r["response"]])
         if key in notes:
             r["label_note"] = notes[key]
+    # Rows of suites this script does not convert (added by hand with their attribution, e.g.
+    # qwen25_math, verl) are kept from the existing file, after the converted ones.
+    converted = {r["suite"] for r in rows}
+    if args.out.is_file():
+        for line in args.out.read_text(encoding="utf-8").splitlines():
+            if line.strip() and json.loads(line)["suite"] not in converted:
+                rows.append(json.loads(line))
     with args.out.open("w") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
