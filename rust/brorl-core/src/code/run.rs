@@ -312,6 +312,33 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
     })
 }
 
+/// One process of the `call` harness (`py/harness_call.py`): `entry_point` called with each of
+/// `args` (JSON texts) in order, `extra` the field that sets its mode, within `wall` seconds.
+/// Returns how the run ended, the process (its outputs) and the records it wrote.
+fn run_call_harness<'a>(
+    w: &mut Worker,
+    req: &CodeRequest,
+    entry_point: &str,
+    args: impl ExactSizeIterator<Item = &'a String>,
+    extra: (&str, &str),
+    wall: f64,
+) -> Result<(Ran, Proc, Records), WorkerError> {
+    let n = args.len();
+    let args = json!(args.collect::<Vec<_>>()).to_string();
+    let job = job_bytes(&[
+        ("program", Some(&req.program)),
+        ("entry", Some(entry_point)),
+        ("args", Some(&args)),
+        (extra.0, Some(extra.1)),
+    ]);
+    let mut procs = [Proc::new("call", &job, b"")?];
+    let ran = run_procs(w, req, &mut procs, wall)?;
+    let [p] = procs;
+    let (data, _) = read_capped(&p.result, OUTPUT_CAP);
+    let records = parse_records(&data, n);
+    Ok((ran, p, records))
+}
+
 /// A humaneval test made only of literal assertions: the program answers its calls in one
 /// process (the `call` harness), and the test's verdict is that of its first assertion that
 /// does not hold, judged here. The same verdicts as the two-process run, one process fewer.
@@ -321,7 +348,6 @@ fn humaneval_literal(
     entry_point: &str,
     calls: &[LiteralCall],
 ) -> Result<Verdict, WorkerError> {
-    let args = json!(calls.iter().map(|c| c.args.clone()).collect::<Vec<_>>()).to_string();
     let wall = req.limits.timeout_s.min(req.limits.total_timeout_s);
     // Per call, whether only the returned value's truth matters (`t`): see `py/harness_call.py`.
     let literal: String = calls
@@ -331,17 +357,9 @@ fn humaneval_literal(
             _ => 'v',
         })
         .collect();
-    let job = job_bytes(&[
-        ("program", Some(&req.program)),
-        ("entry", Some(entry_point)),
-        ("args", Some(&args)),
-        ("literal", Some(&literal)),
-    ]);
-    let mut procs = [Proc::new("call", &job, b"")?];
-    let ran = run_procs(w, req, &mut procs, wall)?;
-    let p = &procs[0];
-    let (data, _) = read_capped(&p.result, OUTPUT_CAP);
-    let records = parse_records(&data, calls.len());
+    let args = calls.iter().map(|c| &c.args);
+    let (ran, p, records) =
+        run_call_harness(w, req, entry_point, args, ("literal", &literal), wall)?;
     // The assertions in order: the first one that fails decides, as it ends `check`.
     let first_failure = records.tests.iter().zip(calls).find_map(|(r, c)| match r {
         Some(Ok(v)) if c.check.holds(v) => None,
@@ -375,19 +393,16 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
     else {
         unreachable!("call request")
     };
-    let args = json!(cases.iter().map(|c| c.args.clone()).collect::<Vec<_>>()).to_string();
     let timeout = req.limits.timeout_s.to_string();
-    let job = job_bytes(&[
-        ("program", Some(&req.program)),
-        ("entry", Some(entry_point)),
-        ("args", Some(&args)),
-        ("timeout_s", Some(&timeout)),
-    ]);
-    let mut procs = [Proc::new("call", &job, b"")?];
-    let ran = run_procs(w, req, &mut procs, req.limits.total_timeout_s)?;
-    let p = &procs[0];
-    let (data, _) = read_capped(&p.result, OUTPUT_CAP);
-    let records = parse_records(&data, cases.len());
+    let args = cases.iter().map(|c| &c.args);
+    let (ran, p, records) = run_call_harness(
+        w,
+        req,
+        entry_point,
+        args,
+        ("timeout_s", &timeout),
+        req.limits.total_timeout_s,
+    )?;
     let statuses = if records.compile_error.is_some() {
         vec![TestStatus::CompileError; cases.len()]
     } else {
