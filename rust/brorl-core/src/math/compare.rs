@@ -75,6 +75,40 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     status
 }
 
+/// Whether `s` is one text command around a number (`\text{13}`, `$\textbf{ 13 apples}$`).
+fn text_wrapped_number(s: &str) -> bool {
+    let t = s.trim().trim_matches('$').trim();
+    let Some(rest) = [
+        "\\textbf{",
+        "\\textrm{",
+        "\\textit{",
+        "\\textup{",
+        "\\text{",
+        "\\mbox{",
+    ]
+    .iter()
+    .find_map(|w| t.strip_prefix(w)) else {
+        return false;
+    };
+    let Some(inner) = rest.strip_suffix('}') else {
+        return false;
+    };
+    let mut depth = 0i32;
+    for c in inner.chars() {
+        depth += match c {
+            '{' => 1,
+            '}' => -1,
+            _ => 0,
+        };
+        if depth < 0 {
+            return false; // the wrapper closes before the end: `\text{1} + \text{2}`
+        }
+    }
+    let inner = inner.trim().trim_start_matches(['-', '+']);
+    inner.starts_with(|c: char| c.is_ascii_digit())
+        || (inner.starts_with('.') && inner[1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
 /// The number of top-level parts of a list gold (1 for anything else).
 fn gold_parts(gold: &str, lim: &Limits, budget: &mut Budget) -> usize {
     match parse(gold, LexMode::STANDARD, lim, budget) {
@@ -87,6 +121,11 @@ fn decide(gold: &str, answer: &str, lim: &Limits, budget: &mut Budget) -> Status
     let (gs, as_) = (plain(gold), plain(answer));
     if !gs.is_empty() && gs == as_ {
         return Status::Correct;
+    }
+    // A gold written as text (`\text{13}`) is a word, not a number: only an answer written as
+    // text matches it. The other way round, `\boxed{\text{5}}` states the number 5.
+    if text_wrapped_number(gold) && !text_wrapped_number(answer) {
+        return Status::Wrong;
     }
     let gold_choice = choice_letter(gold).or_else(|| paren_choice(gold));
     if let (Some(x), Some(y)) = (gold_choice, leading_choice(answer)) {
@@ -1524,6 +1563,11 @@ mod tests {
         assert_eq!(v("(0,9)", "[0,9)"), Status::Wrong);
         assert_eq!(v("x<1", "x>-1"), Status::Wrong);
         assert_eq!(v("\\text{13}", "13"), Status::Wrong);
+        assert_eq!(v("\\text{13}", "\\boxed{\\textbf{13}}"), Status::Correct);
+        assert_eq!(v("13", "\\boxed{\\text{13}}"), Status::Correct);
+        assert_eq!(v("5", "\\boxed{\\text{5 apples}}"), Status::Correct);
+        assert_ne!(v("5", "\\boxed{\\text{5 or 6}}"), Status::Correct);
+        assert_ne!(v("5", "\\boxed{\\text{5 dozen}}"), Status::Correct);
         assert_eq!(v("5", "no digits here"), Status::NoAnswer);
         // A value given as an approximation with nothing before it.
         assert_eq!(v("\\sqrt2", "\\boxed{\\approx 1.414}"), Status::Correct);

@@ -855,7 +855,66 @@ impl Lexer<'_> {
         r
     }
 
+    /// `\text{5 apples}`, `\textbf{12}`, `\text{1/2}`: a number written inside text is that
+    /// number, and the words after it are read as `5 \text{ apples}` would be (so a hedge such
+    /// as `\text{5 million}` or `\text{5 or 6}` still fails). Only a number that ends the text or
+    /// is followed by a space or a percent sign: `\text{5:30}` or `\text{5-6}` stay text.
     fn text(&mut self, content: &str) -> Result<(), Fail> {
+        let t: Vec<char> = content
+            .trim()
+            .trim_matches(|c| c == '~' || c == '$')
+            .chars()
+            .collect();
+        let signed = usize::from(matches!(t.first(), Some('-' | '+')));
+        let starts_number = match (t.get(signed), t.get(signed + 1)) {
+            (Some(d), _) if d.is_ascii_digit() => true,
+            (Some('.'), Some(d)) => d.is_ascii_digit(),
+            _ => false,
+        };
+        if starts_number {
+            let mut end = signed;
+            while end < t.len() {
+                let c = t[end];
+                let between_digits = |k: usize| {
+                    k > 0
+                        && t[k - 1].is_ascii_digit()
+                        && t.get(k + 1).is_some_and(|d| d.is_ascii_digit())
+                };
+                let leading_point = c == '.' && end == signed;
+                if c.is_ascii_digit()
+                    || leading_point
+                    || (matches!(c, '.' | ',' | '/') && between_digits(end))
+                {
+                    end += 1;
+                } else {
+                    break;
+                }
+            }
+            let rest: String = t[end..].iter().collect();
+            // a full stop after the number ends the sentence: `\text{5.}`, `\text{5. }`
+            let after_stop = rest.strip_prefix('.').unwrap_or(&rest);
+            let ends_number = after_stop.is_empty()
+                || after_stop.starts_with(char::is_whitespace)
+                || rest.starts_with('%')
+                || rest.starts_with("\\%");
+            if ends_number {
+                let saved_c = std::mem::replace(&mut self.c, t[..end].to_vec());
+                let saved_i = std::mem::replace(&mut self.i, 0);
+                let lexed = self.run();
+                self.c = saved_c;
+                self.i = saved_i;
+                lexed?;
+                return if rest.trim().is_empty() {
+                    Ok(())
+                } else {
+                    self.text_words(&rest)
+                };
+            }
+        }
+        self.text_words(content)
+    }
+
+    fn text_words(&mut self, content: &str) -> Result<(), Fail> {
         let t = content.trim().trim_matches(|c| c == '~' || c == '$');
         let lt = t.to_ascii_lowercase();
         let bare = lt.trim_matches(|c: char| c == ',' || c == '.' || c.is_whitespace());
@@ -958,7 +1017,7 @@ impl Lexer<'_> {
             | "Bigr" | "biggl" | "biggr" | "Biggl" | "Biggr" | "displaystyle" | "textstyle"
             | "boxed" | "fbox" | "quad" | "qquad" | "limits" | "prime" | "dollar"
             | "mathdollar" | "rm" | "bf" | "it" | "enspace" | "thinspace" | "angle"
-            | "measuredangle" | "triangle" | "overline" => {
+            | "measuredangle" | "triangle" | "overline" | "underline" => {
                 // `\left.` is an invisible delimiter.
                 if (name == "left" || name == "right") && self.peek(0) == Some('.') {
                     self.i += 1;
@@ -971,7 +1030,8 @@ impl Lexer<'_> {
             "ldots" | "dots" | "cdots" if matches!(self.out.last(), Some(Tok::Num(_))) => {
                 return Ok(());
             }
-            "hspace" | "vspace" | "phantom" | "label" => {
+            // `\color{red} 5` and `\textcolor{red}{5}`: the colour says nothing; the value follows.
+            "hspace" | "vspace" | "phantom" | "label" | "color" | "textcolor" => {
                 self.brace_arg();
                 return Ok(());
             }
@@ -995,7 +1055,8 @@ impl Lexer<'_> {
             | "operatorname" | "mathnormal" => {
                 // Transparent, except a unit or a function name inside.
                 if let Some(content) = self.peek_brace_arg() {
-                    let c = content.trim();
+                    // `\mathrm{~cm}`: a tie before a unit is a space
+                    let c = content.trim_matches(|ch: char| ch == '~' || ch.is_whitespace());
                     if is_unit_phrase(c, true) && !c.is_empty() && c != "e" && c != "i" {
                         self.brace_arg();
                         self.skip_unit_power();

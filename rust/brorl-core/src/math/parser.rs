@@ -829,7 +829,26 @@ fn changes_meaning(text: &str) -> bool {
         "exceeding",
     ];
     // Scale and sign words: `5 \text{ million}` is not 5, `\text{negative } 5` is not 5.
-    const SCALES_AND_SIGNS: [&str; 14] = [
+    const SCALES_AND_SIGNS: [&str; 33] = [
+        "dozen",
+        "dozens",
+        "lakh",
+        "crore",
+        "pi",
+        "halves",
+        "thirds",
+        "quarters",
+        "fourths",
+        "fifths",
+        "sixths",
+        "sevenths",
+        "eighths",
+        "ninths",
+        "tenths",
+        "hundredths",
+        "thousandths",
+        "millionths",
+        "billionths",
         "hundred",
         "hundreds",
         "thousand",
@@ -860,6 +879,8 @@ fn changes_meaning(text: &str) -> bool {
             || SCALES_AND_SIGNS.contains(&w.as_str())
             || w.ends_with("n't")
     }) || words.windows(2).any(|p| p == ["up", "to"])
+        // `5 \text{ squared}` is 25; `5 \text{ units squared}` is an area of 5
+        || matches!(words.first().map(String::as_str), Some("squared" | "cubed"))
 }
 
 fn is_infinite(n: &Node) -> bool {
