@@ -289,6 +289,10 @@ RED_TEAM = [
     ("5", "\\boxed{\\underline{5}}", True),
     ("5", "\\boxed{5 \\mathrm{~cm}}", True),
     ("6", "\\boxed{\\textcolor{red}{5}}", False),
+    # Plain TeX's infix fraction was unparseable.
+    ("\\frac12", "\\boxed{1 \\over 2}", True),
+    ("\\frac{x+1}{2}", "\\boxed{{x+1 \\over 2}}", True),
+    ("\\frac12", "\\boxed{2 \\over 1}", False),
 ]
 
 

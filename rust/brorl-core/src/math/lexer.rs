@@ -352,11 +352,20 @@ pub fn lex(s: &str, mode: LexMode, limits: &Limits, budget: &mut Budget) -> Resu
     Ok(out)
 }
 
-/// `{n \choose k}` (plain TeX's infix binomial) becomes `\binom{n}{k}`: the braces around
-/// `\choose` delimit its two sides (the whole input when there are none, as in `n \choose k`).
+/// `{n \choose k}` and `{a \over b}` (plain TeX's infix binomial and fraction) become
+/// `\binom{n}{k}` and `\frac{a}{b}`: the braces around the command delimit its two sides (the
+/// whole input when there are none, as in `n \choose k`).
 fn infix_choose(toks: &mut Vec<Tok>, budget: &mut Budget) -> Result<(), Fail> {
-    let is_choose = |t: &Tok| matches!(t, Tok::Cmd(c) if c == "choose");
-    while let Some(k) = toks.iter().position(is_choose) {
+    let infix = |t: &Tok| match t {
+        Tok::Cmd(c) if c == "choose" => Some("binom"),
+        Tok::Cmd(c) if c == "over" => Some("frac"),
+        _ => None,
+    };
+    while let Some((k, name)) = toks
+        .iter()
+        .enumerate()
+        .find_map(|(k, t)| Some((k, infix(t)?)))
+    {
         budget.tick(toks.len() as u64)?; // each rewrite scans the tokens once
         let open = first_unmatched(
             toks[..k].iter().enumerate().rev(),
@@ -373,12 +382,12 @@ fn infix_choose(toks: &mut Vec<Tok>, budget: &mut Budget) -> Result<(), Fail> {
             (None, None) => (0, toks.len()),
             _ => return Err(Fail::Unparseable), // unbalanced braces around it
         };
-        let mut binom = vec![Tok::Cmd("binom".into()), Tok::LBrace];
-        binom.extend(toks[lo..k].iter().cloned());
-        binom.extend([Tok::RBrace, Tok::LBrace]);
-        binom.extend(toks[k + 1..hi].iter().cloned());
-        binom.push(Tok::RBrace);
-        toks.splice(lo..hi, binom);
+        let mut prefix = vec![Tok::Cmd(name.into()), Tok::LBrace];
+        prefix.extend(toks[lo..k].iter().cloned());
+        prefix.extend([Tok::RBrace, Tok::LBrace]);
+        prefix.extend(toks[k + 1..hi].iter().cloned());
+        prefix.push(Tok::RBrace);
+        toks.splice(lo..hi, prefix);
     }
     Ok(())
 }
@@ -1161,6 +1170,13 @@ mod tests {
         nested.extend(toks("\\binom{{n}}{{k}}", LexMode::STANDARD));
         nested.push(Tok::RBrace);
         assert_eq!(toks("{{n} \\choose {k}}", LexMode::STANDARD), nested);
+        // `\over` the same way, as a fraction
+        let frac = toks("\\frac{1}{2}", LexMode::STANDARD);
+        assert_eq!(toks("1 \\over 2", LexMode::STANDARD), frac);
+        let mut grouped = vec![Tok::LBrace];
+        grouped.extend(toks("\\frac{x+1}{2}", LexMode::STANDARD));
+        grouped.push(Tok::RBrace);
+        assert_eq!(toks("{x+1 \\over 2}", LexMode::STANDARD), grouped);
     }
 
     #[test]
