@@ -163,7 +163,7 @@ def main() -> None:
         if key in notes:
             r["label_note"] = notes[key]
     # Rows of suites this script does not convert (added by hand with their attribution, e.g.
-    # qwen25_math, verl) are kept from the existing file, after the converted ones.
+    # qwen25_math, verl, rllm) are kept from the existing file, after the converted ones.
     converted = {r["suite"] for r in rows}
     if args.out.is_file():
         for line in args.out.read_text(encoding="utf-8").splitlines():

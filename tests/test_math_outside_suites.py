@@ -28,9 +28,9 @@ KNOWN_MISSES = {
 
 
 def test_cases_are_attributed_and_labelled():
-    assert len(CASES) >= 370
+    assert len(CASES) >= 393
     suites = {c["suite"] for c in CASES}
-    assert {"math_verify", "nemo_skills", "hendrycks_math", "mindspeed_rl", "qwen25_math", "verl"} <= suites
+    assert {"math_verify", "nemo_skills", "hendrycks_math", "mindspeed_rl", "qwen25_math", "verl", "rllm"} <= suites
     for c in CASES:
         assert c["repo"] and c["path"] and len(c["commit"]) == 40
         assert c["label"] in (0, 1)

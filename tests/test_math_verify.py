@@ -289,6 +289,15 @@ RED_TEAM = [
     ("5", "\\boxed{\\underline{5}}", True),
     ("5", "\\boxed{5 \\mathrm{~cm}}", True),
     ("6", "\\boxed{\\textcolor{red}{5}}", False),
+    # A blank gold (a dataset row with `\\boxed{}` or `\\text{}` for its answer) matched an
+    # empty box, so a policy would learn to answer `\\boxed{}` on such rows.
+    ("\\boxed{}", "The answer is \\boxed{}.", False),
+    ("\\text{}", "\\boxed{\\text{}}", False),
+    ("{}", "\\boxed{{}}", False),
+    ("\\boxed{ }", "\\boxed{ }", False),
+    ("\\boxed{}", "\\boxed{42}", False),
+    ("\\emptyset", "\\boxed{\\varnothing}", True),
+    ("\\{\\}", "\\boxed{\\emptyset}", True),
     # Plain TeX's infix fraction was unparseable.
     ("\\frac12", "\\boxed{1 \\over 2}", True),
     ("\\frac{x+1}{2}", "\\boxed{{x+1 \\over 2}}", True),

@@ -50,6 +50,9 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
         .or_else(|| extract_marked(gold))
         .unwrap_or_else(|| gold.trim().to_string());
     let gold = assignment_groups(&normalize(&gold));
+    if gold_is_blank(&gold) {
+        return Status::Unparseable;
+    }
     let answer = match find_answer(response, opts, &mut budget) {
         Some(a) => normalize(&after_last_implication(a)),
         None => return Status::NoAnswer,
@@ -107,6 +110,60 @@ fn text_wrapped_number(s: &str) -> bool {
     let inner = inner.trim().trim_start_matches(['-', '+']);
     inner.starts_with(|c: char| c.is_ascii_digit())
         || (inner.starts_with('.') && inner[1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// A gold with nothing in it (`\boxed{}`, `\text{ }`, `{}`, `$ $`): nothing matches it, or every
+/// empty answer would be rewarded on a dataset's broken rows.
+fn gold_is_blank(gold: &str) -> bool {
+    const WRAPPERS: [&str; 16] = [
+        "boxed",
+        "fbox",
+        "text",
+        "textbf",
+        "textit",
+        "textrm",
+        "mathrm",
+        "mathbf",
+        "mbox",
+        "displaystyle",
+        "left",
+        "right",
+        "quad",
+        "qquad",
+        "hspace",
+        "emph",
+    ];
+    let c: Vec<char> = gold.chars().collect();
+    let mut i = 0;
+    while i < c.len() {
+        if c[i] == '\\' {
+            let mut j = i + 1;
+            while j < c.len() && c[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let name: String = c[i + 1..j].iter().collect();
+            if name.is_empty() {
+                // `\,` `\;` `\!` `\ ` are spacing; `\{` (a set's brace) is content
+                if c.get(j)
+                    .is_some_and(|&d| matches!(d, ',' | ';' | '!' | ':' | ' '))
+                {
+                    i = j + 1;
+                    continue;
+                }
+                return false;
+            }
+            if !WRAPPERS.contains(&name.as_str()) {
+                return false; // `\emptyset`, `\pi`, `\infty` are answers
+            }
+            i = j;
+            continue;
+        }
+        if !(c[i].is_whitespace() || matches!(c[i], '{' | '}' | '$' | '.' | '~')) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The number of top-level parts of a list gold (1 for anything else).
@@ -1563,6 +1620,27 @@ mod tests {
         assert_eq!(v("(0,9)", "[0,9)"), Status::Wrong);
         assert_eq!(v("x<1", "x>-1"), Status::Wrong);
         assert_eq!(v("\\text{13}", "13"), Status::Wrong);
+        // A blank gold matches nothing, an empty box least of all.
+        for blank in [
+            "\\boxed{}",
+            "\\boxed{ }",
+            "\\text{}",
+            "{}",
+            "$ $",
+            "\\boxed{\\text{ }}",
+            "\\fbox{\\,}",
+        ] {
+            assert_eq!(
+                v(blank, "The answer is \\boxed{}."),
+                Status::Unparseable,
+                "{blank}"
+            );
+            assert_eq!(v(blank, blank), Status::Unparseable, "{blank}");
+            assert_eq!(v(blank, "\\boxed{42}"), Status::Unparseable, "{blank}");
+        }
+        assert_eq!(v("\\emptyset", "\\boxed{\\varnothing}"), Status::Correct);
+        assert_eq!(v("\\{\\}", "\\boxed{\\emptyset}"), Status::Correct);
+        assert_eq!(v("\\boxed{0}", "\\boxed{0}"), Status::Correct);
         assert_eq!(v("\\text{13}", "\\boxed{\\textbf{13}}"), Status::Correct);
         assert_eq!(v("13", "\\boxed{\\text{13}}"), Status::Correct);
         assert_eq!(v("5", "\\boxed{\\text{5 apples}}"), Status::Correct);
