@@ -71,11 +71,16 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     c["eq_always_true"] = (1, he("class A:\n    def __eq__(self, o):\n        return True\n"
                                  "def double(x):\n    return A()\n"), "runtime_error")
     c["int_subclass_eq"] = (1, he("class I(int):\n    def __eq__(self, o):\n        return True\n"
-                                  "    __hash__ = int.__hash__\ndef double(x):\n    return I(0)\n"), "runtime_error")
+                                  "    __hash__ = int.__hash__\ndef double(x):\n    return I(0)\n"), "wrong_answer")
     c["str_subclass_eq"] = (1, he("class S(str):\n    def __eq__(self, o):\n        return True\n"
-                                  "    __hash__ = str.__hash__\ndef double(x):\n    return S('')\n"), "runtime_error")
+                                  "    __hash__ = str.__hash__\ndef double(x):\n    return S('')\n"), "wrong_answer")
     c["list_subclass_eq"] = (1, he("class L(list):\n    def __eq__(self, o):\n        return True\n"
-                                   "def double(x):\n    return L()\n"), "runtime_error")
+                                   "def double(x):\n    return L()\n"), "wrong_answer")
+    # a subclass travels as the value its base type holds: methods that lie about it do not cross
+    c["subclass_lies_about_its_value"] = (1, he("class I(int):\n    __index__ = __int__ = __float__ = lambda s: 4\n"
+                                                "    __eq__ = lambda s, o: True\n    __hash__ = int.__hash__\n"
+                                                "    __repr__ = __str__ = lambda s: '4'\n"
+                                                "def double(x):\n    return I(0)\n"), "wrong_answer")
     c["flipping_bool"] = (1, he("class B:\n    n = 0\n    def __bool__(self):\n        B.n += 1\n"
                                 "        return B.n > 1\n    def __eq__(self, o):\n        return self\n"
                                 "def double(x):\n    return B()\n"), "runtime_error")
@@ -406,6 +411,24 @@ def honest() -> dict[str, dict]:
                                 tests="def check(candidate):\n    assert candidate(1) == (1, {1, 2}, {'k': [1, None, b'x']}, 1.5, True)\n")
     h["he_kwargs"] = he("def add(a, b=0):\n    return a + b\n", entry="add",
                         tests="def check(candidate):\n    assert candidate(1, b=2) == 3\n    assert candidate(a=4) == 4\n")
+    # values of subclasses of plain types (and frozensets, bytearrays) equal what they equal in
+    # one process: the candidate's side sends the value as the base type holds it
+    h["he_namedtuple"] = he("from collections import namedtuple\nP = namedtuple('P', 'lo hi')\n"
+                            "def span(xs):\n    return P(min(xs), max(xs))\n", entry="span",
+                            tests="def check(candidate):\n    assert candidate([3, 1, 2]) == (1, 3)\n")
+    h["he_counter"] = he("from collections import Counter\ndef histogram(s):\n    return Counter(s.split())\n",
+                         entry="histogram", tests="def check(candidate):\n    assert candidate('a b b') == {'a': 1, 'b': 2}\n"
+                                                  "    assert candidate('') == {}\n    assert not candidate('')\n")
+    h["he_defaultdict_intenum"] = he("import enum\nfrom collections import defaultdict\nclass K(enum.IntEnum):\n"
+                                     "    ODD = 1\n    EVEN = 0\ndef group(xs):\n    d = defaultdict(list)\n"
+                                     "    for x in xs:\n        d[K(x % 2)].append(x)\n    return d\n", entry="group",
+                                     tests="def check(candidate):\n    assert candidate([1, 2, 3]) == {1: [1, 3], 0: [2]}\n")
+    h["he_frozensets"] = he("def pairs(xs):\n    return {frozenset((a, b)) for a in xs for b in xs if a < b}\n",
+                            entry="pairs", tests="def check(candidate):\n"
+                                                 "    assert candidate([1, 2, 3]) == {frozenset({1, 2}), frozenset({1, 3}), frozenset({2, 3})}\n"
+                                                 "    assert candidate([5]) == set()\n")
+    h["he_bytearray"] = he("def enc(s):\n    out = bytearray()\n    out.extend(s.encode())\n    return out\n",
+                           entry="enc", tests="def check(candidate):\n    assert candidate('hi') == b'hi'\n")
     h["he_map_all"] = he(HE_GOOD, tests="def check(candidate):\n"
                                         "    assert all(map(lambda p: candidate(p[0]) == p[1], [(2, 4), (5, 10)]))\n")
     # the candidate's own exception class is catchable by the test, as in one process
@@ -449,6 +472,9 @@ def honest() -> dict[str, dict]:
     h["call_float_tol"] = call("def third(x):\n    return x / 3\n", tests=[{"args": [1], "expected": 0.333333333}], entry="third",
                                float_tol=1e-6)
     h["call_int_for_float"] = call("def half(x):\n    return x // 2\n", tests=[{"args": [4], "expected": 2.0}], entry="half")
+    h["call_namedtuple_counter"] = call("from collections import Counter, namedtuple\nR = namedtuple('R', 'n counts')\n"
+                                        "def stats(s):\n    return R(len(s), Counter(s))\n",
+                                        tests=[{"args": ["abb"], "expected": [3, {"a": 1, "b": 2}]}], entry="stats")
     h["call_nested"] = call("def grid(n):\n    return [[i * j for j in range(n)] for i in range(n)]\n",
                             tests=[{"args": [3], "expected": [[0, 0, 0], [0, 1, 2], [0, 2, 4]]}], entry="grid")
     h["call_tuple_as_list"] = call("def pair(x):\n    return (x, x + 1)\n", tests=[{"args": [1], "expected": [1, 2]}], entry="pair")

@@ -360,3 +360,53 @@ def test_a_builtin_error_while_reading_an_item_keeps_its_type(monkeypatch):
     with pytest.raises(ValueError, match="reader broke"):
         brorl.verify_code_batch([dict(program="x", tests="def check(c):\n    assert c(1) == 1\n",
                                       kind="humaneval", entry_point="f")])
+
+
+def test_values_of_subclasses_and_frozensets_are_their_plain_value_both_ways():
+    # what a correct program returns in one process equals the test's literal: a namedtuple, a
+    # Counter, a defaultdict, an IntEnum, a frozenset (also inside a set), a bytearray; a
+    # subclass's own methods do not cross, its value as the base type holds it does
+    check = "def check(candidate):\n    assert candidate(1) == {}\n".format
+    he_in_set = "def check(candidate):\n    assert candidate(1) == {{frozenset({{1, 2}}), frozenset()}}\n"
+    cases = [
+        ("from collections import namedtuple\nP = namedtuple('P', 'a b')\ndef f(x):\n    return P(x, x + 1)\n",
+         check("(1, 2)")),
+        ("from collections import Counter\ndef f(x):\n    return Counter('aab')\n", check("{'a': 2, 'b': 1}")),
+        ("from collections import defaultdict\ndef f(x):\n    d = defaultdict(list)\n    d[x].append(x)\n"
+         "    return d\n", check("{1: [1]}")),
+        ("import enum\nclass C(enum.IntEnum):\n    A = 3\ndef f(x):\n    return [C.A]\n", check("[3]")),
+        ("def f(x):\n    return frozenset({x, 2})\n", check("{1, 2}")),
+        ("def f(x):\n    return {frozenset({2, x}), frozenset()}\n", he_in_set.replace("{{", "{").replace("}}", "}")),
+        ("def f(x):\n    return bytearray(b'ab')\n", check("b'ab'")),
+        ("from collections import OrderedDict\ndef f(x):\n    return OrderedDict(b=2, a=1)\n", check("{'a': 1, 'b': 2}")),
+        # a subclass whose methods lie about its value: the value it holds is what counts
+        ("class I(int):\n    __index__ = __int__ = lambda s: 2\n    __eq__ = lambda s, o: True\n"
+         "    __hash__ = int.__hash__\ndef f(x):\n    return I(0)\n", check("2")),
+        ("class L(list):\n    __iter__ = lambda s: iter([2])\n    __len__ = lambda s: 1\n"
+         "def f(x):\n    return L()\n", check("[2]")),
+    ]
+    got = _both_ways(cases)
+    assert got == [("passed", "passed")] * 8 + [("wrong_answer", "wrong_answer")] * 2, got
+    # the same in a `call` test, where brorl compares with the expected value
+    r = brorl.verify_code("from collections import Counter, namedtuple\nP = namedtuple('P', 'a b')\n"
+                          "def f(x):\n    return [P(x, 1), Counter('ab'), frozenset({x})]\n",
+                          [{"args": [3], "expected": [[3, 1], {"a": 1, "b": 1}, {3}]}], kind="call", entry_point="f")
+    assert r.statuses == ["passed"], r.stderr
+
+
+def test_a_raised_exception_gets_the_test_process_status_both_ways():
+    # the test process re-raises the candidate's exception by builtin name: an AssertionError
+    # fails the assertion (wrong_answer), a MemoryError is memory_exceeded, the program's own
+    # subclasses of either are its own errors (runtime_error)
+    check = "def check(candidate):\n    assert candidate(1) == 2\n"
+    cases = [
+        ("def f(x):\n    raise AssertionError('no')\n", check),
+        ("def f(x):\n    raise MemoryError\n", check),
+        ("class A(AssertionError):\n    pass\ndef f(x):\n    raise A\n", check),
+        ("class M(MemoryError):\n    pass\ndef f(x):\n    raise M\n", check),
+        ("def f(x):\n    raise ValueError\n", check),
+    ]
+    got = _both_ways(cases)
+    assert got == [("wrong_answer", "wrong_answer"), ("memory_exceeded", "memory_exceeded"),
+                   ("runtime_error", "runtime_error"), ("runtime_error", "runtime_error"),
+                   ("runtime_error", "runtime_error")], got

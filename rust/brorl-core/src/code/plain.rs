@@ -168,10 +168,37 @@ impl Plain {
         }
     }
 
+    /// The exact-type key of a set item or dict key: its encoding, with the items of a nested
+    /// set (a frozenset) in a canonical order, since equal sets may be stored in any order.
     fn key(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.encode(&mut out);
+        self.key_into(&mut out);
         out
+    }
+
+    fn key_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Plain::Set(items) => {
+                let mut keys: Vec<Vec<u8>> = items.iter().map(Plain::key).collect();
+                keys.sort();
+                out.extend_from_slice(format!("S{}:", keys.len()).as_bytes());
+                for k in keys {
+                    out.extend_from_slice(&k);
+                }
+            }
+            Plain::List(items) | Plain::Tuple(items) => {
+                out.push(if matches!(self, Plain::List(_)) {
+                    b'l'
+                } else {
+                    b't'
+                });
+                out.extend_from_slice(format!("{}:", items.len()).as_bytes());
+                for x in items {
+                    x.key_into(out);
+                }
+            }
+            other => other.encode(out),
+        }
     }
 
     fn as_f64(&self) -> Option<f64> {
@@ -277,6 +304,19 @@ fn python_key(v: &Plain, out: &mut Vec<u8>) -> Option<()> {
             out.extend_from_slice(format!("t{}:", items.len()).as_bytes());
             for x in items {
                 python_key(x, out)?;
+            }
+        }
+        (None, Plain::Set(items)) => {
+            // a frozenset (the only hashable set): its items' classes in a canonical order
+            let mut keys = python_keys(items.iter())?;
+            keys.sort();
+            keys.dedup();
+            if keys.len() != items.len() {
+                return None; // duplicate items: no set Python could hold
+            }
+            out.extend_from_slice(format!("S{}:", keys.len()).as_bytes());
+            for k in keys {
+                out.extend_from_slice(&k);
             }
         }
         (None, other) => other.encode(out),
@@ -416,7 +456,8 @@ impl Decoder<'_> {
                 let n = self.count()?;
                 Plain::Bytes(self.take(n)?)
             }
-            tag @ (b'l' | b't' | b'S' | b'd') => {
+            // `Z` is a frozenset: equal to the set of its items in Python, so a set here
+            tag @ (b'l' | b't' | b'S' | b'Z' | b'd') => {
                 let n = self.count()?;
                 if n > self.b.len() - self.i {
                     return Err("bad count".into());

@@ -1,9 +1,14 @@
 # Plain data on the wire, shared by the test process, the candidate process and Rust
 # (`plain.rs`). Only exact builtin types travel: None, bool, int (any size, as hex), float
-# (8 bytes), str, bytes, list, tuple, set, dict. Anything else, subclasses included, is refused
-# when encoding; decoding builds fresh builtin objects only, so nothing with behaviour can
-# cross. Layout: one tag byte, then `i<hex>;`, `f<8 bytes LE>`, `s<len>:<utf-8>`,
-# `b<len>:<bytes>`, `l|t|S|d<count>:<items>` (dict: key, value, key, value ...).
+# (8 bytes), str, bytes, list, tuple, set, frozenset, dict. Anything else is refused when
+# encoding, except on the candidate's side (`loose`), where a subclass of one of these (a
+# namedtuple, Counter, defaultdict, OrderedDict, IntEnum ...), a bytearray and a NumPy scalar
+# travel as their plain value, read with the base type's own methods: what they equal in one
+# process (`Point(1, 2) == (1, 2)`, `Counter("ab") == {"a": 1, "b": 1}`), and none of their
+# methods (`__eq__` included) crosses. Decoding builds fresh builtin objects only, so nothing
+# with behaviour can cross. Layout: one tag byte, then `i<hex>;`, `f<8 bytes LE>`,
+# `s<len>:<utf-8>`, `b<len>:<bytes>`, `l|t|S|Z|d<count>:<items>` (Z: frozenset; dict: key,
+# value, key, value ...).
 import struct as _struct
 
 
@@ -33,8 +38,8 @@ def _enc(v, put, depth, loose):
     elif t is bytes:
         put(b"b%d:" % len(v))
         put(v)
-    elif t is list or t is tuple or t is set:
-        put((b"l" if t is list else b"t" if t is tuple else b"S") + b"%d:" % len(v))
+    elif t is list or t is tuple or t is set or t is frozenset:
+        put((b"l" if t is list else b"t" if t is tuple else b"S" if t is set else b"Z") + b"%d:" % len(v))
         for x in v:
             _enc(x, put, depth + 1, loose)
     elif t is dict:
@@ -46,8 +51,39 @@ def _enc(v, put, depth, loose):
         # A NumPy scalar (np.int64, np.float64, np.bool_) from the candidate's side only: its
         # plain value is what the test would have compared against.
         _enc(v.item(), put, depth, False)
+    elif loose and isinstance(v, _BASES):
+        # A subclass of a plain type (or a bytearray), from the candidate's side only: its value
+        # as the base type holds it, an object of that exact type.
+        try:
+            base = _base_value(v)
+        except Exception as e:  # noqa: BLE001 - a subclass that breaks its base type's methods
+            raise PlainError(f"a value of type {t.__name__} is not plain data ({type(e).__name__})") from None
+        _enc(base, put, depth, loose)
     else:
         raise PlainError(f"a value of type {t.__name__} is not plain data")
+
+
+_BASES = (int, float, str, bytes, bytearray, list, tuple, dict, set, frozenset)
+
+
+def _base_value(v):
+    if isinstance(v, int):  # bool is final: never here
+        return int.__index__(v)
+    if isinstance(v, float):
+        return float.__float__(v)
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(memoryview(v))
+    if isinstance(v, list):
+        return list.copy(v)
+    if isinstance(v, tuple):
+        return tuple.__getitem__(v, slice(None))
+    if isinstance(v, dict):
+        return dict(dict.items(v))
+    if isinstance(v, frozenset):
+        return frozenset(frozenset.__iter__(v))
+    return set(set.__iter__(v))
 
 
 def encode(v, loose=False):
@@ -92,7 +128,7 @@ def _dec(b, i, depth):
             raise PlainError("truncated data")
         data = bytes(b[i:i + n])
         return (data.decode("utf-8", "surrogatepass") if t == 115 else data), i + n
-    if t in (108, 116, 83, 100):  # l, t, S, d
+    if t in (108, 116, 83, 90, 100):  # l, t, S, Z, d
         n, i = _count(b, i, b":")
         if n > len(b) - i:  # every item takes at least one byte
             raise PlainError("bad count")
@@ -115,7 +151,7 @@ def _dec(b, i, depth):
         if t == 116:
             return tuple(items), i
         try:
-            return set(items), i
+            return (set(items) if t == 83 else frozenset(items)), i
         except TypeError:
             raise PlainError("unhashable set item") from None
     raise PlainError("bad tag")
