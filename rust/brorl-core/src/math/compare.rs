@@ -78,7 +78,8 @@ pub fn verify_pair(gold: &str, response: &str, opts: &Options) -> Status {
     status
 }
 
-/// Whether `s` is one text command around a number (`\text{13}`, `$\textbf{ 13 apples}$`).
+/// Whether `s` is one text command around a number and nothing else (`\text{13}`,
+/// `$\textbf{ 1/2 }$`; not `\text{5 cm}`, a number with its unit).
 fn text_wrapped_number(s: &str) -> bool {
     let t = s.trim().trim_matches('$').trim();
     let Some(rest) = [
@@ -108,8 +109,10 @@ fn text_wrapped_number(s: &str) -> bool {
         }
     }
     let inner = inner.trim().trim_start_matches(['-', '+']);
-    inner.starts_with(|c: char| c.is_ascii_digit())
-        || (inner.starts_with('.') && inner[1..].starts_with(|c: char| c.is_ascii_digit()))
+    inner.chars().any(|c| c.is_ascii_digit())
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '/'))
 }
 
 /// A gold with nothing in it (`\boxed{}`, `\text{ }`, `{}`, `$ $`): nothing matches it, or every
@@ -1642,6 +1645,8 @@ mod tests {
         assert_eq!(v("\\{\\}", "\\boxed{\\emptyset}"), Status::Correct);
         assert_eq!(v("\\boxed{0}", "\\boxed{0}"), Status::Correct);
         assert_eq!(v("\\text{13}", "\\boxed{\\textbf{13}}"), Status::Correct);
+        assert_eq!(v("\\text{5 cm}", "\\boxed{5}"), Status::Correct);
+        assert_eq!(v("\\text{5 cm}", "\\boxed{5 \\text{ cm}}"), Status::Correct);
         assert_eq!(v("13", "\\boxed{\\text{13}}"), Status::Correct);
         assert_eq!(v("5", "\\boxed{\\text{5 apples}}"), Status::Correct);
         assert_ne!(v("5", "\\boxed{\\text{5 or 6}}"), Status::Correct);
