@@ -683,3 +683,42 @@ def test_cli_rejects_bad_jsonl(tmp_path, capsys):
     assert "`threads` must be at least 1" in capsys.readouterr().err
     assert cli_main(["verify", "math", "--gold", "1"]) == 2
     assert "--gold needs --response" in capsys.readouterr().err
+
+
+# Ways a response can offer two values at once. A reward that accepts one of them for either
+# gold pays a policy for hedging; each template may match at most one of the two values.
+HEDGES = [
+    r"\boxed{{{x} \text{{ or }} {y}}}", r"\boxed{{{x}}} or \boxed{{{y}}}", r"\boxed{{{x}}}, \boxed{{{y}}}",
+    "The answer is {x} or {y}.", r"\boxed{{{x} \lor {y}}}", r"\boxed{{{x}, {y}}}", r"\boxed{{\{{{x}, {y}\}}}}",
+    r"\boxed{{{x} \text{{ (or }} {y})}}", "Answer: {x}\nAnswer: {y}", "#### {x}\n#### {y}", "<answer>{x} or {y}</answer>",
+    r"\boxed{{{x}}}" + "\n\nFinal Answer: {y}", r"\boxed{{x = {x} \text{{ or }} x = {y}}}", r"\boxed{{{x} \text{{ and }} {y}}}",
+    "{x} {y}", "{x}, {y}", r"\boxed{{\text{{{x} or {y}}}}}", r"\boxed{{\textbf{{{x}}} \text{{ or }} \textbf{{{y}}}}}",
+    r"\boxed{{{x}}}\boxed{{{y}}}", r"$\boxed{{{x}}}$ and $\boxed{{{y}}}$", r"\boxed{{{x} \text{{ or maybe }} {y}}}",
+    r"\boxed{{{x}\ \mathrm{{or}}\ {y}}}", r"\boxed{{{x} \; \text{{or}} \; {y}}}", r"\boxed{{{x} | {y}}}", r"\boxed{{{x} \vee {y}}}",
+    r"\boxed{{{x};{y}}}", r"\boxed{{{x} \quad {y}}}", r"\boxed{{{x}\\{y}}}", r"\boxed{{\begin{{cases}} {x} \\ {y} \end{{cases}}}}",
+    r"\boxed{{{x} \text{{ to }} {y}}}", r"\boxed{{[{x}, {y}]}}", r"\boxed{{{x} \sim {y}}}", r"\boxed{{{x} \approx {y}}}",
+    r"\boxed{{{x} = {y}}}", r"\boxed{{{x} \ne {y}}}", r"\boxed{{{x}\text{{ }}{y}}}", r"\boxed{{{x}\text{{, }}{y}}}",
+    r"\boxed{{{x}\text{{/}}{y}}}", r"\boxed{{{x} \pm ({y} - {x})}}",
+]
+
+
+def _value(rnd: random.Random) -> str:
+    kind = rnd.randrange(4)
+    if kind == 0:
+        return str(rnd.randint(-50, 200))
+    if kind == 1:
+        return f"{rnd.randint(0, 99)}.{rnd.randint(0, 99):02d}"
+    if kind == 2:
+        return f"\\frac{{{rnd.randint(1, 30)}}}{{{rnd.randint(2, 30)}}}"
+    return f"{rnd.randint(1, 9)}\\sqrt{{{rnd.choice([2, 3, 5, 7])}}}"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), template=st.sampled_from(HEDGES))
+def test_no_response_matches_two_different_values(seed, template):
+    rnd = random.Random(seed)
+    x, y = _value(rnd), _value(rnd)
+    if brorl.verify_math(x, f"\\boxed{{{y}}}"):
+        return  # the same value twice (e.g. 2/4 and 1/2): no hedge
+    response = template.format(x=x, y=y)
+    assert not (brorl.verify_math(x, response) and brorl.verify_math(y, response)), response
