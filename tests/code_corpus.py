@@ -361,6 +361,9 @@ def hostile(ctx: dict) -> dict[str, tuple[int, dict, str]]:
     c["call_bool_for_int"] = (7, call("def one():\n    return True\n", tests=[{"args": [], "expected": 1}], entry="one"),
                               "wrong_answer")
     c["call_str_for_int"] = (7, call("def double(x):\n    return str(2 * x)\n"), "wrong_answer")
+    # bytes that are not UTF-8 are not an expected U+FFFD (a lossy read made them one)
+    c["stdio_invalid_utf8_as_replacement"] = (7, stdio("import sys\nsys.stdout.buffer.write(b'\\xff\\n')\n",
+                                                        tests=[{"input": "", "output": "\ufffd\n"}]), "wrong_answer")
     return c
 
 
@@ -505,6 +508,8 @@ def honest() -> dict[str, dict]:
                                       "def double(x):\n    return pickle.loads(pickle.dumps(Box(2 * x))).v\n")
     # stdio
     h["stdio_double"] = stdio(STDIO_GOOD)
+    # closing stdout once done: the interpreter flushes on close and exits 0
+    h["stdio_closes_stdout"] = stdio("import sys\nsys.stdout.write(str(2 * int(input())) + '\\n')\nsys.stdout.close()\n")
     h["stdio_multiprocessing_pool"] = stdio("import multiprocessing as mp\ndef twice(v):\n    return 2 * v\n"
                                             "if __name__ == '__main__':\n    with mp.Pool(2) as pool:\n"
                                             "        print(pool.map(twice, [int(input())])[0])\n")

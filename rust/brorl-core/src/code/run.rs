@@ -472,8 +472,12 @@ fn stdio(w: &mut Worker, req: &CodeRequest, start: Instant) -> Result<Verdict, W
             TestStatus::MemoryExceeded
         } else if code == Some(0) && !ran.timed_out {
             let (out, truncated) = read_capped(&p.stdout, OUTPUT_CAP);
-            let got = String::from_utf8_lossy(&out);
-            if !truncated && compare::stdout_matches(&got, &case.output, *float_tol) {
+            // Bytes that are not UTF-8 are not the expected text (read lossily, they would
+            // match an expected U+FFFD).
+            let got = std::str::from_utf8(&out).ok();
+            if !truncated
+                && got.is_some_and(|g| compare::stdout_matches(g, &case.output, *float_tol))
+            {
                 TestStatus::Passed
             } else {
                 TestStatus::WrongAnswer

@@ -29,7 +29,8 @@ def run_stdio():
             status = 1
     for stream in (sys.stdout, stdout):
         try:
-            stream.flush()
+            if not stream.closed:  # as the interpreter at exit: a stream the program closed is done
+                stream.flush()
         except:  # noqa: E722
             status = status or 1
     return status
