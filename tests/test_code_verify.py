@@ -128,6 +128,27 @@ def test_call_kind_compares_json_outside_the_sandbox():
     assert r.statuses == ["passed", "timeout"] and r.reward == 0.5
 
 
+@pytest.mark.parametrize("dodge", [
+    # catches the per-call timer's exception and keeps going
+    "def f(x):\n    t = time.time()\n    while time.time() - t < 1.5:\n        try:\n            time.sleep(0.05)\n"
+    "        except BaseException:\n            pass\n    return x\n",
+    # cancels the per-call timer before working
+    "def f(x):\n    signal.setitimer(signal.ITIMER_REAL, 0)\n    time.sleep(1.5)\n    return x\n",
+    # ignores the timer's signal from import time on
+    "signal.signal(signal.SIGALRM, signal.SIG_IGN)\ndef f(x):\n    time.sleep(1.5)\n    return x\n",
+])
+def test_call_kind_times_each_call_out_of_the_programs_reach(dodge):
+    # each call answers correctly but 5x later than timeout_s: no trick inside the program buys it time
+    prog = "import signal, time\n" + dodge
+    tests = [{"args": [1], "expected": 1}, {"args": [2], "expected": 2}]
+    r = brorl.verify_code(prog, tests, kind="call", entry_point="f", timeout_s=0.3)
+    assert r.statuses == ["timeout", "timeout"] and r.reward == 0.0
+    # a slow import is the program's run, not a call: it does not count against the first call
+    slow_import = "import time\ntime.sleep(0.6)\ndef f(x):\n    return x\n"
+    r = brorl.verify_code(slow_import, tests, kind="call", entry_point="f", timeout_s=0.3)
+    assert r.statuses == ["passed", "passed"]
+
+
 def test_total_timeout_gives_zero_reward_prorl_rule():
     prog = "import time\ntime.sleep(0.4)\nprint(input())\n"
     tests = [{"input": str(i), "output": str(i)} for i in range(5)]

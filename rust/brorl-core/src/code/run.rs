@@ -384,6 +384,11 @@ fn humaneval_literal(
     })
 }
 
+/// kind="call": two processes, as for humaneval. The candidate process runs the program and
+/// answers calls; a test process of brorl's own (`drive_calls` in `py/harness_humaneval.py`)
+/// sends each call's arguments, times each answer on its own clock (so the program cannot stretch
+/// `timeout_s` by cancelling or catching its timer) and writes the returned values as plain data
+/// on its own result channel; the expected values never enter the sandbox and are compared here.
 fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
     let CodeTests::Call {
         cases,
@@ -394,16 +399,28 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
         unreachable!("call request")
     };
     let timeout = req.limits.timeout_s.to_string();
-    let args = cases.iter().map(|c| &c.args);
-    let (ran, p, records) = run_call_harness(
-        w,
-        req,
-        entry_point,
-        args,
-        ("timeout_s", &timeout),
-        req.limits.total_timeout_s,
-    )?;
-    let statuses = if records.compile_error.is_some() {
+    let args = json!(cases.iter().map(|c| &c.args).collect::<Vec<_>>()).to_string();
+    let driver_job = job_bytes(&[
+        ("args", Some(&args)),
+        ("entry", Some(entry_point)),
+        ("timeout_s", Some(&timeout)),
+    ]);
+    let cand_job = job_bytes(&[
+        ("program", Some(&req.program)),
+        ("entry", Some(entry_point)),
+        ("timeout_s", Some(&timeout)),
+    ]);
+    let (a, b) = stream_pair().map_err(io_err)?;
+    let mut driver = Proc::new("check", &driver_job, b"")?;
+    let mut cand = Proc::new("cand", &cand_job, b"")?;
+    driver.chan = Some(a);
+    cand.chan = Some(b);
+    let mut procs = [driver, cand];
+    let ran = run_procs(w, req, &mut procs, req.limits.total_timeout_s)?;
+    let [driver, cand] = &procs;
+    let compile_error = parse_records(&read_capped(&cand.result, 1 << 16).0, 0).compile_error;
+    let records = parse_records(&read_capped(&driver.result, OUTPUT_CAP).0, cases.len());
+    let statuses = if compile_error.is_some() {
         vec![TestStatus::CompileError; cases.len()]
     } else {
         records
@@ -421,10 +438,10 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
     };
     Ok(Verdict {
         statuses,
-        compile_error: records.compile_error,
+        compile_error,
         total_timed_out: ran.timed_out,
-        stdout: Proc::excerpt(&p.stdout),
-        stderr: Proc::excerpt(&p.stderr),
+        stdout: Proc::excerpt(&cand.stdout),
+        stderr: Proc::excerpt(&cand.stderr),
     })
 }
 
