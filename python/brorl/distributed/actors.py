@@ -245,7 +245,7 @@ class EngineActor:
         if self.via_workers:
             t0 = time.perf_counter()
             self._workers("brorl_receive_broadcast", plan)
-            self.target.llm.reset_prefix_cache()  # cached prefixes hold the old weights' KV
+            self.target.reset()  # cached prefixes hold the old weights' KV
             return time.perf_counter() - t0
         assert self._sync is not None, "init_sync_group first"
         group = self._sync[1]
@@ -272,7 +272,7 @@ class EngineActor:
         t0 = time.perf_counter()
         if self.via_workers:
             self._workers("brorl_receive_objects", source, plan)
-            self.target.llm.reset_prefix_cache()
+            self.target.reset()
             return time.perf_counter() - t0
         pending = iter(refs)
 
@@ -299,7 +299,7 @@ class EngineActor:
         llm: Any = getattr(self.target, "llm", None)
         if load_method == "update_weights" and _in_process_vllm(llm):
             llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
-            llm.reset_prefix_cache()
+            self.target.reset()  # the cached prompt KV holds the old weights
         else:
             getattr(self.target, load_method)(weights)
 

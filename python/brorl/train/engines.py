@@ -185,6 +185,7 @@ class VLLMGenerator:
         block_size: int | None = None,
         lean_outputs: bool = False,
         gc_pause: bool = False,
+        share_prompt_tail: bool = False,
         llm_kwargs: dict[str, Any] | None = None,
     ) -> None:
         configure_vllm_env(kv_cache_gib, omp_threads_bind)
@@ -204,6 +205,14 @@ class VLLMGenerator:
             block_size = 32
         if block_size is not None:
             kwargs["block_size"] = block_size
+        self.share_prompt_tail = share_prompt_tail
+        if share_prompt_tail:
+            # the N samples of a prompt share its partly filled last KV block (brorl.train.prompt_kv)
+            from vllm.config import KVTransferConfig
+
+            kwargs["kv_transfer_config"] = KVTransferConfig(
+                kv_connector="PromptTailShare", kv_connector_module_path="brorl.train.prompt_kv", kv_role="kv_both")
+            kwargs["disable_hybrid_kv_cache_manager"] = True  # one KV cache group: nothing hybrid to manage
         # A placed engine's extras (tensor parallelism, sleep mode): brorl.distributed.placement.
         kwargs.update(llm_kwargs or {})
         self.llm = LLM(
@@ -295,10 +304,19 @@ class VLLMGenerator:
 
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors)})
-        self.llm.reset_prefix_cache()
+        self.reset()
 
-    def reset(self) -> None:
-        self.llm.reset_prefix_cache()
+    def prompt_tail_counts(self) -> dict[str, int]:
+        """``generation.share_prompt_tail``: prompt tails stored and copied into requests since
+        the engine started, and held now (the first worker's counts; zeros when off)."""
+        from brorl.train.prompt_kv import worker_counts
+
+        return self.llm.collective_rpc(worker_counts)[0] if self.share_prompt_tail else {"stored": 0, "loaded": 0, "held": 0}
+
+    def reset(self) -> bool:
+        """Forget cached prompt KV (stale after a weight change); False while requests run."""
+        # the shared prompt tails are prompt KV too (reset_connector)
+        return bool(self.llm.reset_prefix_cache(reset_connector=self.share_prompt_tail))
 
     def release_kv_cache(self) -> int:
         """Give the KV cache's memory back to the operating system while the engine idles (the
@@ -313,7 +331,7 @@ class VLLMGenerator:
         (``malloc_trim``)."""
         if not self._on_cpu:
             return 0
-        if not self.llm.reset_prefix_cache():
+        if not self.reset():
             return 0  # requests in flight: never the case between steps, but then keep the cache
         # run where the cache lives (this process, or each worker process of the executor)
         return int(sum(self.llm.collective_rpc(_release_worker_kv_cache)))
@@ -443,7 +461,7 @@ def _engine_main(conn: Any, kwargs: dict[str, Any], threads: int | None = None, 
                     finally:
                         for bucket in pending:  # keep the pipe in step if the loader stopped early
                             receive(bucket)
-                    gen.llm.reset_prefix_cache()
+                    gen.reset()
                     value = None
                 else:
                     value = getattr(gen, method)(*args)
@@ -863,6 +881,7 @@ def make_generator(model_path: str | Path, gen_cfg: Any, dtype: str, max_model_l
         enforce_eager=gen_cfg.enforce_eager,
         lean_outputs=gen_cfg.lean_outputs,
         gc_pause=gen_cfg.gc_pause,
+        share_prompt_tail=gen_cfg.share_prompt_tail,
         omp_threads_bind=gen_cfg.omp_threads_bind,
         seed=seed,
         llm_kwargs=llm_kwargs,
