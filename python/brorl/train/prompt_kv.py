@@ -52,6 +52,40 @@ def tail_span(prompt_len: int, block_size: int) -> tuple[int, int] | None:
     return (base // block_size, n) if n > 0 else None
 
 
+def block_dim(shape: Any, num_blocks: int, name: str = "") -> int:
+    """The dimension of a layer's KV cache that indexes its blocks: the one of size
+    ``num_blocks`` (the first such, in case of a tie with K/V's 2 or a head count)."""
+    for d, size in enumerate(shape):
+        if size == num_blocks:
+            return d
+    raise ValueError(f"prompt_kv: no dimension of {num_blocks} blocks in {name}'s KV cache of shape {tuple(shape)}")
+
+
+def take_tail(layers: list[tuple[torch.Tensor, int]], block: int) -> torch.Tensor:
+    """A copy of block ``block`` of every layer, stacked: [layers, *one layer's block]."""
+    return torch.stack([t.select(d, block) for t, d in layers])
+
+
+def copy_tails_in(layers: list[tuple[torch.Tensor, int]], tails: dict[int, torch.Tensor],
+                  loads: list[tuple[int, int]]) -> None:
+    """Writes stored tail ``t`` into block ``b`` of every layer for each (t, b) in ``loads``."""
+    device = layers[0][0].device
+    dst = torch.tensor([b for _, b in loads], dtype=torch.long, device=device)
+    src = torch.stack([tails[t] for t, _ in loads])  # [loads, layers, *block]
+    for i, (t, d) in enumerate(layers):
+        t.index_copy_(d, dst, src[:, i].movedim(0, d))
+
+
+def _full_attention_only(kv_cache_config: Any) -> bool:
+    try:
+        from vllm.v1.kv_cache_interface import FullAttentionSpec, MLAAttentionSpec
+
+        groups = kv_cache_config.kv_cache_groups
+        return bool(groups) and all(type(g.kv_cache_spec) in (FullAttentionSpec, MLAAttentionSpec) for g in groups)
+    except (AttributeError, ImportError):
+        return False
+
+
 @dataclass
 class TailMeta(KVConnectorMetadata):
     """One step's work for the workers: tails to copy into requests' blocks before the forward
@@ -78,8 +112,12 @@ class PromptTailShare(KVConnectorBase_V1):
         self._drops: list[int] = []
         self._drop_all = False
         self._capacity = self._stored_capacity(kv_cache_config)
-        # worker side
-        self._layers: list[torch.Tensor] = []
+        # only plain full attention: a sliding window or a recurrent state (Mamba) is more than
+        # the block's KV, and a copy of the block would not restore it
+        self._enabled = _full_attention_only(kv_cache_config)
+        # worker side: each layer's KV cache and the dimension that indexes its blocks (0 on
+        # CPU, [num_blocks, heads, block, 2 x head]; 1 in layouts with K and V first, [2, num_blocks, ...])
+        self._layers: list[tuple[torch.Tensor, int]] = []
         self._tails: dict[int, torch.Tensor] = {}
         self.counts = {"stored": 0, "loaded": 0}  # since start: tails kept / copied into requests
 
@@ -101,7 +139,7 @@ class PromptTailShare(KVConnectorBase_V1):
         return tuple(ids)
 
     def get_num_new_matched_tokens(self, request: Any, num_computed_tokens: int) -> tuple[int, bool]:
-        key = self._key(request)
+        key = self._key(request) if self._enabled else None
         if key is None:
             return 0, False
         span = tail_span(len(key), self.block_size)
@@ -127,6 +165,8 @@ class PromptTailShare(KVConnectorBase_V1):
 
     def build_connector_meta(self, scheduler_output: Any) -> KVConnectorMetadata:
         meta = TailMeta(loads=self._loads, drop_all=self._drop_all)
+        if not self._enabled:
+            return meta
         self._loads, self._drop_all = [], False
         scheduled = scheduler_output.num_scheduled_tokens
         for req in scheduler_output.scheduled_new_reqs:
@@ -160,21 +200,20 @@ class PromptTailShare(KVConnectorBase_V1):
 
     # -- worker side ---------------------------------------------------------------------
     def register_kv_caches(self, kv_caches: dict[str, torch.Tensor]) -> None:
+        num_blocks = int(getattr(self._kv_cache_config, "num_blocks", 0) or 0)
         seen: set[int] = set()
         self._layers = []
-        for t in kv_caches.values():
-            if isinstance(t, torch.Tensor) and t.data_ptr() not in seen:
-                seen.add(t.data_ptr())
-                self._layers.append(t)
+        for name, t in kv_caches.items():
+            if not isinstance(t, torch.Tensor) or t.data_ptr() in seen:
+                continue
+            seen.add(t.data_ptr())
+            self._layers.append((t, block_dim(t.shape, num_blocks, name)))
 
     def start_load_kv(self, forward_context: Any, **kwargs: Any) -> None:
         meta = self._get_connector_metadata()
         if not isinstance(meta, TailMeta) or not meta.loads:
             return
-        dst = torch.tensor([b for _, b in meta.loads], dtype=torch.long, device=self._layers[0].device)
-        src = torch.stack([self._tails[t] for t, _ in meta.loads])  # [loads, layers, *block]
-        for i, layer in enumerate(self._layers):
-            layer.index_copy_(0, dst, src[:, i])
+        copy_tails_in(self._layers, self._tails, meta.loads)
         self.counts["loaded"] += len(meta.loads)
 
     def wait_for_layer_load(self, layer_name: str) -> None:
@@ -192,7 +231,7 @@ class PromptTailShare(KVConnectorBase_V1):
         for t in meta.drops:
             self._tails.pop(t, None)
         for t, b in meta.stores:
-            self._tails[t] = torch.stack([layer[b] for layer in self._layers])
+            self._tails[t] = take_tail(self._layers, b)
         self.counts["stored"] += len(meta.stores)
 
 
