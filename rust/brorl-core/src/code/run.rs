@@ -111,6 +111,25 @@ impl Ran {
     }
 }
 
+/// A test process of brorl's own (`check_job`) and the candidate process (`cand_job`, the
+/// program) joined by a socket, run together within `wall` seconds.
+fn run_check_and_cand(
+    w: &mut Worker,
+    req: &CodeRequest,
+    check_job: &[u8],
+    cand_job: &[u8],
+    wall: f64,
+) -> Result<(Ran, [Proc; 2]), WorkerError> {
+    let (a, b) = stream_pair().map_err(io_err)?;
+    let mut check = Proc::new("check", check_job, b"")?;
+    let mut cand = Proc::new("cand", cand_job, b"")?;
+    check.chan = Some(a);
+    cand.chan = Some(b);
+    let mut procs = [check, cand];
+    let ran = run_procs(w, req, &mut procs, wall)?;
+    Ok((ran, procs))
+}
+
 fn run_procs(
     w: &mut Worker,
     req: &CodeRequest,
@@ -268,15 +287,8 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
         ("program", Some(&req.program)),
         ("entry", Some(entry_point)),
     ]);
-    let (a, b) = stream_pair().map_err(io_err)?;
-    let mut check = Proc::new("check", &check_job, b"")?;
-    let mut cand = Proc::new("cand", &cand_job, b"")?;
-    check.chan = Some(a);
-    cand.chan = Some(b);
-    let mut procs = [check, cand];
     let wall = req.limits.timeout_s.min(req.limits.total_timeout_s);
-    let ran = run_procs(w, req, &mut procs, wall)?;
-    let [check, cand] = &procs;
+    let (ran, [check, cand]) = run_check_and_cand(w, req, &check_job, &cand_job, wall)?;
     let records = parse_records(&read_capped(&cand.result, 1 << 16).0, 0);
     let verdict = read_capped(&check.result, 64).0;
     // Any process of the sample taken by the OOM killer means the sample went over its memory,
@@ -313,14 +325,15 @@ fn humaneval(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> 
 }
 
 /// One process of the `call` harness (`py/harness_call.py`): `entry_point` called with each of
-/// `args` (JSON texts) in order, `extra` the field that sets its mode, within `wall` seconds.
-/// Returns how the run ended, the process (its outputs) and the records it wrote.
+/// `args` (JSON texts) in order, `literal` saying per call whether only its truth matters,
+/// within `wall` seconds. Returns how the run ended, the process (its outputs) and the records
+/// it wrote.
 fn run_call_harness<'a>(
     w: &mut Worker,
     req: &CodeRequest,
     entry_point: &str,
     args: impl ExactSizeIterator<Item = &'a String>,
-    extra: (&str, &str),
+    literal: &str,
     wall: f64,
 ) -> Result<(Ran, Proc, Records), WorkerError> {
     let n = args.len();
@@ -329,7 +342,7 @@ fn run_call_harness<'a>(
         ("program", Some(&req.program)),
         ("entry", Some(entry_point)),
         ("args", Some(&args)),
-        (extra.0, Some(extra.1)),
+        ("literal", Some(literal)),
     ]);
     let mut procs = [Proc::new("call", &job, b"")?];
     let ran = run_procs(w, req, &mut procs, wall)?;
@@ -358,8 +371,7 @@ fn humaneval_literal(
         })
         .collect();
     let args = calls.iter().map(|c| &c.args);
-    let (ran, p, records) =
-        run_call_harness(w, req, entry_point, args, ("literal", &literal), wall)?;
+    let (ran, p, records) = run_call_harness(w, req, entry_point, args, &literal, wall)?;
     // The assertions in order: the first one that fails decides, as it ends `check`.
     let first_failure = records.tests.iter().zip(calls).find_map(|(r, c)| match r {
         Some(Ok(v)) if c.check.holds(v) => None,
@@ -410,14 +422,8 @@ fn call(w: &mut Worker, req: &CodeRequest) -> Result<Verdict, WorkerError> {
         ("entry", Some(entry_point)),
         ("timeout_s", Some(&timeout)),
     ]);
-    let (a, b) = stream_pair().map_err(io_err)?;
-    let mut driver = Proc::new("check", &driver_job, b"")?;
-    let mut cand = Proc::new("cand", &cand_job, b"")?;
-    driver.chan = Some(a);
-    cand.chan = Some(b);
-    let mut procs = [driver, cand];
-    let ran = run_procs(w, req, &mut procs, req.limits.total_timeout_s)?;
-    let [driver, cand] = &procs;
+    let (ran, [driver, cand]) =
+        run_check_and_cand(w, req, &driver_job, &cand_job, req.limits.total_timeout_s)?;
     let compile_error = parse_records(&read_capped(&cand.result, 1 << 16).0, 0).compile_error;
     let records = parse_records(&read_capped(&driver.result, OUTPUT_CAP).0, cases.len());
     let statuses = if compile_error.is_some() {

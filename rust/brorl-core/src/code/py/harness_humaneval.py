@@ -164,6 +164,14 @@ def run_cand():
         sf(5, reply, write)
 
 
+class _CallTimeout(BaseException):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _CallTimeout()
+
+
 # A call of kind="call" answered later than its `timeout_s` by this much is a timeout for the
 # driver (the candidate's own timer, when the program leaves it alone, stops it at `timeout_s`).
 _CALL_GRACE_S = 0.5
